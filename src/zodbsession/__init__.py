@@ -1,0 +1,33 @@
+"""zodbsession: namespaced, transactional server-side sessions on ZODB.
+
+The public names of zope.session 6.0 are all here, so zope.session code
+switches by changing its imports.
+"""
+from zodbsession.clientid import ClientId
+from zodbsession.clientid import CookieClientIdManager
+from zodbsession.clientid import MissingClientIdException
+from zodbsession.container import PersistentSessionDataContainer
+from zodbsession.data import SessionData
+from zodbsession.data import SessionPkgData
+from zodbsession.interfaces import IClientId
+from zodbsession.interfaces import IClientIdManager
+from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import IRequestCookies
+from zodbsession.interfaces import ISession
+from zodbsession.interfaces import ISessionData
+from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.interfaces import ISessionPkgData
+from zodbsession.ram import RAMSessionDataContainer
+from zodbsession.registration import register_adapters
+from zodbsession.registration import register_session_utilities
+from zodbsession.requests import WSGIRequest
+from zodbsession.session import Session
+
+__all__ = [
+    'ClientId', 'CookieClientIdManager', 'MissingClientIdException',
+    'PersistentSessionDataContainer', 'RAMSessionDataContainer',
+    'SessionData', 'SessionPkgData', 'Session', 'WSGIRequest',
+    'IClientId', 'IClientIdManager', 'ICookieClientIdManager',
+    'IRequestCookies', 'ISession', 'ISessionData', 'ISessionDataContainer',
+    'ISessionPkgData', 'register_adapters', 'register_session_utilities',
+]

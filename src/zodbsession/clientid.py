@@ -1,0 +1,161 @@
+"""Client ids: random, signed, carried in a cookie."""
+import secrets as _secrets
+
+import persistent
+import zope.component
+from zope.interface import implementer
+from zope.schema.fieldproperty import FieldProperty
+
+from zodbsession.interfaces import IClientId
+from zodbsession.interfaces import IClientIdManager
+from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import IRequestCookies
+from zodbsession.signing import Signer
+
+ID_BYTES = 32           # 256 bits of entropy per client id
+ID_MAX_LENGTH = 128     # a signed id is 87 characters; reject anything long
+DEFAULT_NAMESPACE = 'zodbsession'
+_SALT = 'zodbsession.clientid'
+# cookieLifetime 0 means "never expire": ten years is as close as
+# browsers allow (several cap cookie lifetimes below that anyway).
+_FOREVER = 10 * 365 * 24 * 3600
+
+
+class MissingClientIdException(Exception):
+    """No client id, and this manager may not issue one here."""
+
+
+@implementer(IClientId)
+class ClientId(str):
+    """``IClientId(request)``: the client id from the IClientIdManager."""
+
+    def __new__(cls, request):
+        manager = zope.component.getUtility(IClientIdManager)
+        return str.__new__(cls, manager.getClientId(request))
+
+
+def generate_secret():
+    return _secrets.token_urlsafe(32)
+
+
+@implementer(ICookieClientIdManager)
+class CookieClientIdManager(persistent.Persistent):
+    """Issues client ids in a signed cookie.
+
+    ``secret`` is one secret or a list of them: the first signs new ids,
+    every one is accepted, so keys can be rotated without logging anyone
+    out. With no secret, a random one is generated (store the manager in
+    the database so that every process shares it).
+    """
+
+    __parent__ = __name__ = None
+
+    namespace = FieldProperty(ICookieClientIdManager['namespace'])
+    cookieLifetime = FieldProperty(ICookieClientIdManager['cookieLifetime'])
+    thirdparty = FieldProperty(ICookieClientIdManager['thirdparty'])
+    domain = FieldProperty(ICookieClientIdManager['domain'])
+    path = FieldProperty(ICookieClientIdManager['path'])
+    secure = FieldProperty(ICookieClientIdManager['secure'])
+    postOnly = FieldProperty(ICookieClientIdManager['postOnly'])
+    httpOnly = FieldProperty(ICookieClientIdManager['httpOnly'])
+    sameSite = FieldProperty(ICookieClientIdManager['sameSite'])
+
+    def __init__(self, namespace=None, secret=None, **settings):
+        self.namespace = namespace or DEFAULT_NAMESPACE
+        self.secret = secret if secret is not None else generate_secret()
+        for name, value in settings.items():
+            if name not in ICookieClientIdManager:
+                raise TypeError(
+                    f'CookieClientIdManager has no setting {name!r}; known'
+                    f' settings: {", ".join(sorted(ICookieClientIdManager))}')
+            setattr(self, name, value)
+
+    def __repr__(self):
+        return f'<{type(self).__name__} namespace={self.namespace!r}>'
+
+    @property
+    def secret(self):
+        return self._secrets
+
+    @secret.setter
+    def secret(self, value):
+        signer = Signer(value, _SALT, ID_MAX_LENGTH)   # validates
+        self._secrets = tuple(value) if isinstance(
+            value, (list, tuple)) else (value,)
+        self._v_signer = signer
+
+    @property
+    def _signer(self):
+        signer = getattr(self, '_v_signer', None)
+        if signer is None:
+            signer = self._v_signer = Signer(
+                self._secrets, _SALT, ID_MAX_LENGTH)
+        return signer
+
+    # -- IClientIdManager -----------------------------------------------
+
+    def getClientId(self, request):
+        client_id = self.getRequestId(request)
+        if client_id is None:
+            if self.thirdparty or (
+                    self.postOnly
+                    and IRequestCookies(request).method != 'POST'):
+                raise MissingClientIdException(
+                    f'no valid {self.namespace!r} cookie in the request')
+            client_id = self.generateUniqueId()
+            self.setRequestId(request, client_id)
+        elif not self.thirdparty and self.cookieLifetime:
+            # Sliding expiry of the cookie itself.
+            self.setRequestId(request, client_id)
+        return client_id
+
+    # -- the cookie ---------------------------------------------------------
+
+    def generateUniqueId(self):
+        """A new signed id: 256 random bits and their HMAC-SHA256."""
+        payload = _secrets.token_urlsafe(ID_BYTES)
+        return self._signer.sign(payload)
+
+    def verify(self, client_id):
+        """Whether ``client_id`` was signed with one of our secrets."""
+        return self._signer.unsign(client_id) is not None
+
+    def getRequestId(self, request):
+        """The request's valid client id, or None. Never raises."""
+        value = IRequestCookies(request).get_cookie(self.namespace)
+        if value is None:
+            return None
+        if self.thirdparty:
+            return value
+        return value if self.verify(value) else None
+
+    def setRequestId(self, request, client_id):
+        if self.thirdparty:
+            return
+        cookies = IRequestCookies(request)
+        max_age = self.cookieLifetime
+        if max_age == 0:
+            max_age = _FOREVER
+        cookies.set_cookie(
+            self.namespace, client_id,
+            path=self.path or cookies.application_path or '/',
+            domain=self.domain or None,
+            secure=self.secure or self.sameSite == 'None',
+            httponly=self.httpOnly,
+            samesite=self.sameSite,
+            max_age=max_age)
+        # A response that sets a client id must never be cached and
+        # replayed to somebody else.
+        cookies.set_header('Cache-Control',
+                           'no-cache="Set-Cookie,Set-Cookie2"')
+        cookies.set_header('Pragma', 'no-cache')
+        cookies.set_header('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT')
+
+    def deleteRequestId(self, request):
+        """Make the client forget its id (and so its session)."""
+        if self.thirdparty:
+            return
+        cookies = IRequestCookies(request)
+        cookies.delete_cookie(
+            self.namespace, path=self.path or cookies.application_path or '/',
+            domain=self.domain or None)

@@ -1,0 +1,169 @@
+"""PersistentSessionDataContainer: sessions in ZODB BTrees.
+
+Layout (few, small records): the container holds a tree of time slices
+(slice end -> session tree); each session tree maps a 16-byte digest of
+the client id to that client's SessionData record. A new session writes
+its own record plus one small bucket; expiry drops whole slices.
+"""
+import hashlib
+
+import persistent
+from BTrees.LOBTree import LOBTree
+from BTrees.OOBTree import OOBTree
+from zope.interface import implementer
+from zope.schema.fieldproperty import FieldProperty
+
+from zodbsession import clock
+from zodbsession import expiry
+from zodbsession.interfaces import ISessionDataContainer
+
+# Implicit sweeping (when a request opens a new slice) drops at most this
+# many expired slices, so no request pays for a long-neglected container.
+IMPLICIT_SWEEP_LIMIT = 4
+
+
+class SessionTree(OOBTree):
+    """Client digest -> SessionData, with small buckets.
+
+    Every new session rewrites one bucket; small buckets keep that write
+    (and the chance that two clients' requests touch the same bucket)
+    small.
+    """
+    max_leaf_size = 8
+    max_internal_size = 32
+
+
+def client_key(client_id):
+    """The key of a client id: a digest, short and of fixed size.
+
+    128 bits make an accidental collision between two clients as likely
+    as guessing an id.
+    """
+    return hashlib.blake2b(
+        str(client_id).encode('utf-8'), digest_size=16).digest()
+
+
+@implementer(ISessionDataContainer)
+class PersistentSessionDataContainer(persistent.Persistent):
+    """Stores SessionData in a ZODB, expiring it after ``timeout`` seconds.
+
+    The last-access time is written at most once per ``resolution``
+    seconds, so most reads write nothing.
+    """
+
+    __parent__ = __name__ = None
+
+    timeout = FieldProperty(ISessionDataContainer['timeout'])
+    resolution = FieldProperty(ISessionDataContainer['resolution'])
+
+    def __init__(self, timeout=3600, resolution=600):
+        self.timeout = timeout
+        self.resolution = resolution
+        self._slices = LOBTree()
+
+    def __repr__(self):
+        return (f'<{type(self).__name__} timeout={self.timeout}'
+                f' resolution={self.resolution}>')
+
+    # -- lookup ---------------------------------------------------------
+
+    def _live_slices(self, now):
+        """(end, tree) of slices that may hold live sessions, newest first."""
+        oldest = expiry.oldest_live_end(now, self.timeout, self.resolution)
+        items = (self._slices.items() if oldest is None
+                 else self._slices.items(min=oldest, excludemin=True))
+        return reversed(list(items))
+
+    def _find(self, key, now):
+        for end, tree in self._live_slices(now):
+            data = tree.get(key)
+            if data is not None:
+                return end, tree, data
+        return None
+
+    def _live(self, client_id, now):
+        key = client_key(client_id)
+        found = self._find(key, now)
+        if found is None or expiry.is_expired(
+                found[2].getLastAccessTime(), now,
+                self.timeout, self.resolution):
+            return key, None
+        return key, found
+
+    def __getitem__(self, client_id):
+        now = clock.now()
+        key, found = self._live(client_id, now)
+        if found is None:
+            raise KeyError(client_id)
+        end, tree, data = found
+        if expiry.needs_touch(data.getLastAccessTime(), now,
+                              self.resolution):
+            self._touch(key, end, tree, data, now)
+        return data
+
+    def get(self, client_id, default=None):
+        try:
+            return self[client_id]
+        except KeyError:
+            return default
+
+    def __contains__(self, client_id):
+        return self._live(client_id, clock.now())[1] is not None
+
+    # -- changes --------------------------------------------------------
+
+    def __setitem__(self, client_id, session_data):
+        now = clock.now()
+        key = client_key(client_id)
+        found = self._find(key, now)
+        if found is not None:
+            del found[1][key]
+        session_data.setLastAccessTime(now)
+        self._tree_for(now)[key] = session_data
+
+    def __delitem__(self, client_id):
+        key = client_key(client_id)
+        found = self._find(key, clock.now())
+        if found is None:
+            raise KeyError(client_id)
+        del found[1][key]
+
+    def _touch(self, key, end, tree, data, now):
+        data.setLastAccessTime(now)
+        length = expiry.slice_length(self.timeout, self.resolution)
+        if expiry.slice_end(now, length) != end:
+            del tree[key]
+            self._tree_for(now)[key] = data
+
+    def _tree_for(self, now):
+        length = expiry.slice_length(self.timeout, self.resolution)
+        end = expiry.slice_end(now, length)
+        tree = self._slices.get(end)
+        if tree is None:
+            tree = self._slices[end] = SessionTree()
+            self._drop_expired_slices(now, IMPLICIT_SWEEP_LIMIT)
+        return tree
+
+    # -- expiry ---------------------------------------------------------
+
+    def _drop_expired_slices(self, now, limit=None):
+        oldest = expiry.oldest_live_end(now, self.timeout, self.resolution)
+        if oldest is None:
+            return 0
+        ends = list(self._slices.keys(max=oldest))[:limit]
+        for end in ends:
+            del self._slices[end]
+        return len(ends)
+
+    def sweep(self):
+        """Remove every expired session.
+
+        Whole slices go at once: nothing of the live sessions is read, and
+        the expired ones are not even loaded (``zodbsession pack`` reclaims
+        their space).
+        """
+        return self._drop_expired_slices(clock.now())
+
+    def count(self):
+        """The number of sessions not yet swept (reads every bucket)."""
+        return sum(len(tree) for tree in self._slices.values())

@@ -1,0 +1,184 @@
+"""SessionData and SessionPkgData: one client's data in one record.
+
+A client's whole session (every package's data and the last-access time)
+is a single persistent record, so a new session costs one record and a
+read costs one load. Package data objects are views onto that record.
+
+The record's state is ``{'t': last_access, 'p': {pkg_id: {key: stored}}}``
+where ``stored`` comes from ``zodbsession.values``. Concurrent commits
+merge key by key (see ``zodbsession.merge``): changes to different keys
+or packages both survive; the last-access time merges as a maximum.
+"""
+from collections.abc import MutableMapping
+
+import persistent
+from zope.interface import implementer
+
+from zodbsession import values
+from zodbsession.interfaces import ISessionData
+from zodbsession.interfaces import ISessionPkgData
+from zodbsession.merge import merge_session_states
+
+# Marks a key whose current value lives, unpickled, in the "live" dict.
+_LIVE = object()
+
+
+@implementer(ISessionPkgData)
+class SessionPkgData(MutableMapping):
+    """One package's data of one client: a mapping of keys to values.
+
+    Setting or deleting a key marks the session changed; so does
+    ``changed()``, for values mutated in place.
+    """
+
+    def __init__(self):
+        self._owner = None
+        self._pkg_id = None
+        self._own = ({}, {})
+
+    @classmethod
+    def _view(cls, owner, pkg_id):
+        view = cls.__new__(cls)
+        view._owner = owner
+        view._pkg_id = pkg_id
+        view._own = None
+        return view
+
+    def _dicts(self, create=False):
+        """(stored, live) dicts of this package's data."""
+        if self._owner is None:
+            return self._own
+        return self._owner._package_dicts(self._pkg_id, create)
+
+    def changed(self):
+        """Store this package's values again, after in-place mutation."""
+        if self._owner is not None:
+            self._owner._p_changed = True
+
+    def __getitem__(self, key):
+        stored, live = self._dicts()
+        try:
+            return live[key]
+        except KeyError:
+            pass
+        value = values.decode(stored[key])
+        live[key] = value
+        return value
+
+    def __setitem__(self, key, value):
+        stored, live = self._dicts(create=True)
+        stored[key] = _LIVE
+        live[key] = value
+        self.changed()
+
+    def __delitem__(self, key):
+        stored, live = self._dicts()
+        del stored[key]
+        live.pop(key, None)
+        self.changed()
+
+    def __contains__(self, key):
+        return key in self._dicts()[0]
+
+    def __iter__(self):
+        return iter(list(self._dicts()[0]))
+
+    def __len__(self):
+        return len(self._dicts()[0])
+
+    def __repr__(self):
+        return f'<SessionPkgData {self._pkg_id!r} keys={list(self)!r}>'
+
+    def _encoded(self):
+        stored, live = self._dicts()
+        return {
+            key: (values.encode(self._pkg_id, key, live[key])
+                  if key in live else raw)
+            for key, raw in stored.items()}
+
+
+@implementer(ISessionData)
+class SessionData(persistent.Persistent, MutableMapping):
+    """All data of one client, by package id, and its last-access time."""
+
+    def __init__(self):
+        self._last_access = 0
+        self._stored = {}
+        self._live = {}
+
+    # -- ISessionData -------------------------------------------------
+
+    def getLastAccessTime(self):
+        return self._last_access
+
+    def setLastAccessTime(self, value):
+        self._last_access = int(value)
+
+    lastAccessTime = property(getLastAccessTime, setLastAccessTime,
+                              doc='Integer epoch time of the last access.')
+
+    # -- mapping of package ids ---------------------------------------
+
+    def _package_dicts(self, pkg_id, create):
+        try:
+            return self._stored[pkg_id], self._live[pkg_id]
+        except KeyError:
+            if not create:
+                return {}, {}
+        self._p_changed = True
+        return (self._stored.setdefault(pkg_id, {}),
+                self._live.setdefault(pkg_id, {}))
+
+    def __getitem__(self, pkg_id):
+        if pkg_id not in self._stored:
+            raise KeyError(pkg_id)
+        return SessionPkgData._view(self, pkg_id)
+
+    def __setitem__(self, pkg_id, pkg_data):
+        if not isinstance(pkg_data, SessionPkgData):
+            raise TypeError(
+                f'SessionData[{pkg_id!r}] must be a SessionPkgData, not'
+                f' {type(pkg_data).__name__}')
+        contents = dict(pkg_data.items())
+        self._stored[pkg_id] = dict.fromkeys(contents, _LIVE)
+        self._live[pkg_id] = contents
+        self._p_changed = True
+        if pkg_data._owner is None:
+            # Adopt it: from now on it is a view onto this record.
+            pkg_data._owner, pkg_data._pkg_id, pkg_data._own = (
+                self, pkg_id, None)
+
+    def __delitem__(self, pkg_id):
+        del self._stored[pkg_id]
+        self._live.pop(pkg_id, None)
+        self._p_changed = True
+
+    def __contains__(self, pkg_id):
+        return pkg_id in self._stored
+
+    def __iter__(self):
+        return iter(list(self._stored))
+
+    def __len__(self):
+        return len(self._stored)
+
+    def __repr__(self):
+        return f'<SessionData packages={list(self._stored)!r}>'
+
+    # -- persistence ----------------------------------------------------
+
+    def __getstate__(self):
+        return {
+            't': self._last_access,
+            'p': {pkg_id: SessionPkgData._view(self, pkg_id)._encoded()
+                  for pkg_id in self._stored},
+        }
+
+    def __setstate__(self, state):
+        self._last_access = state.get('t', 0)
+        self._stored = {pkg_id: dict(items)
+                        for pkg_id, items in state.get('p', {}).items()}
+        self._live = {pkg_id: {} for pkg_id in self._stored}
+
+    def _p_resolveConflict(self, old, committed, new):
+        return merge_session_states(old, committed, new)

@@ -1,0 +1,53 @@
+"""Time slices: the expiry index shared by the containers.
+
+Every session sits in the slice that covers its last-access time; a slice
+is identified by the (exclusive) end of the time range it covers. Once a
+slice's end is older than ``timeout + resolution`` every session in it has
+expired, so sweeping drops whole slices without reading their sessions.
+"""
+
+# With no timeout nothing expires, but sessions still move between slices
+# as they are used, so that setting a timeout later works; long slices
+# keep that movement (and the number of slices to look in) small.
+NO_TIMEOUT_SLICE_LENGTH = 30 * 24 * 3600
+
+# Upper bound on the number of live slices, hence on lookups per miss.
+SLICES_PER_TIMEOUT = 8
+
+
+def slice_length(timeout, resolution):
+    """Seconds covered by one slice."""
+    if not timeout:
+        return NO_TIMEOUT_SLICE_LENGTH
+    return max(resolution, -(-timeout // SLICES_PER_TIMEOUT), 1)
+
+
+def slice_end(timestamp, length):
+    """The end of the slice that covers ``timestamp``."""
+    timestamp = int(timestamp)
+    return timestamp - timestamp % length + length
+
+
+def max_age(timeout, resolution):
+    """Seconds after its recorded last access when a session expires.
+
+    The recorded time lags the real one by up to ``resolution``, so a
+    session times out at most ``resolution`` late, never early.
+    """
+    return timeout + resolution if timeout else None
+
+
+def is_expired(last_access, now, timeout, resolution):
+    age = max_age(timeout, resolution)
+    return age is not None and last_access + age < now
+
+
+def oldest_live_end(now, timeout, resolution):
+    """Slices ending at or before this are wholly expired (None: never)."""
+    age = max_age(timeout, resolution)
+    return None if age is None else int(now) - age
+
+
+def needs_touch(last_access, now, resolution):
+    """Whether the last-access time is stale enough to be written."""
+    return now - last_access > resolution

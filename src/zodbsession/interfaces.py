@@ -1,0 +1,243 @@
+"""The contract of zodbsession.
+
+The names and behaviour of zope.session 6.0's interfaces are kept, so code
+written against zope.session works unchanged; what zodbsession adds is
+declared here too, before any implementation.
+"""
+import re
+
+from zope import schema
+from zope.interface import Attribute
+from zope.interface import Interface
+from zope.interface.common.mapping import IMapping
+from zope.interface.common.mapping import IReadMapping
+from zope.interface.common.mapping import IWriteMapping
+
+
+class IClientIdManager(Interface):
+    """Manages client identifiers."""
+
+    def getClientId(request):
+        """Return the client id for ``request`` as a string.
+
+        When the request carries no valid id, a new one is generated and
+        sent back to the client.
+        """
+
+
+class IClientId(Interface):
+    """A unique id representing a session's client."""
+
+    def __str__():
+        """As a unique ASCII string."""
+
+
+class ICookieClientIdManager(IClientIdManager):
+    """A client id manager that keeps the id in a signed cookie.
+
+    Ids carry at least 256 bits from ``secrets`` and an HMAC-SHA256
+    signature. A cookie that is missing, malformed, tampered with, signed
+    with an unknown secret or too long is treated as absent: the client
+    gets a fresh id, never an error.
+    """
+
+    namespace = schema.ASCIILine(
+        title="Cookie Name",
+        description=(
+            "Name of the cookie that holds the client id. ASCII letters,"
+            " digits and '_' only."),
+        required=True,
+        min_length=1,
+        max_length=30,
+        constraint=re.compile(r"^[A-Za-z0-9_]+$").search,
+    )
+
+    cookieLifetime = schema.Int(
+        title="Cookie Lifetime",
+        description=(
+            "Seconds until the browser forgets the cookie. None: when the"
+            " browser closes. 0: never."),
+        min=0,
+        required=False,
+        default=None,
+        missing_value=None,
+    )
+
+    thirdparty = schema.Bool(
+        title="Third party cookie",
+        description=(
+            "The id cookie is issued by something else (a front-end"
+            " server): never send one, only read it."),
+        required=False,
+        default=False,
+    )
+
+    domain = schema.TextLine(
+        title="Effective domain",
+        description="The cookie's Domain attribute, e.g. '.example.org'.",
+        required=False,
+    )
+
+    path = schema.TextLine(
+        title="Cookie path",
+        description=(
+            "The cookie's Path attribute. None: the application's root"
+            " path as the request reports it."),
+        required=False,
+        default=None,
+    )
+
+    secure = schema.Bool(
+        title="Request Secure communication",
+        description="Send the cookie over HTTPS only.",
+        required=False,
+        default=False,
+    )
+
+    postOnly = schema.Bool(
+        title="Only set cookie on POST requests",
+        required=False,
+        default=False,
+    )
+
+    httpOnly = schema.Bool(
+        title="The cookie cannot be accessed through client side scripts",
+        required=False,
+        default=True,
+    )
+
+    sameSite = schema.Choice(
+        title="SameSite",
+        description=(
+            "The cookie's SameSite attribute; 'None' requires 'secure'."),
+        values=('Lax', 'Strict', 'None'),
+        required=False,
+        default='Lax',
+    )
+
+
+class ISessionDataContainer(IReadMapping, IWriteMapping):
+    """Stores data objects for sessions, keyed by client id.
+
+    Usage::
+
+      session_data_container[client_id][pkg_id][key] = value
+
+    Keys are secret, so the container offers no ``keys()`` or ``values()``.
+    Expired data is never returned.
+    """
+
+    timeout = schema.Int(
+        title="Timeout",
+        description=(
+            "Seconds of inactivity after which a session expires."
+            " 0 means never."),
+        default=3600,
+        required=True,
+        min=0,
+    )
+
+    resolution = schema.Int(
+        title="Timeout resolution (in seconds)",
+        description=(
+            "The last-access time is written at most once per this many"
+            " seconds, so most reads write nothing; sessions may live up"
+            " to this much longer than the timeout."),
+        default=10 * 60,
+        required=True,
+        min=0,
+    )
+
+    def __getitem__(client_id):
+        """Return the client's ISessionData, or raise KeyError."""
+
+    def __setitem__(client_id, session_data):
+        """Store an ISessionData for the client, touching its access time."""
+
+    def sweep():
+        """Remove expired data, at a cost proportional to what expires."""
+
+
+class ISession(Interface):
+    """Retrieves the ISessionPkgData of the current client for a package.
+
+    For example::
+
+        data = ISession(request)['shop.cart']
+        data['items'] = ['apple']
+    """
+
+    def __getitem__(pkg_id):
+        """Return the package's ISessionPkgData, creating it if needed.
+
+        This issues a client id to a client that has none.
+        """
+
+    def get(pkg_id, default=None):
+        """Return the package's ISessionPkgData, or ``default``.
+
+        Never creates anything: no client id, no session data.
+        """
+
+
+class ISessionData(IMapping):
+    """The data of one client: ISessionPkgData by package id."""
+
+    def getLastAccessTime():
+        """Return the approximate epoch time this data was last used."""
+
+    def setLastAccessTime(value):
+        """Set the last-access time (used by containers).
+
+        Concurrent settings merge as their maximum.
+        """
+
+    lastAccessTime = schema.Int(
+        title="Last Access Time",
+        description=(
+            "Approximate epoch time this ISessionData was last retrieved"
+            " from its ISessionDataContainer"),
+        default=0,
+        required=True,
+    )
+
+
+class ISessionPkgData(IMapping):
+    """One package's data of one client.
+
+    Values are stored with the transaction, and must be picklable;
+    committing an unpicklable value fails with an error naming the key.
+    """
+
+
+class IRequestCookies(Interface):
+    """What the core needs of a request: its cookies, and a way to answer.
+
+    One adapter per kind of request (plain WSGI, WebOb/Pyramid,
+    zope.publisher) keeps the core free of any web framework.
+    """
+
+    method = Attribute("The request's HTTP method, upper case.")
+
+    application_path = Attribute(
+        "The path of the application's root, the default cookie Path.")
+
+    def get_cookie(name):
+        """The cookie's value, or None.
+
+        A cookie set on the response during this request wins over the
+        one the request brought.
+        """
+
+    def set_cookie(name, value, max_age=None, path='/', domain=None,
+                   secure=False, httponly=True, samesite='Lax'):
+        """Set a cookie on the response.
+
+        ``max_age`` None makes a browser-session cookie.
+        """
+
+    def delete_cookie(name, path='/', domain=None):
+        """Make the client forget a cookie."""
+
+    def set_header(name, value):
+        """Set (replace) a response header."""

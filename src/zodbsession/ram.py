@@ -1,0 +1,300 @@
+"""RAMSessionDataContainer: sessions in process memory, transactional.
+
+All threads of a process share one store per container. Each transaction
+works on private copies of the sessions it uses; when it commits, its
+changes are merged into the store with the same three-way merge ZODB uses
+for SessionData, so concurrent requests behave as they do on ZODB. An
+abort simply forgets the copies. No ZODB connection is involved.
+"""
+import secrets
+import threading
+
+import persistent
+import transaction
+from ZODB.POSException import ConflictError
+from zope.interface import implementer
+from zope.schema.fieldproperty import FieldProperty
+
+from zodbsession import clock
+from zodbsession import expiry
+from zodbsession.container import IMPLICIT_SWEEP_LIMIT
+from zodbsession.container import client_key
+from zodbsession.data import SessionData
+from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.merge import merge_session_states
+
+_EMPTY_STATE = {'t': 0, 'p': {}}
+
+
+class _Entry:
+    __slots__ = ('version', 'state', 'end')
+
+    def __init__(self, version, state, end):
+        self.version, self.state, self.end = version, state, end
+
+
+class RAMStore:
+    """The process-wide data of one RAM container."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.entries = {}        # client key -> _Entry
+        self.slices = {}         # slice end -> set of client keys
+        self.version = 0
+
+    def read(self, key):
+        with self.lock:
+            entry = self.entries.get(key)
+            return (None, None) if entry is None else (
+                entry.version, entry.state)
+
+    # Called with the lock held.
+
+    def _put(self, key, state, length, now, timeout, resolution):
+        self.version += 1
+        end = expiry.slice_end(state['t'], length)
+        old = self.entries.get(key)
+        if old is not None and old.end != end:
+            self.slices.get(old.end, set()).discard(key)
+        if end not in self.slices:
+            self.slices[end] = set()
+            self._drop_expired(now, timeout, resolution, IMPLICIT_SWEEP_LIMIT)
+        self.slices[end].add(key)
+        self.entries[key] = _Entry(self.version, state, end)
+
+    def _remove(self, key):
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.slices.get(old.end, set()).discard(key)
+
+    def _drop_expired(self, now, timeout, resolution, limit=None):
+        oldest = expiry.oldest_live_end(now, timeout, resolution)
+        if oldest is None:
+            return 0
+        ends = sorted(end for end in self.slices if end <= oldest)[:limit]
+        for end in ends:
+            for key in self.slices.pop(end):
+                entry = self.entries.get(key)
+                if entry is not None and entry.end == end:
+                    del self.entries[key]
+        return len(ends)
+
+    def sweep(self, now, timeout, resolution):
+        with self.lock:
+            return self._drop_expired(now, timeout, resolution)
+
+
+_stores = {}
+_stores_lock = threading.Lock()
+
+
+def _store_for(key):
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = RAMStore()
+        return store
+
+
+class _Tracked:
+    __slots__ = ('base_version', 'base_state', 'data')
+
+    def __init__(self, base_version, base_state, data):
+        self.base_version = base_version
+        self.base_state = base_state
+        self.data = data
+
+
+class RAMTransaction:
+    """The data manager of one container in one transaction."""
+
+    def __init__(self, container, store, transaction_manager):
+        self.container = container
+        self.store = store
+        self.transaction_manager = transaction_manager
+        self.tracked = {}     # client key -> _Tracked (None: deleted)
+        self._changes = None
+        self._locked = False
+
+    # -- reads and writes of the transaction ------------------------------
+
+    def load(self, key):
+        if key in self.tracked:
+            tracked = self.tracked[key]
+            return None if tracked is None else tracked.data
+        version, state = self.store.read(key)
+        if state is None:
+            return None
+        data = SessionData.__new__(SessionData)
+        data.__setstate__(state)
+        self.tracked[key] = _Tracked(version, state, data)
+        return data
+
+    def _base(self, key):
+        tracked = self.tracked.get(key)
+        if tracked is not None:
+            return tracked.base_version, tracked.base_state
+        return self.store.read(key)
+
+    def store_data(self, key, data):
+        version, state = self._base(key)
+        self.tracked[key] = _Tracked(version, state, data)
+
+    def delete(self, key):
+        if key not in self.tracked:
+            self.store_data(key, None)
+        self.tracked[key] = None
+
+    # -- two-phase commit ---------------------------------------------------
+
+    def sortKey(self):
+        return f'zodbsession.ram:{self.container.key}'
+
+    def abort(self, txn):
+        self.tracked.clear()
+
+    def tpc_begin(self, txn):
+        pass
+
+    def commit(self, txn):
+        pass
+
+    def tpc_vote(self, txn):
+        # New states are computed before locking: an unpicklable value
+        # fails here, and the store is untouched.
+        pending = []
+        for key, tracked in self.tracked.items():
+            if tracked is None:
+                continue
+            new_state = tracked.data.__getstate__()
+            if new_state != tracked.base_state:
+                pending.append((key, tracked, new_state))
+        self.store.lock.acquire()
+        self._locked = True
+        changes = []
+        for key, tracked, new_state in pending:
+            current = self.store.entries.get(key)
+            current_version = None if current is None else current.version
+            if current_version != tracked.base_version:
+                if current is None:
+                    raise ConflictError(
+                        'the session was removed by another transaction')
+                new_state = merge_session_states(
+                    tracked.base_state or _EMPTY_STATE, current.state,
+                    new_state)
+            changes.append((key, new_state))
+        for key, tracked in self.tracked.items():
+            if tracked is None:
+                changes.append((key, None))
+        self._changes = changes
+
+    def tpc_finish(self, txn):
+        try:
+            container = self.container
+            timeout, resolution = container.timeout, container.resolution
+            length = expiry.slice_length(timeout, resolution)
+            now = clock.now()
+            for key, state in self._changes:
+                if state is None:
+                    self.store._remove(key)
+                else:
+                    self.store._put(key, state, length, now, timeout,
+                                    resolution)
+        finally:
+            self._release()
+
+    def tpc_abort(self, txn):
+        self._release()
+        self.tracked.clear()
+
+    def _release(self):
+        self._changes = None
+        if self._locked:
+            self._locked = False
+            self.store.lock.release()
+
+
+@implementer(ISessionDataContainer)
+class RAMSessionDataContainer(persistent.Persistent):
+    """Sessions in the memory of this process, shared by its threads.
+
+    The container object itself may be stored in a ZODB (for instance as
+    a persistent utility registration); its data never is, and is lost
+    when the process ends.
+    """
+
+    __parent__ = __name__ = None
+
+    timeout = FieldProperty(ISessionDataContainer['timeout'])
+    resolution = FieldProperty(ISessionDataContainer['resolution'])
+
+    def __init__(self, timeout=3600, resolution=300):
+        self.timeout = timeout
+        self.resolution = resolution
+        self.key = secrets.token_hex(16)
+
+    def __repr__(self):
+        return (f'<{type(self).__name__} timeout={self.timeout}'
+                f' resolution={self.resolution}>')
+
+    @property
+    def _store(self):
+        return _store_for(self.key)
+
+    def _transaction(self):
+        manager = transaction.manager
+        txn = manager.get()
+        store = self._store
+        try:
+            return txn.data(store)
+        except KeyError:
+            data_manager = RAMTransaction(self, store, manager)
+            txn.join(data_manager)
+            txn.set_data(store, data_manager)
+            return data_manager
+
+    def _live(self, client_id, now):
+        key = client_key(client_id)
+        txn = self._transaction()
+        data = txn.load(key)
+        if data is not None and expiry.is_expired(
+                data.getLastAccessTime(), now, self.timeout,
+                self.resolution):
+            data = None
+        return txn, key, data
+
+    def __getitem__(self, client_id):
+        now = clock.now()
+        txn, key, data = self._live(client_id, now)
+        if data is None:
+            raise KeyError(client_id)
+        if expiry.needs_touch(data.getLastAccessTime(), now,
+                              self.resolution):
+            data.setLastAccessTime(now)
+        return data
+
+    def get(self, client_id, default=None):
+        try:
+            return self[client_id]
+        except KeyError:
+            return default
+
+    def __contains__(self, client_id):
+        return self._live(client_id, clock.now())[2] is not None
+
+    def __setitem__(self, client_id, session_data):
+        session_data.setLastAccessTime(clock.now())
+        self._transaction().store_data(client_key(client_id), session_data)
+
+    def __delitem__(self, client_id):
+        txn, key, data = self._live(client_id, clock.now())
+        if data is None:
+            raise KeyError(client_id)
+        txn.delete(key)
+
+    def sweep(self):
+        """Remove expired sessions; costs what expires."""
+        return self._store.sweep(clock.now(), self.timeout, self.resolution)
+
+    def count(self):
+        return len(self._store.entries)

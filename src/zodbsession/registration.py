@@ -1,0 +1,69 @@
+"""Wiring in Python, for sites that do not use ZCML.
+
+``configure.zcml`` registers the same adapters; use one or the other.
+"""
+import zope.component
+from zope.interface import Interface
+
+from zodbsession.clientid import ClientId
+from zodbsession.interfaces import IClientId
+from zodbsession.interfaces import IClientIdManager
+from zodbsession.interfaces import IRequestCookies
+from zodbsession.interfaces import ISession
+from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.requests import EnvironCookies
+from zodbsession.requests import WSGIRequest
+from zodbsession.session import Session
+
+
+def _webob_request_class():
+    try:
+        from webob.request import BaseRequest
+    except ImportError:  # pragma: no cover - WebOb is a dependency
+        return None
+    return BaseRequest
+
+
+def register_adapters(registry=None):
+    """Register the adapters: IClientId, ISession, IRequestCookies.
+
+    ``registry`` defaults to the global site manager.
+    """
+    registry = registry or zope.component.getGlobalSiteManager()
+    registry.registerAdapter(ClientId, (Interface,), IClientId)
+    registry.registerAdapter(Session, (Interface,), ISession)
+    registry.registerAdapter(EnvironCookies, (WSGIRequest,), IRequestCookies)
+    webob_request = _webob_request_class()
+    if webob_request is not None:
+        registry.registerAdapter(
+            EnvironCookies, (webob_request,), IRequestCookies)
+    try:
+        from zodbsession.publisher import PublisherCookies
+    except ImportError:
+        pass    # zope.publisher is optional
+    else:
+        registry.registerAdapter(PublisherCookies, provided=IRequestCookies)
+    try:
+        from zope.traversing.interfaces import IPathAdapter
+    except ImportError:
+        pass    # page-template access is optional
+    else:
+        registry.registerAdapter(Session, (Interface,), IPathAdapter,
+                                 name='session')
+    return registry
+
+
+def register_session_utilities(client_id_manager, container, registry=None,
+                               **named_containers):
+    """Register a client id manager and containers, returning the registry.
+
+    ``container`` is the unnamed one; ``named_containers`` map package ids
+    to their own containers (package ids with dots can be given with
+    ``**{'shop.cart': container}``).
+    """
+    registry = registry or zope.component.getGlobalSiteManager()
+    registry.registerUtility(client_id_manager, IClientIdManager)
+    registry.registerUtility(container, ISessionDataContainer)
+    for pkg_id, named in named_containers.items():
+        registry.registerUtility(named, ISessionDataContainer, name=pkg_id)
+    return registry

@@ -1,0 +1,116 @@
+"""Cookies of WSGI and WebOb/Pyramid requests, for the core.
+
+Both kinds of request carry a WSGI environ; the answer's cookies and
+headers wait in the environ (``PendingResponse``) until whoever builds the
+response applies them: the middleware, a Pyramid response callback, or
+``PendingResponse.apply`` called by hand.
+"""
+import webob.cookies
+from zope.interface import implementer
+
+from zodbsession.interfaces import IRequestCookies
+
+PENDING_KEY = 'zodbsession.response'
+
+
+class PendingResponse:
+    """Cookies and headers to add to the response of one request."""
+
+    def __init__(self):
+        self.cookies = {}   # name -> (value or None to delete, attributes)
+        self.headers = {}   # header name -> value
+
+    @classmethod
+    def of(cls, environ):
+        pending = environ.get(PENDING_KEY)
+        if pending is None:
+            pending = environ[PENDING_KEY] = cls()
+        return pending
+
+    def __bool__(self):
+        return bool(self.cookies or self.headers)
+
+    def header_list(self):
+        """[(name, value)] to append to the response headers."""
+        result = []
+        for name, (value, attributes) in self.cookies.items():
+            # make_cookie with value None writes an expired cookie.
+            result.append(('Set-Cookie', webob.cookies.make_cookie(
+                name, value, **attributes)))
+        result.extend(self.headers.items())
+        return result
+
+    def apply(self, response):
+        """Apply to a WebOb response."""
+        for name, value in self.header_list():
+            if name == 'Set-Cookie':
+                response.headerlist.append((name, value))
+            else:
+                response.headers[name] = value
+
+
+class WSGIRequest:
+    """The smallest request: a WSGI environ. The middleware uses it."""
+
+    def __init__(self, environ):
+        self.environ = environ
+
+    @property
+    def method(self):
+        return self.environ.get('REQUEST_METHOD', 'GET').upper()
+
+
+@implementer(IRequestCookies)
+class EnvironCookies:
+    """IRequestCookies for anything with a WSGI ``environ``.
+
+    Registered for WSGIRequest and for WebOb requests (so Pyramid's too).
+    """
+
+    def __init__(self, request):
+        self.request = request
+        self.environ = request.environ
+
+    @property
+    def method(self):
+        return self.environ.get('REQUEST_METHOD', 'GET').upper()
+
+    @property
+    def application_path(self):
+        return self.environ.get('SCRIPT_NAME') or '/'
+
+    @property
+    def _pending(self):
+        pending = self.environ.get(PENDING_KEY)
+        if pending is None:
+            pending = PendingResponse.of(self.environ)
+            # Pyramid: get the cookies onto whatever response the view
+            # returns.
+            add_callback = getattr(self.request, 'add_response_callback',
+                                   None)
+            if add_callback is not None:
+                add_callback(lambda request, response: pending.apply(response))
+        return pending
+
+    def get_cookie(self, name):
+        pending = self.environ.get(PENDING_KEY)
+        if pending is not None and name in pending.cookies:
+            return pending.cookies[name][0]
+        try:
+            return webob.cookies.RequestCookies(self.environ).get(name)
+        except Exception:
+            # A header WebOb cannot parse is no cookie at all.
+            return None
+
+    def set_cookie(self, name, value, max_age=None, path='/', domain=None,
+                   secure=False, httponly=True, samesite='Lax'):
+        attributes = dict(max_age=max_age, path=path, domain=domain,
+                          secure=secure, httponly=httponly,
+                          samesite=samesite.lower() if samesite else None)
+        self._pending.cookies[name] = (value, attributes)
+
+    def delete_cookie(self, name, path='/', domain=None):
+        self._pending.cookies[name] = (None, dict(path=path, domain=domain))
+
+    def set_header(self, name, value):
+        self._pending.headers[name] = value

@@ -1,0 +1,104 @@
+"""HMAC-SHA256 signatures with key rotation.
+
+Values leave the server as ``payload.signature`` (URL-safe base64 for the
+signature). The first secret signs; every listed secret is accepted, so a
+site rotates keys by putting the new one first and dropping the old one
+once its values have expired.
+"""
+import base64
+import hashlib
+import hmac
+
+# A value longer than this is rejected before any HMAC is computed, so a
+# hostile client cannot make us hash megabytes.
+DEFAULT_MAX_LENGTH = 4096
+
+MIN_SECRET_LENGTH = 16
+
+
+def b64encode(data):
+    return base64.urlsafe_b64encode(data).rstrip(b'=').decode('ascii')
+
+
+def b64decode(text):
+    """Decode unpadded URL-safe base64; raise ValueError on bad input."""
+    if isinstance(text, str):
+        text = text.encode('ascii')
+    padded = text + b'=' * (-len(text) % 4)
+    try:
+        return base64.b64decode(padded, altchars=b'-_', validate=True)
+    except Exception as exc:  # binascii.Error is a ValueError; be explicit
+        raise ValueError('not URL-safe base64') from exc
+
+
+def normalize_secrets(secrets, setting='secret'):
+    """Return secrets as a tuple of bytes, the signing one first.
+
+    Accepts one secret or a sequence of them, as ``str`` or ``bytes``.
+    """
+    if isinstance(secrets, (str, bytes)):
+        secrets = [secrets]
+    result = []
+    for secret in secrets:
+        if isinstance(secret, str):
+            secret = secret.encode('utf-8')
+        if not isinstance(secret, bytes):
+            raise TypeError(
+                f'{setting}: secrets must be str or bytes, got'
+                f' {type(secret).__name__}')
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f'{setting}: a secret must be at least {MIN_SECRET_LENGTH}'
+                f' bytes long (got one of {len(secret)}); generate one with'
+                ' secrets.token_urlsafe(32)')
+        result.append(secret)
+    if not result:
+        raise ValueError(f'{setting}: at least one secret is required')
+    return tuple(result)
+
+
+class Signer:
+    """Signs and verifies text values.
+
+    ``salt`` separates uses of the same secrets (client ids, cookie
+    sessions), so a signature made for one is worthless for the other.
+    """
+
+    def __init__(self, secrets, salt, max_length=DEFAULT_MAX_LENGTH):
+        self._keys = tuple(
+            hashlib.sha256(salt.encode('utf-8') + b'\0' + secret).digest()
+            for secret in normalize_secrets(secrets))
+        self.max_length = max_length
+
+    def __repr__(self):
+        # Never show key material.
+        return f'<Signer with {len(self._keys)} key(s)>'
+
+    def _mac(self, key, payload):
+        return hmac.new(key, payload.encode('ascii'), hashlib.sha256).digest()
+
+    def sign(self, payload):
+        """Return ``payload.signature``; payload must be ASCII text."""
+        return payload + '.' + b64encode(self._mac(self._keys[0], payload))
+
+    def unsign(self, value):
+        """Return the payload of a validly signed value, else None.
+
+        Never raises on hostile input.
+        """
+        if not isinstance(value, str) or len(value) > self.max_length:
+            return None
+        payload, sep, signature = value.rpartition('.')
+        if not sep or not value.isascii():
+            return None
+        try:
+            mac = b64decode(signature)
+        except ValueError:
+            return None
+        if len(mac) != hashlib.sha256().digest_size:
+            return None
+        # Check every key, so timing does not tell which one matched.
+        valid = False
+        for key in self._keys:
+            valid |= hmac.compare_digest(mac, self._mac(key, payload))
+        return payload if valid else None
