@@ -2,7 +2,6 @@
 import secrets as _secrets
 
 import persistent
-import zope.component
 from zope.interface import implementer
 from zope.schema.fieldproperty import FieldProperty
 
@@ -10,6 +9,7 @@ from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IRequestCookies
+from zodbsession.lookup import registry_for
 from zodbsession.signing import Signer
 
 ID_BYTES = 32           # 256 bits of entropy per client id
@@ -30,7 +30,7 @@ class ClientId(str):
     """``IClientId(request)``: the client id from the IClientIdManager."""
 
     def __new__(cls, request):
-        manager = zope.component.getUtility(IClientIdManager)
+        manager = registry_for(request).getUtility(IClientIdManager)
         return str.__new__(cls, manager.getClientId(request))
 
 

@@ -180,6 +180,27 @@ class ISession(Interface):
         """
 
 
+class ISessionLifecycle(Interface):
+    """Session-wide operations that zope.session lacks and peers offer."""
+
+    client_id = Attribute(
+        "The client's id; reading it issues one to a client that has none.")
+
+    def invalidate():
+        """Remove the client's data from every registered container and
+        issue a new client id (session fixation defence)."""
+
+    def regenerate():
+        """Keep the client's data under a new client id (call after
+        login)."""
+
+    def delete():
+        """Remove the client's data everywhere and expire its cookie."""
+
+    def persist():
+        """Commit the current transaction now."""
+
+
 class ISessionData(IMapping):
     """The data of one client: ISessionPkgData by package id."""
 

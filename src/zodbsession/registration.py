@@ -4,6 +4,7 @@
 """
 import zope.component
 from zope.interface import Interface
+from zope.interface.interfaces import IComponentLookup
 
 from zodbsession.clientid import ClientId
 from zodbsession.interfaces import IClientId
@@ -13,6 +14,7 @@ from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.requests import EnvironCookies
 from zodbsession.requests import WSGIRequest
+from zodbsession.requests import environ_registry
 from zodbsession.session import Session
 
 
@@ -32,11 +34,13 @@ def register_adapters(registry=None):
     registry = registry or zope.component.getGlobalSiteManager()
     registry.registerAdapter(ClientId, (Interface,), IClientId)
     registry.registerAdapter(Session, (Interface,), ISession)
-    registry.registerAdapter(EnvironCookies, (WSGIRequest,), IRequestCookies)
-    webob_request = _webob_request_class()
-    if webob_request is not None:
+    for request_class in (WSGIRequest, _webob_request_class()):
+        if request_class is None:
+            continue
         registry.registerAdapter(
-            EnvironCookies, (webob_request,), IRequestCookies)
+            EnvironCookies, (request_class,), IRequestCookies)
+        registry.registerAdapter(
+            environ_registry, (request_class,), IComponentLookup)
     try:
         from zodbsession.publisher import PublisherCookies
     except ImportError:

@@ -12,6 +12,10 @@ from zodbsession.interfaces import IRequestCookies
 
 PENDING_KEY = 'zodbsession.response'
 
+# Set by whoever hosts the request (the middleware): a callable returning
+# the component registry that serves it, loaded on first use.
+REGISTRY_KEY = 'zodbsession.registry'
+
 
 class PendingResponse:
     """Cookies and headers to add to the response of one request."""
@@ -47,6 +51,13 @@ class PendingResponse:
                 response.headerlist.append((name, value))
             else:
                 response.headers[name] = value
+
+
+def environ_registry(request):
+    """IComponentLookup of a request whose host put a registry in its
+    environ; None (no adapter) otherwise."""
+    load_registry = request.environ.get(REGISTRY_KEY)
+    return None if load_registry is None else load_registry()
 
 
 class WSGIRequest:

@@ -1,28 +1,18 @@
-"""The Session adapter: ``ISession(request)[pkg_id]``.
-
-Which container holds a package's data is the site's decision: the
-ISessionDataContainer utility named after the package id, else the
-unnamed one.
-"""
-import zope.component
+"""The Session adapter: ``ISession(request)[pkg_id]``."""
+import transaction
 from zope.interface import implementer
 
 from zodbsession.data import SessionData
 from zodbsession.data import SessionPkgData
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ISession
-from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.interfaces import ISessionLifecycle
+from zodbsession.lookup import all_containers
+from zodbsession.lookup import container_for
+from zodbsession.lookup import registry_for
 
 
-def container_for(pkg_id):
-    """The ISessionDataContainer that holds ``pkg_id``'s data."""
-    container = zope.component.queryUtility(ISessionDataContainer, pkg_id)
-    if container is None:
-        container = zope.component.getUtility(ISessionDataContainer)
-    return container
-
-
-@implementer(ISession)
+@implementer(ISession, ISessionLifecycle)
 class Session:
     """The sessions of the client that made ``request``.
 
@@ -35,17 +25,20 @@ class Session:
         self._client_id = None
 
     @property
+    def _manager(self):
+        return registry_for(self.request).getUtility(IClientIdManager)
+
+    @property
     def client_id(self):
         """The client's id, issuing one if the client has none."""
         if self._client_id is None:
-            manager = zope.component.getUtility(IClientIdManager)
-            self._client_id = str(manager.getClientId(self.request))
+            self._client_id = str(self._manager.getClientId(self.request))
         return self._client_id
 
     def existing_client_id(self):
         """The client's id if it sent a valid one, else None."""
         if self._client_id is None:
-            manager = zope.component.getUtility(IClientIdManager)
+            manager = self._manager
             get_existing = getattr(manager, 'getRequestId', None)
             if get_existing is None:
                 # A manager without getRequestId can only issue ids.
@@ -55,17 +48,19 @@ class Session:
                 self._client_id = str(client_id)
         return self._client_id
 
+    # -- ISession ---------------------------------------------------------
+
     def get(self, pkg_id, default=None):
         client_id = self.existing_client_id()
         if client_id is None:
             return default
-        session_data = container_for(pkg_id).get(client_id)
+        session_data = container_for(pkg_id, self.request).get(client_id)
         if session_data is None:
             return default
         return session_data.get(pkg_id, default)
 
     def __getitem__(self, pkg_id):
-        container = container_for(pkg_id)
+        container = container_for(pkg_id, self.request)
         client_id = self.client_id
         session_data = container.get(client_id)
         if session_data is None:
@@ -86,3 +81,70 @@ class Session:
         raise TypeError(
             "'in' is not supported on a Session; use"
             ' session.get(pkg_id) is not None')
+
+    # -- ISessionLifecycle --------------------------------------------------
+
+    def exists(self):
+        """Whether the client has session data in any container."""
+        client_id = self.existing_client_id()
+        return client_id is not None and any(
+            client_id in container
+            for container in all_containers(self.request))
+
+    def _remove_data(self, client_id):
+        moved = []
+        for container in all_containers(self.request):
+            data = container.get(client_id)
+            if data is not None:
+                del container[client_id]
+                moved.append((container, data))
+        return moved
+
+    def _issue_new_id(self):
+        manager = self._manager
+        new_id = str(manager.generateUniqueId())
+        manager.setRequestId(self.request, new_id)
+        self._client_id = new_id
+        return new_id
+
+    def invalidate(self):
+        client_id = self.existing_client_id()
+        if client_id is not None:
+            self._remove_data(client_id)
+        self._issue_new_id()
+
+    def regenerate(self):
+        client_id = self.existing_client_id()
+        moved = self._remove_data(client_id) if client_id else []
+        new_id = self._issue_new_id()
+        for container, data in moved:
+            container[new_id] = data
+
+    def delete(self):
+        client_id = self.existing_client_id()
+        if client_id is not None:
+            self._remove_data(client_id)
+        delete_cookie = getattr(self._manager, 'deleteRequestId', None)
+        if delete_cookie is not None:
+            delete_cookie(self.request)
+        self._client_id = None
+
+    def persist(self):
+        transaction.commit()
+
+
+def get_session(request, create=False):
+    """The request's session; None if the client has none and not create.
+
+    With ``create=False`` nothing is created: no client id, no data.
+    """
+    session = ISession(request)
+    if create:
+        session.client_id
+        return session
+    return session if session.exists() else None
+
+
+def expire_session(request):
+    """End the client's session: its data goes and its cookie expires."""
+    ISession(request).delete()

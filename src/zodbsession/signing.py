@@ -26,9 +26,14 @@ def b64decode(text):
         text = text.encode('ascii')
     padded = text + b'=' * (-len(text) % 4)
     try:
-        return base64.b64decode(padded, altchars=b'-_', validate=True)
+        data = base64.b64decode(padded, altchars=b'-_', validate=True)
     except Exception as exc:  # binascii.Error is a ValueError; be explicit
         raise ValueError('not URL-safe base64') from exc
+    # b64decode also takes '+', '/' and non-zero spare bits; accept only
+    # the one canonical spelling, so a signed value has a single form.
+    if b64encode(data).encode('ascii') != text:
+        raise ValueError('not canonical URL-safe base64')
+    return data
 
 
 def normalize_secrets(secrets, setting='secret'):

@@ -1,0 +1,39 @@
+"""Which components serve a request.
+
+Which container holds a package's data is the site's decision: the
+ISessionDataContainer utility named after the package id, else the
+unnamed one, looked up in the component registry that serves the request:
+a persistent registry loaded through the request's own connection when
+the middleware runs (an IComponentLookup adapter of the request), else the
+current site manager.
+"""
+import zope.component
+from zope.interface.interfaces import IComponentLookup
+
+from zodbsession.interfaces import ISessionDataContainer
+
+
+def registry_for(request):
+    """The component registry that serves ``request``."""
+    registry = IComponentLookup(request, None)
+    return registry if registry is not None else (
+        zope.component.getSiteManager())
+
+
+def container_for(pkg_id, request=None):
+    """The ISessionDataContainer that holds ``pkg_id``'s data."""
+    registry = (zope.component.getSiteManager() if request is None
+                else registry_for(request))
+    container = registry.queryUtility(ISessionDataContainer, pkg_id)
+    if container is None:
+        container = registry.getUtility(ISessionDataContainer)
+    return container
+
+
+def all_containers(request):
+    """Every registered ISessionDataContainer, each once."""
+    seen = {}
+    for _name, container in registry_for(request).getUtilitiesFor(
+            ISessionDataContainer):
+        seen[id(container)] = container
+    return list(seen.values())

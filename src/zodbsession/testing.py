@@ -1,0 +1,112 @@
+"""Helpers for testing code that uses sessions (and for our own tests).
+
+``setUp``/``tearDown`` give a clean component registry with the adapters
+registered; ``SessionTestClient`` plays a browser: it makes requests that
+carry the cookies earlier responses set.
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+
+import transaction
+import webob.cookies
+import ZODB
+import ZODB.FileStorage
+import zope.component.testing
+
+from zodbsession.clientid import CookieClientIdManager
+from zodbsession.container import PersistentSessionDataContainer
+from zodbsession.registration import register_adapters
+from zodbsession.registration import register_session_utilities
+from zodbsession.requests import PENDING_KEY
+from zodbsession.requests import WSGIRequest
+
+TEST_SECRET = 'test-secret-do-not-use-in-production'
+
+
+def setUp(test=None):
+    """A clean global registry with zodbsession's adapters."""
+    transaction.abort()
+    zope.component.testing.setUp(test)
+    register_adapters()
+
+
+def tearDown(test=None):
+    transaction.abort()
+    zope.component.testing.tearDown(test)
+
+
+def setUpSessions(test=None, **named_containers):
+    """setUp, plus a cookie client id manager and an unnamed container.
+
+    Returns (manager, container).
+    """
+    setUp(test)
+    manager = CookieClientIdManager(secret=TEST_SECRET)
+    container = PersistentSessionDataContainer()
+    register_session_utilities(manager, container, **named_containers)
+    return manager, container
+
+
+@contextlib.contextmanager
+def filestorage_db(directory=None, name='sessions.fs'):
+    """A ZODB.DB on a FileStorage in a fresh temporary directory."""
+    own_directory = directory is None
+    if own_directory:
+        directory = tempfile.mkdtemp(prefix='zodbsession-')
+    db = ZODB.DB(ZODB.FileStorage.FileStorage(os.path.join(directory, name)))
+    try:
+        yield db
+    finally:
+        db.close()
+        if own_directory:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def response_headers(request):
+    """[(name, value)] that zodbsession added to the request's response."""
+    pending = request.environ.get(PENDING_KEY)
+    return pending.header_list() if pending else []
+
+
+class SessionTestClient:
+    """A browser's cookie jar over WSGIRequests.
+
+    >>> client = SessionTestClient()
+    >>> request = client.request()      # carries the jar's cookies
+    >>> client.receive(request)         # keeps the cookies it was sent
+    """
+
+    def __init__(self, **environ):
+        self.cookies = {}
+        self.environ = environ
+
+    def request(self, method='GET', **environ):
+        env = dict(self.environ, REQUEST_METHOD=method, SCRIPT_NAME='',
+                   PATH_INFO='/')
+        env.update(environ)
+        if self.cookies:
+            env['HTTP_COOKIE'] = '; '.join(
+                f'{name}={value}' for name, value in self.cookies.items())
+        return WSGIRequest(env)
+
+    def receive(self, request_or_headers):
+        """Take the Set-Cookie headers of a response."""
+        headers = request_or_headers
+        if isinstance(headers, WSGIRequest):
+            headers = response_headers(headers)
+        for name, value in headers:
+            if name.lower() != 'set-cookie':
+                continue
+            self._set_cookie(value)
+
+    def _set_cookie(self, header):
+        morsel_text = header.split(';', 1)[0]
+        name, _, value = morsel_text.partition('=')
+        attributes = header.lower()
+        if 'max-age=0' in attributes or not value:
+            self.cookies.pop(name.strip(), None)
+        else:
+            self.cookies[name.strip()] = webob.cookies.RequestCookies(
+                {'HTTP_COOKIE': morsel_text}).get(name.strip(), value)
