@@ -3,7 +3,7 @@
 Pure functions of (old, committed, new) states; ZODB calls them through
 ``SessionData._p_resolveConflict`` and the RAM container calls them
 directly. A change made by one side wins over no change on the other;
-changes made by both sides to the same key conflict unless they agree.
+changes made by both sides to the same key conflict, even when equal.
 """
 from ZODB.POSException import ConflictError
 
@@ -36,7 +36,10 @@ def merge_dicts(old, committed, new, merge_both_changed=None, path=()):
         o = old.get(key, _MISSING)
         c = committed.get(key, _MISSING)
         n = new.get(key, _MISSING)
-        if same(c, n) or same(o, n):
+        # Two equal changes still conflict: from the same old value they
+        # are usually the same read-modify-write (a counter incremented
+        # twice), and keeping one would lose the other.
+        if same(o, n):
             value = c
         elif same(o, c):
             value = n

@@ -13,6 +13,7 @@ import transaction
 import webob.cookies
 import ZODB
 import ZODB.FileStorage
+import ZODB.utils
 import zope.component.testing
 
 from zodbsession.clientid import CookieClientIdManager
@@ -62,6 +63,27 @@ def filestorage_db(directory=None, name='sessions.fs'):
         db.close()
         if own_directory:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def last_transaction_records(db):
+    """[(oid, 'module.Class')] of the records the last transaction wrote.
+
+    Counts what a request really costs the storage; works on storages
+    that support iteration (FileStorage, MappingStorage).
+    """
+    storage = db.storage
+    tid = storage.lastTransaction()
+    transactions = storage.iterator(tid, tid)
+    try:
+        for txn in transactions:
+            return [(record.oid,
+                     '.'.join(ZODB.utils.get_pickle_metadata(record.data)))
+                    for record in txn]
+        return []
+    finally:
+        close = getattr(transactions, 'close', None)
+        if close is not None:
+            close()
 
 
 def response_headers(request):

@@ -1,0 +1,74 @@
+"""Opening the session database from a URI (zodburi).
+
+``file://`` (the default, ``var/sessions.fs`` under the current
+directory), ``memory://``, ``zeo://host:port`` and RelStorage's
+``postgres://user@host:port/dbname`` all work; a failure becomes one
+``DatabaseOpenError`` line naming the URI and the cause.
+"""
+import os
+import urllib.parse
+
+import ZODB
+import zodburi
+
+DEFAULT_URI = 'file://var/sessions.fs'
+
+# ZEO clients otherwise wait (and retry) for 30 seconds before failing.
+DEFAULT_ZEO_WAIT_TIMEOUT = 10
+
+
+class DatabaseOpenError(Exception):
+    """The session database could not be opened; the message says why."""
+
+
+def redact(uri):
+    """The URI without its password, fit for messages and logs."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(':' + parts.password + '@', ':***@', 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _prepare(uri):
+    scheme = uri.split(':', 1)[0].lower()
+    if scheme == 'file':
+        path = urllib.parse.urlsplit(uri)
+        filename = (path.netloc + path.path) if path.netloc else path.path
+        directory = os.path.dirname(filename)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+    elif scheme == 'zeo' and 'wait_timeout' not in uri:
+        separator = '&' if '?' in uri else '?'
+        uri = f'{uri}{separator}wait_timeout={DEFAULT_ZEO_WAIT_TIMEOUT}'
+    return uri
+
+
+def _cause(exc):
+    text = str(exc).strip().splitlines()
+    text = text[0] if text else ''
+    name = type(exc).__name__
+    if 'LockError' in name:
+        return 'the file is locked by another process'
+    if 'ClientDisconnected' in name:
+        return 'no ZEO server answered'
+    return f'{name}: {text}' if text else name
+
+
+def open_database(uri=None):
+    """Open a ZODB.DB from a zodburi URI (default: ``DEFAULT_URI``)."""
+    uri = uri or DEFAULT_URI
+    try:
+        storage_factory, db_kw = zodburi.resolve_uri(_prepare(uri))
+        storage = storage_factory()
+    except Exception as exc:
+        raise DatabaseOpenError(
+            f'cannot open session database {redact(uri)}: {_cause(exc)}'
+        ) from exc
+    try:
+        return ZODB.DB(storage, **db_kw)
+    except Exception as exc:
+        storage.close()
+        raise DatabaseOpenError(
+            f'cannot open session database {redact(uri)}: {_cause(exc)}'
+        ) from exc

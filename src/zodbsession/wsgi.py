@@ -1,0 +1,188 @@
+"""SessionMiddleware: namespaced ZODB sessions for any WSGI application.
+
+Per request: one transaction, committed when the application returns and
+aborted when it raises; a conflict re-runs the request (its body is kept
+for that) up to ``retries`` times. The connection comes from the pool only
+when the request touches its session, so requests that never do cost
+nothing. The application finds:
+
+- ``environ['zodbsession.session']``: the request's ISession, with
+  ``invalidate()``, ``regenerate()``, ``delete()`` and ``persist()``;
+- ``environ['zodbsession.request']``: a request that ``ISession(...)``
+  and ``IClientId(...)`` adapt (WebOb/Pyramid requests built on the same
+  environ adapt too).
+"""
+import io
+import logging
+
+import transaction
+from transaction.interfaces import TransientError
+
+from zodbsession.db import open_database
+from zodbsession.registration import register_adapters
+from zodbsession.requests import PENDING_KEY
+from zodbsession.requests import REGISTRY_KEY
+from zodbsession.requests import WSGIRequest
+from zodbsession.session import Session
+from zodbsession.site import ConnectionSite
+from zodbsession.site import ensure_site
+
+log = logging.getLogger(__name__)
+
+SESSION_KEY = 'zodbsession.session'
+REQUEST_KEY = 'zodbsession.request'
+SITE_KEY = 'zodbsession.site'
+ATTEMPT_KEY = 'zodbsession.attempt'
+
+DEFAULT_RETRIES = 3
+
+# Request bodies above this size are spooled to a temporary file rather
+# than kept in memory while they wait for a possible retry.
+MAX_MEMORY_BODY = 1024 * 1024
+
+
+class SessionMiddleware:
+    """Wrap ``app`` so that it has sessions.
+
+    ``db`` is an open ``ZODB.DB``; otherwise ``db_uri`` is opened (default:
+    the embedded FileStorage ``var/sessions.fs``). ``settings`` are the
+    client id manager's (``namespace``, ``secure``, ``sameSite``,
+    ``secret``, ...) and the unnamed container's (``timeout``,
+    ``resolution``); they are stored in the database, shared by every
+    process that uses it.
+    """
+
+    def __init__(self, app, db=None, db_uri=None, retries=DEFAULT_RETRIES,
+                 **settings):
+        if retries < 0:
+            raise ValueError(f'retries must be >= 0, got {retries!r}')
+        self.app = app
+        self.db = db if db is not None else open_database(db_uri)
+        self.retries = retries
+        register_adapters()
+        ensure_site(self.db, **settings)
+
+    def __call__(self, environ, start_response):
+        replay_body = _buffered_body(environ) if self.retries else None
+        attempt = 0
+        while True:
+            if replay_body is not None:
+                replay_body.seek(0)
+                environ['wsgi.input'] = replay_body
+            try:
+                status, headers, body, exc_info = self._attempt(
+                    dict(environ), attempt)
+            except TransientError as exc:
+                if attempt >= self.retries:
+                    raise
+                attempt += 1
+                log.info('retrying request after %s (attempt %d of %d)',
+                         type(exc).__name__, attempt, self.retries)
+                continue
+            start_response(status, headers, exc_info)
+            return body
+
+    def _attempt(self, environ, attempt):
+        """Run the application once inside a transaction.
+
+        Returns the response to send; raises TransientError to retry.
+        """
+        manager = transaction.manager
+        site = ConnectionSite(self.db, manager)
+        request = WSGIRequest(environ)
+        environ[REGISTRY_KEY] = site.registry
+        environ[SITE_KEY] = site
+        environ[REQUEST_KEY] = request
+        environ[SESSION_KEY] = Session(request)
+        environ[ATTEMPT_KEY] = attempt
+        manager.begin()
+        try:
+            status, headers, body, exc_info = _call_app(
+                self.app, environ)
+            if manager.isDoomed():
+                manager.abort()
+            else:
+                manager.commit()
+        except BaseException:
+            manager.abort()
+            raise
+        finally:
+            site.close()
+        pending = environ.get(PENDING_KEY)
+        if pending:
+            headers = _merge_headers(headers, pending.header_list())
+        return status, headers, body, exc_info
+
+
+def _buffered_body(environ):
+    """A rewindable copy of the request body, for replays."""
+    try:
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+    except ValueError:
+        length = 0
+    stream = environ.get('wsgi.input')
+    if stream is None or length <= 0:
+        return io.BytesIO(b'')
+    if length <= MAX_MEMORY_BODY:
+        return io.BytesIO(stream.read(length))
+    import tempfile
+    spool = tempfile.TemporaryFile()
+    remaining = length
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 65536))
+        if not chunk:
+            break
+        spool.write(chunk)
+        remaining -= len(chunk)
+    return spool
+
+
+def _call_app(app, environ):
+    """Call a WSGI app and collect its whole response.
+
+    The response must be complete before the transaction commits: a
+    failed commit turns into a retry or an error, never into a half-sent
+    page with a cookie for data that was not stored.
+    """
+    captured = []
+
+    def start_response(status, headers, exc_info=None):
+        captured[:] = [status, list(headers), exc_info]
+        return _no_write
+
+    result = app(environ, start_response)
+    try:
+        body = [chunk for chunk in result]
+    finally:
+        close = getattr(result, 'close', None)
+        if close is not None:
+            close()
+    if not captured:
+        raise RuntimeError('the application did not call start_response')
+    status, headers, exc_info = captured
+    return status, headers, body, exc_info
+
+
+def _no_write(data):
+    raise NotImplementedError(
+        'SessionMiddleware needs the response as an iterable; the write()'
+        ' callable of start_response is not supported')
+
+
+def _merge_headers(headers, ours):
+    replaced = {name.lower() for name, _ in ours if name != 'Set-Cookie'}
+    kept = [(n, v) for n, v in headers if n.lower() not in replaced]
+    return kept + ours
+
+
+def make_filter(app, global_conf=None, **local_conf):
+    """PasteDeploy ``filter_app_factory``: ``use = egg:zodbsession``.
+
+    Options: ``db_uri``, ``retries`` and any session setting (``timeout``,
+    ``resolution``, ``namespace``, ``secure``, ``httpOnly``, ``sameSite``,
+    ``secret``, ...); values are converted to the types the settings
+    need.
+    """
+    from zodbsession.settings import parse_settings
+    options = parse_settings(local_conf)
+    return SessionMiddleware(app, **options)
