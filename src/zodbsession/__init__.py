@@ -7,25 +7,33 @@ from zodbsession.clientid import ClientId
 from zodbsession.clientid import CookieClientIdManager
 from zodbsession.clientid import MissingClientIdException
 from zodbsession.container import PersistentSessionDataContainer
+from zodbsession.cookiecontainer import CookieSessionDataContainer
+from zodbsession.cookiecontainer import SessionTooLarge
 from zodbsession.data import SessionData
 from zodbsession.data import SessionPkgData
 from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionData
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.interfaces import ISessionPkgData
 from zodbsession.ram import RAMSessionDataContainer
 from zodbsession.registration import register_adapters
 from zodbsession.registration import register_session_utilities
 from zodbsession.requests import WSGIRequest
 from zodbsession.session import Session
+from zodbsession.session import expire_session
+from zodbsession.session import get_session
 
 __all__ = [
     'ClientId', 'CookieClientIdManager', 'MissingClientIdException',
     'PersistentSessionDataContainer', 'RAMSessionDataContainer',
+    'CookieSessionDataContainer', 'SessionTooLarge', 'get_session',
+    'expire_session', 'IRequestBoundContainer', 'ISessionLifecycle',
     'SessionData', 'SessionPkgData', 'Session', 'WSGIRequest',
     'IClientId', 'IClientIdManager', 'ICookieClientIdManager',
     'IRequestCookies', 'ISession', 'ISessionData', 'ISessionDataContainer',

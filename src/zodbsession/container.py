@@ -56,6 +56,9 @@ class PersistentSessionDataContainer(persistent.Persistent):
     timeout = FieldProperty(ISessionDataContainer['timeout'])
     resolution = FieldProperty(ISessionDataContainer['resolution'])
 
+    # zope.session's switch: True leaves all sweeping to sweep().
+    disable_implicit_sweeps = False
+
     def __init__(self, timeout=3600, resolution=600):
         self.timeout = timeout
         self.resolution = resolution
@@ -141,7 +144,8 @@ class PersistentSessionDataContainer(persistent.Persistent):
         tree = self._slices.get(end)
         if tree is None:
             tree = self._slices[end] = SessionTree()
-            self._drop_expired_slices(now, IMPLICIT_SWEEP_LIMIT)
+            if not self.disable_implicit_sweeps:
+                self._drop_expired_slices(now, IMPLICIT_SWEEP_LIMIT)
         return tree
 
     # -- expiry ---------------------------------------------------------

@@ -66,6 +66,8 @@ class SessionPkgData(MutableMapping):
         return value
 
     def __setitem__(self, key, value):
+        if self._owner is not None:
+            self._owner._check_value(self._pkg_id, key, value)
         stored, live = self._dicts(create=True)
         stored[key] = _LIVE
         live[key] = value
@@ -164,6 +166,23 @@ class SessionData(persistent.Persistent, MutableMapping):
 
     def __repr__(self):
         return f'<SessionData packages={list(self._stored)!r}>'
+
+    def _check_value(self, pkg_id, key, value):
+        """Reject a value this kind of session cannot store (hook)."""
+
+    def to_plain(self):
+        """{pkg_id: {key: value}}, every value unpickled."""
+        return {pkg_id: dict(self[pkg_id]) for pkg_id in self._stored}
+
+    @classmethod
+    def from_plain(cls, packages, last_access=0):
+        """A SessionData holding ``{pkg_id: {key: value}}``."""
+        data = cls()
+        data._last_access = last_access
+        for pkg_id, items in packages.items():
+            data._stored[pkg_id] = dict.fromkeys(items, _LIVE)
+            data._live[pkg_id] = dict(items)
+        return data
 
     # -- persistence ----------------------------------------------------
 

@@ -158,6 +158,17 @@ class ISessionDataContainer(IReadMapping, IWriteMapping):
         """Remove expired data, at a cost proportional to what expires."""
 
 
+class IRequestBoundContainer(ISessionDataContainer):
+    """A container whose data travels with the request (a cookie).
+
+    The Session adapter asks it for a view bound to the current request;
+    the view is the ISessionDataContainer that is used.
+    """
+
+    def bind(request):
+        """Return an ISessionDataContainer for this request's data."""
+
+
 class ISession(Interface):
     """Retrieves the ISessionPkgData of the current client for a package.
 

@@ -10,6 +10,7 @@ current site manager.
 import zope.component
 from zope.interface.interfaces import IComponentLookup
 
+from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
 
 
@@ -27,6 +28,12 @@ def container_for(pkg_id, request=None):
     container = registry.queryUtility(ISessionDataContainer, pkg_id)
     if container is None:
         container = registry.getUtility(ISessionDataContainer)
+    return _bound(container, request)
+
+
+def _bound(container, request):
+    if request is not None and IRequestBoundContainer.providedBy(container):
+        return container.bind(request)
     return container
 
 
@@ -36,4 +43,4 @@ def all_containers(request):
     for _name, container in registry_for(request).getUtilitiesFor(
             ISessionDataContainer):
         seen[id(container)] = container
-    return list(seen.values())
+    return [_bound(container, request) for container in seen.values()]

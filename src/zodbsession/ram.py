@@ -50,7 +50,8 @@ class RAMStore:
 
     # Called with the lock held.
 
-    def _put(self, key, state, length, now, timeout, resolution):
+    def _put(self, key, state, length, now, timeout, resolution,
+             implicit_sweep=True):
         self.version += 1
         end = expiry.slice_end(state['t'], length)
         old = self.entries.get(key)
@@ -58,7 +59,9 @@ class RAMStore:
             self.slices.get(old.end, set()).discard(key)
         if end not in self.slices:
             self.slices[end] = set()
-            self._drop_expired(now, timeout, resolution, IMPLICIT_SWEEP_LIMIT)
+            if implicit_sweep:
+                self._drop_expired(
+                    now, timeout, resolution, IMPLICIT_SWEEP_LIMIT)
         self.slices[end].add(key)
         self.entries[key] = _Entry(self.version, state, end)
 
@@ -198,8 +201,9 @@ class RAMTransaction:
                 if state is None:
                     self.store._remove(key)
                 else:
-                    self.store._put(key, state, length, now, timeout,
-                                    resolution)
+                    self.store._put(
+                        key, state, length, now, timeout, resolution,
+                        not container.disable_implicit_sweeps)
         finally:
             self._release()
 
@@ -227,6 +231,9 @@ class RAMSessionDataContainer(persistent.Persistent):
 
     timeout = FieldProperty(ISessionDataContainer['timeout'])
     resolution = FieldProperty(ISessionDataContainer['resolution'])
+
+    # zope.session's switch: True leaves all sweeping to sweep().
+    disable_implicit_sweeps = False
 
     def __init__(self, timeout=3600, resolution=300):
         self.timeout = timeout

@@ -64,8 +64,9 @@ class Session:
         client_id = self.client_id
         session_data = container.get(client_id)
         if session_data is None:
-            session_data = SessionData()
-            container[client_id] = session_data
+            container[client_id] = SessionData()
+            # Read back: a container may store its own kind of data.
+            session_data = container[client_id]
         try:
             return session_data[pkg_id]
         except KeyError:

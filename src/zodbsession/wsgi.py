@@ -18,6 +18,7 @@ import logging
 import transaction
 from transaction.interfaces import TransientError
 
+from zodbsession import current
 from zodbsession.db import open_database
 from zodbsession.registration import register_adapters
 from zodbsession.requests import PENDING_KEY
@@ -97,8 +98,9 @@ class SessionMiddleware:
         environ[ATTEMPT_KEY] = attempt
         manager.begin()
         try:
-            status, headers, body, exc_info = _call_app(
-                self.app, environ)
+            with current.serving(request):
+                status, headers, body, exc_info = _call_app(
+                    self.app, environ)
             if manager.isDoomed():
                 manager.abort()
             else:

@@ -1,0 +1,279 @@
+"""The ``zodbsession`` command: serve the demo, inspect and maintain a
+session database.
+
+Every subcommand takes ``--db URI`` (default ``file://var/sessions.fs``
+under the current directory). Errors a user can cause (a database that
+does not open, a bad argument, a port in use) end the command with one
+line on stderr and a non-zero exit status, never a traceback.
+"""
+import argparse
+import signal
+import sys
+
+import transaction
+
+from zodbsession import db as zdb
+from zodbsession.site import ROOT_KEY
+from zodbsession.site import run_in_transaction
+
+PROG = 'zodbsession'
+
+# Exit statuses: 1 for a failed operation, 2 for a bad command line
+# (as argparse does).
+FAILED = 1
+USAGE = 2
+
+# The client id manager settings ``stats`` shows; the secret never.
+COOKIE_SETTINGS = ('namespace', 'cookieLifetime', 'path', 'domain',
+                   'secure', 'httpOnly', 'sameSite', 'postOnly',
+                   'thirdparty')
+
+
+class CommandError(Exception):
+    """Ends the command with this message as its one line on stderr."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, not usage plus error."""
+
+    def error(self, message):
+        self.exit(USAGE, f'{self.prog}: error: {message}'
+                         f' (see {self.prog} --help)\n')
+
+
+def _bounded_int(low, high=None):
+    def convert(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'expected a whole number, got {text!r}') from None
+        if value < low or (high is not None and value > high):
+            bounds = f'{low}..{high}' if high is not None else f'>= {low}'
+            raise argparse.ArgumentTypeError(
+                f'expected a number {bounds}, got {value}')
+        return value
+    return convert
+
+
+def _days(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(
+            f'expected a number of days >= 0, got {text!r}')
+    return value
+
+
+def build_parser():
+    parser = _Parser(
+        prog=PROG,
+        description='Serve the zodbsession demo, and inspect or maintain a'
+                    ' session database.',
+        epilog='Database URIs (zodburi): file://var/sessions.fs (default),'
+               ' memory://, zeo://host:port, postgres://user@host/dbname'
+               ' (RelStorage). Run "zodbsession COMMAND --help" for a'
+               " command's options.")
+    commands = parser.add_subparsers(
+        dest='command', metavar='COMMAND', required=True,
+        parser_class=_Parser)
+
+    def command(name, help, description):
+        sub = commands.add_parser(name, help=help, description=description)
+        sub.add_argument(
+            '--db', metavar='URI', default=zdb.DEFAULT_URI,
+            help=f'the session database (default: {zdb.DEFAULT_URI})')
+        return sub
+
+    serve = command(
+        'serve', 'run the demo application on waitress',
+        'Run the demo application (page counter, shopping cart,'
+        ' preferences, login) with sessions in the database, on waitress.'
+        ' Stop it with Ctrl-C or SIGTERM.')
+    serve.add_argument('--host', default='127.0.0.1',
+                       help='interface to listen on (default: 127.0.0.1)')
+    serve.add_argument('--port', type=_bounded_int(0, 65535), default=8080,
+                       help='port to listen on; 0 picks a free one'
+                            ' (default: 8080)')
+    serve.add_argument('--threads', type=_bounded_int(1, 256), default=8,
+                       help='worker threads, each with its own database'
+                            ' connection (default: 8)')
+    serve.set_defaults(run=run_serve)
+
+    stats = command(
+        'stats', 'show containers, session counts and cookie settings',
+        'Show the registered session containers (timeout, resolution,'
+        ' sessions not yet swept) and the client id cookie settings.'
+        ' Secrets are never shown.')
+    stats.set_defaults(run=run_stats)
+
+    sweep = command(
+        'sweep', 'remove expired sessions from every container',
+        'Remove the expired sessions of every registered container, in one'
+        ' transaction. Run "pack" afterwards to reclaim the space.')
+    sweep.set_defaults(run=run_sweep)
+
+    pack = command(
+        'pack', 'pack the storage, reclaiming space of old records',
+        'Pack the storage: drop record revisions (swept sessions included)'
+        ' older than --days days.')
+    pack.add_argument('--days', type=_days, default=0,
+                      help='keep revisions younger than this many days'
+                           ' (default: 0)')
+    pack.set_defaults(run=run_pack)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line ``argv``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (CommandError, zdb.DatabaseOpenError) as exc:
+        print(f'{PROG} {args.command}: {exc}', file=sys.stderr)
+        return FAILED
+
+
+def _open(args):
+    return zdb.open_database(args.db)
+
+
+# -- serve ------------------------------------------------------------------
+
+def run_serve(args):
+    import waitress
+    from zodbsession.demo.app import make_app
+
+    database = _open(args)
+    try:
+        database.setPoolSize(args.threads)
+        app = make_app(database)
+        try:
+            server = waitress.create_server(
+                app, host=args.host, port=args.port, threads=args.threads,
+                ident='zodbsession')
+        except OSError as exc:
+            raise CommandError(
+                f'cannot listen on {args.host}:{args.port}:'
+                f' {exc.strerror or exc}') from None
+        host, port = _listening_address(server, args)
+        print(f'serving the zodbsession demo on http://{host}:{port}/'
+              f' (database {zdb.redact(args.db)})', flush=True)
+        previous = signal.signal(signal.SIGTERM, _stop)
+        try:
+            server.run()    # returns on SystemExit/KeyboardInterrupt
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            server.close()
+    finally:
+        database.close()
+    return 0
+
+
+def _listening_address(server, args):
+    port = getattr(server, 'effective_port', None) or args.port
+    host = args.host
+    if ':' in host and not host.startswith('['):
+        host = f'[{host}]'
+    return host, port
+
+
+def _stop(signum, frame):
+    # waitress' loop ends cleanly on SystemExit, so the database gets
+    # closed (and a FileStorage index written) on SIGTERM as on Ctrl-C.
+    raise SystemExit(0)
+
+
+# -- stats, sweep, pack -------------------------------------------------------
+
+def _site(connection, uri):
+    site = connection.root().get(ROOT_KEY)
+    if site is None:
+        raise CommandError(
+            f'{zdb.redact(uri)} holds no sessions yet (no session site;'
+            f' "zodbsession serve" creates one)')
+    return site
+
+
+def _display_name(name):
+    return name or '(unnamed)'
+
+
+def run_stats(args):
+    database = _open(args)
+    try:
+        connection = database.open()
+        try:
+            site = _site(connection, args.db)
+            print(f'database: {zdb.redact(args.db)}')
+            print('containers:')
+            for name, container in sorted(site.containers().items()):
+                count = getattr(container, 'count', None)
+                sessions = count() if count is not None else 'unknown'
+                print(f'  {_display_name(name)}:'
+                      f' {type(container).__name__},'
+                      f' timeout={container.timeout}s,'
+                      f' resolution={container.resolution}s,'
+                      f' sessions={sessions}')
+            manager = site.client_id_manager
+            print(f'client id manager: {type(manager).__name__}')
+            for setting in COOKIE_SETTINGS:
+                if hasattr(manager, setting):
+                    print(f'  {setting}: {getattr(manager, setting)!r}')
+            secrets = getattr(manager, 'secret', None)
+            if secrets is not None:
+                print(f'  secrets: {len(secrets)} (not shown)')
+        finally:
+            transaction.abort()
+            connection.close()
+    finally:
+        database.close()
+    return 0
+
+
+def run_sweep(args):
+    database = _open(args)
+    try:
+        def sweep_all(connection):
+            report = []
+            for name, container in sorted(
+                    _site(connection, args.db).containers().items()):
+                sweep = getattr(container, 'sweep', None)
+                dropped = sweep() if sweep is not None else None
+                report.append((name, type(container).__name__, dropped))
+            return report
+        report = run_in_transaction(database, sweep_all)
+        for name, class_name, dropped in report:
+            if dropped is None:
+                what = 'cannot sweep (no sweep method)'
+            else:
+                what = f'removed {dropped} expired time slice(s)'
+            print(f'{_display_name(name)} ({class_name}): {what}')
+        print('committed')
+    finally:
+        database.close()
+    return 0
+
+
+def run_pack(args):
+    database = _open(args)
+    try:
+        before = database.getSize()
+        try:
+            database.pack(days=args.days)
+        except Exception as exc:
+            raise CommandError(
+                f'packing {zdb.redact(args.db)} failed:'
+                f' {type(exc).__name__}: {exc}') from None
+        after = database.getSize()
+        print(f'packed {zdb.redact(args.db)} (revisions older than'
+              f' {args.days:g} days): {before} -> {after} bytes')
+    finally:
+        database.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

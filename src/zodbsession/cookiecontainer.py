@@ -1,0 +1,341 @@
+"""CookieSessionDataContainer: a package's session data in the browser.
+
+Registered under a package id like any container, it keeps that package's
+data in a signed (optionally encrypted) cookie instead of the database:
+no storage write per request. The cookie is set only when the request's
+transaction commits, and only when the data changed or its timeout must
+be refreshed (once per ``resolution``); an abort leaves the browser's
+cookie as it was. The data is bound to the client id, so it follows
+``regenerate()`` and dies with ``invalidate()``.
+"""
+import hashlib
+import json
+
+import persistent
+import transaction
+from zope.interface import implementer
+from zope.schema.fieldproperty import FieldProperty
+
+from zodbsession import clock
+from zodbsession.cookiecodec import CookieCodec
+from zodbsession.cookiecodec import normalize_encryption_keys
+from zodbsession.clientid import generate_secret
+from zodbsession.interfaces import IClientIdManager
+from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import IRequestBoundContainer
+from zodbsession.interfaces import IRequestCookies
+from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.jsondata import JSONSessionData
+from zodbsession.lookup import registry_for
+from zodbsession.signing import normalize_secrets
+
+BROWSER_COOKIE_LIMIT = 4096
+COOKIE_ATTRIBUTES = ('path', 'domain', 'secure', 'httpOnly', 'sameSite')
+
+
+class SessionTooLarge(ValueError):
+    """The encoded session does not fit in a cookie."""
+
+
+def _client_digest(client_id):
+    return hashlib.blake2b(str(client_id).encode('utf-8'),
+                           digest_size=9).hexdigest()
+
+
+@implementer(IRequestBoundContainer)
+class CookieSessionDataContainer(persistent.Persistent):
+    """Session data kept client-side, in one cookie per container.
+
+    ``secret``: one or more signing secrets (the first signs; default:
+    generated, so store the container in the database to share it).
+    ``encryption_key``: one or more 32-byte AES-256-GCM keys (bytes or
+    URL-safe base64; the first encrypts), or None to sign only.
+    Cookie attributes default to the client id manager's; ``path``,
+    ``domain``, ``secure``, ``httpOnly`` and ``sameSite`` override them.
+    """
+
+    __parent__ = __name__ = None
+
+    timeout = FieldProperty(ISessionDataContainer['timeout'])
+    resolution = FieldProperty(ISessionDataContainer['resolution'])
+
+    def __init__(self, secret=None, encryption_key=None,
+                 cookie_name='zodbsession_data', timeout=3600, resolution=60,
+                 max_size=BROWSER_COOKIE_LIMIT, **cookie_attributes):
+        for name, value in cookie_attributes.items():
+            if name not in COOKIE_ATTRIBUTES:
+                raise TypeError(
+                    f'CookieSessionDataContainer has no setting {name!r};'
+                    f' cookie attributes: {", ".join(COOKIE_ATTRIBUTES)}')
+            ICookieClientIdManager[name].bind(self).validate(value)
+        ICookieClientIdManager['namespace'].validate(cookie_name)
+        self.secret = secret if secret is not None else generate_secret()
+        self.encryption_key = encryption_key
+        self.cookie_name = cookie_name
+        self.timeout = timeout
+        self.resolution = resolution
+        self.max_size = max_size
+        self.cookie_attributes = dict(cookie_attributes)
+
+    def __repr__(self):
+        return (f'<{type(self).__name__} cookie={self.cookie_name!r}'
+                f' encrypted={bool(self._encryption_keys)}>')
+
+    @property
+    def secret(self):
+        return self._secrets
+
+    @secret.setter
+    def secret(self, value):
+        normalize_secrets(value, 'secret')       # validates now
+        self._secrets = tuple(value) if isinstance(
+            value, (list, tuple)) else (value,)
+        self._v_codec = None
+
+    @property
+    def encryption_key(self):
+        return self._encryption_keys
+
+    @encryption_key.setter
+    def encryption_key(self, value):
+        self._encryption_keys = normalize_encryption_keys(value)
+        self._v_codec = None
+
+    @property
+    def codec(self):
+        codec = getattr(self, '_v_codec', None)
+        if codec is None:
+            codec = self._v_codec = CookieCodec(
+                self._secrets, self._encryption_keys, self.cookie_name,
+                max_length=self.max_size)
+        return codec
+
+    def bind(self, request):
+        """The ISessionDataContainer of this request's cookie."""
+        views = _views_of(request)
+        view = views.get(id(self))
+        if view is None:
+            view = views[id(self)] = CookieSessionView(self, request)
+        return view
+
+    # Used without a request, there is no cookie to read or write.
+
+    def _no_request(self, *args, **kw):
+        raise TypeError(
+            'CookieSessionDataContainer keeps data in the request\'s cookie:'
+            ' use it through ISession(request)[pkg_id], or bind(request)')
+
+    __getitem__ = __setitem__ = __delitem__ = get = _no_request
+
+    def __contains__(self, client_id):
+        self._no_request()
+
+    def sweep(self):
+        """Nothing to do: expired cookies are ignored when read."""
+        return 0
+
+
+def _views_of(request):
+    environ = getattr(request, 'environ', None)
+    if isinstance(environ, dict):
+        return environ.setdefault('zodbsession.cookie_views', {})
+    annotations = getattr(request, 'annotations', None)
+    if isinstance(annotations, dict):
+        return annotations.setdefault('zodbsession.cookie_views', {})
+    views = getattr(request, '_zodbsession_cookie_views', None)
+    if views is None:
+        views = {}
+        setattr(request, '_zodbsession_cookie_views', views)
+    return views
+
+
+@implementer(ISessionDataContainer)
+class CookieSessionView:
+    """One request's view of a cookie container, and its data manager."""
+
+    def __init__(self, container, request):
+        self.container = container
+        self.request = request
+        self.transaction_manager = transaction.manager
+        self._loaded = False
+        self._document = None     # what the cookie held, if valid
+        self._data = None         # JSONSessionData in use, if any
+        self._client_id = None
+        self._removed = False
+        self._joined = None
+        self._value = None        # cookie value to send after commit
+
+    @property
+    def timeout(self):
+        return self.container.timeout
+
+    @property
+    def resolution(self):
+        return self.container.resolution
+
+    def sweep(self):
+        return 0
+
+    # -- reading the cookie -------------------------------------------
+
+    def _read(self):
+        if not self._loaded:
+            self._loaded = True
+            value = IRequestCookies(self.request).get_cookie(
+                self.container.cookie_name)
+            document = None
+            if value and len(value) <= self.container.max_size:
+                document = self.container.codec.decode(value)
+            if document is not None and not self._valid(document):
+                document = None
+            self._document = document
+        return self._document
+
+    def _valid(self, document):
+        issued = document.get('t')
+        packages = document.get('d')
+        if not isinstance(issued, int) or not isinstance(packages, dict):
+            return False
+        if not isinstance(document.get('c'), str):
+            return False
+        if any(not isinstance(items, dict) for items in packages.values()):
+            return False
+        timeout = self.container.timeout
+        return not timeout or clock.now() - issued <= timeout
+
+    def _join(self):
+        current = self.transaction_manager.get()
+        if self._joined is not current:
+            current.join(self)
+            self._joined = current
+
+    def get(self, client_id, default=None):
+        self._join()
+        if self._removed:
+            return default
+        if self._data is not None and self._client_id == str(client_id):
+            return self._data
+        document = self._read()
+        if document is None or document['c'] != _client_digest(client_id):
+            return default
+        self._client_id = str(client_id)
+        self._data = JSONSessionData.from_plain(document['d'], document['t'])
+        return self._data
+
+    def __getitem__(self, client_id):
+        data = self.get(client_id)
+        if data is None:
+            raise KeyError(client_id)
+        return data
+
+    def __contains__(self, client_id):
+        return self.get(client_id) is not None
+
+    def __setitem__(self, client_id, session_data):
+        self._join()
+        if not isinstance(session_data, JSONSessionData):
+            plain = session_data.to_plain()
+            for pkg_id, items in plain.items():
+                for key, value in items.items():
+                    JSONSessionData()._check_value(pkg_id, key, value)
+            session_data = JSONSessionData.from_plain(plain)
+        session_data.setLastAccessTime(clock.now())
+        self._data = session_data
+        self._client_id = str(client_id)
+        self._removed = False
+
+    def __delitem__(self, client_id):
+        if self.get(client_id) is None:
+            raise KeyError(client_id)
+        self._data = None
+        self._removed = True
+
+    # -- the data manager -----------------------------------------------
+
+    def sortKey(self):
+        return f'zodbsession.cookie:{self.container.cookie_name}'
+
+    def abort(self, txn):
+        self._reset()
+
+    def tpc_begin(self, txn):
+        pass
+
+    def commit(self, txn):
+        pass
+
+    def tpc_vote(self, txn):
+        # Everything that can fail fails here, before any storage
+        # finishes and before any header exists.
+        self._value = None
+        if self._removed or self._data is None:
+            return
+        self._data.check_all()
+        packages = self._data.to_plain()
+        now = int(clock.now())
+        previous = self._document
+        unchanged = (previous is not None
+                     and previous['c'] == _client_digest(self._client_id)
+                     and _canonical(previous['d']) == _canonical(packages))
+        if unchanged and now - previous['t'] <= self.container.resolution:
+            return
+        value = self.container.codec.encode(
+            {'t': now, 'c': _client_digest(self._client_id), 'd': packages})
+        size = len(self.container.cookie_name) + 1 + len(value)
+        if size > self.container.max_size:
+            raise SessionTooLarge(
+                f'cookie session container {self.container.cookie_name!r}:'
+                f' the encoded session is {size} bytes, over the'
+                f' {self.container.max_size}-byte cookie limit; store less'
+                ' in it, or register a server-side container for the'
+                ' package')
+        self._value = value
+
+    def tpc_finish(self, txn):
+        try:
+            cookies = IRequestCookies(self.request)
+            attributes = self._cookie_attributes(cookies)
+            name = self.container.cookie_name
+            if self._removed:
+                if self._read() is not None:
+                    cookies.delete_cookie(name, path=attributes['path'],
+                                          domain=attributes['domain'])
+            elif self._value is not None:
+                cookies.set_cookie(name, self._value, **attributes)
+                self._document = json.loads(json.dumps(
+                    {'t': int(clock.now()),
+                     'c': _client_digest(self._client_id),
+                     'd': self._data.to_plain()}))
+        finally:
+            self._value = None
+            self._joined = None
+
+    def tpc_abort(self, txn):
+        self._reset()
+
+    def _reset(self):
+        # Forget this transaction's changes; the cookie is re-read.
+        self._data = None
+        self._removed = False
+        self._value = None
+        self._joined = None
+
+    def _cookie_attributes(self, cookies):
+        manager = registry_for(self.request).queryUtility(IClientIdManager)
+        settings = {}
+        if ICookieClientIdManager.providedBy(manager):
+            settings = {name: getattr(manager, name)
+                        for name in COOKIE_ATTRIBUTES}
+        settings.update(self.container.cookie_attributes)
+        same_site = settings.get('sameSite', 'Lax')
+        return dict(
+            path=settings.get('path') or cookies.application_path or '/',
+            domain=settings.get('domain') or None,
+            secure=bool(settings.get('secure')) or same_site == 'None',
+            httponly=settings.get('httpOnly', True),
+            samesite=same_site,
+            max_age=self.container.timeout or None)
+
+
+def _canonical(packages):
+    return json.dumps(packages, sort_keys=True, separators=(',', ':'))

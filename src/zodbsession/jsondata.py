@@ -1,0 +1,66 @@
+"""The JSON restriction of client-side sessions."""
+import math
+
+from zodbsession.data import SessionData
+
+_SCALARS = (str, bool, int, type(None))
+
+
+def _type_name(value):
+    cls = type(value)
+    return cls.__qualname__ if cls.__module__ == 'builtins' else (
+        f'{cls.__module__}.{cls.__qualname__}')
+
+
+def check_json(pkg_id, key, value):
+    """Raise TypeError unless ``value`` is plain JSON data.
+
+    Plain JSON: str, int, float (finite), bool, None, lists, and dicts with
+    str keys, nested. Tuples and other types are refused rather than
+    silently changed by a round trip through JSON.
+    """
+    problem = _problem(value, depth=0)
+    if problem is not None:
+        where, offender = problem
+        raise TypeError(
+            f'cannot store {pkg_id!r}[{key!r}] in a cookie session: values'
+            f' must be JSON (str, int, float, bool, None, list, dict with'
+            f' str keys); found {_type_name(offender)}{where}')
+
+
+def _problem(value, depth, where=''):
+    if depth > 64:
+        return ' nested too deeply', value
+    if isinstance(value, _SCALARS):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (f'{where} (not finite)',
+                                                  value)
+    if type(value) is list:
+        for index, item in enumerate(value):
+            found = _problem(item, depth + 1, f'{where}[{index}]')
+            if found:
+                return found
+        return None
+    if type(value) is dict:
+        for item_key, item in value.items():
+            if not isinstance(item_key, str):
+                return f'{where} as a key', item_key
+            found = _problem(item, depth + 1, f'{where}[{item_key!r}]')
+            if found:
+                return found
+        return None
+    return (f' at {where}' if where else ''), value
+
+
+class JSONSessionData(SessionData):
+    """SessionData that accepts JSON values only, checked on assignment."""
+
+    def _check_value(self, pkg_id, key, value):
+        check_json(pkg_id, key, value)
+
+    def check_all(self):
+        """Check every value again (lists may have been mutated)."""
+        for pkg_id, items in self.to_plain().items():
+            for key, value in items.items():
+                check_json(pkg_id, key, value)
