@@ -55,13 +55,15 @@ class PersistentSessionDataContainer(persistent.Persistent):
 
     timeout = FieldProperty(ISessionDataContainer['timeout'])
     resolution = FieldProperty(ISessionDataContainer['resolution'])
+    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
 
     # zope.session's switch: True leaves all sweeping to sweep().
     disable_implicit_sweeps = False
 
-    def __init__(self, timeout=3600, resolution=600):
+    def __init__(self, timeout=3600, resolution=600, lifetime=0):
         self.timeout = timeout
         self.resolution = resolution
+        self.lifetime = lifetime
         self._slices = LOBTree()
 
     def __repr__(self):
@@ -87,11 +89,15 @@ class PersistentSessionDataContainer(persistent.Persistent):
     def _live(self, client_id, now):
         key = client_key(client_id)
         found = self._find(key, now)
-        if found is None or expiry.is_expired(
-                found[2].getLastAccessTime(), now,
-                self.timeout, self.resolution):
+        if found is None or self._ended(found[2], now):
             return key, None
         return key, found
+
+    def _ended(self, data, now):
+        return (expiry.is_expired(data.getLastAccessTime(), now,
+                                  self.timeout, self.resolution)
+                or expiry.outlived(getattr(data, '_created', 0), now,
+                                   self.lifetime))
 
     def __getitem__(self, client_id):
         now = clock.now()

@@ -4,7 +4,8 @@ A client's whole session (every package's data and the last-access time)
 is a single persistent record, so a new session costs one record and a
 read costs one load. Package data objects are views onto that record.
 
-The record's state is ``{'t': last_access, 'p': {pkg_id: {key: stored}}}``
+The record's state is ``{'t': last_access, 'c': created,
+'p': {pkg_id: {key: stored}}}``
 where ``stored`` comes from ``zodbsession.values``. Concurrent commits
 merge key by key (see ``zodbsession.merge``): changes to different keys
 or packages both survive; the last-access time merges as a maximum.
@@ -14,6 +15,7 @@ from collections.abc import MutableMapping
 import persistent
 from zope.interface import implementer
 
+from zodbsession import clock
 from zodbsession import values
 from zodbsession.interfaces import ISessionData
 from zodbsession.interfaces import ISessionPkgData
@@ -52,6 +54,16 @@ class SessionPkgData(MutableMapping):
 
     def changed(self):
         """Store this package's values again, after in-place mutation."""
+        stored, live = self._dicts()
+        for key in live:
+            stored[key] = _LIVE
+        self._mark_changed()
+
+    def _mark_changed(self):
+        # Only values set (or passed to changed()) are pickled again: a
+        # value that was merely read keeps its stored bytes, since its
+        # pickle may differ after a round trip (sets of strings do), and
+        # a spurious difference would conflict with concurrent requests.
         if self._owner is not None:
             self._owner._p_changed = True
 
@@ -71,13 +83,13 @@ class SessionPkgData(MutableMapping):
         stored, live = self._dicts(create=True)
         stored[key] = _LIVE
         live[key] = value
-        self.changed()
+        self._mark_changed()
 
     def __delitem__(self, key):
         stored, live = self._dicts()
         del stored[key]
         live.pop(key, None)
-        self.changed()
+        self._mark_changed()
 
     def __contains__(self, key):
         return key in self._dicts()[0]
@@ -95,7 +107,7 @@ class SessionPkgData(MutableMapping):
         stored, live = self._dicts()
         return {
             key: (values.encode(self._pkg_id, key, live[key])
-                  if key in live else raw)
+                  if raw is _LIVE else raw)
             for key, raw in stored.items()}
 
 
@@ -105,6 +117,7 @@ class SessionData(persistent.Persistent, MutableMapping):
 
     def __init__(self):
         self._last_access = 0
+        self._created = int(clock.now())
         self._stored = {}
         self._live = {}
 
@@ -115,6 +128,10 @@ class SessionData(persistent.Persistent, MutableMapping):
 
     def setLastAccessTime(self, value):
         self._last_access = int(value)
+
+    def getCreated(self):
+        """Epoch time the session began (0 if unknown)."""
+        return self._created
 
     lastAccessTime = property(getLastAccessTime, setLastAccessTime,
                               doc='Integer epoch time of the last access.')
@@ -189,12 +206,14 @@ class SessionData(persistent.Persistent, MutableMapping):
     def __getstate__(self):
         return {
             't': self._last_access,
+            'c': self._created,
             'p': {pkg_id: SessionPkgData._view(self, pkg_id)._encoded()
                   for pkg_id in self._stored},
         }
 
     def __setstate__(self, state):
         self._last_access = state.get('t', 0)
+        self._created = state.get('c', 0)
         self._stored = {pkg_id: dict(items)
                         for pkg_id, items in state.get('p', {}).items()}
         self._live = {pkg_id: {} for pkg_id in self._stored}

@@ -72,3 +72,45 @@ def open_database(uri=None):
         raise DatabaseOpenError(
             f'cannot open session database {redact(uri)}: {_cause(exc)}'
         ) from exc
+
+
+def _unavailable_types():
+    """Exception types meaning "the storage server cannot be reached"."""
+    types = [ConnectionError]
+    try:
+        from ZEO.Exceptions import ClientDisconnected
+        types.append(ClientDisconnected)
+    except ImportError:
+        pass
+    try:
+        import psycopg2
+        types.extend([psycopg2.OperationalError, psycopg2.InterfaceError])
+    except ImportError:
+        pass
+    try:
+        from relstorage.adapters.interfaces import ReplicaClosedException
+        types.append(ReplicaClosedException)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+_UNAVAILABLE = None
+
+
+def is_storage_unavailable(exc):
+    """Whether ``exc`` (or its cause) says the storage is unreachable.
+
+    Such a request deserves a 503 and a later retry by the client, not a
+    traceback.
+    """
+    global _UNAVAILABLE
+    if _UNAVAILABLE is None:
+        _UNAVAILABLE = _unavailable_types()
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, _UNAVAILABLE):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False

@@ -42,6 +42,11 @@ def is_expired(last_access, now, timeout, resolution):
     return age is not None and last_access + age < now
 
 
+def outlived(created, now, lifetime):
+    """Whether a session created at ``created`` passed its lifetime."""
+    return bool(lifetime) and bool(created) and created + lifetime < now
+
+
 def oldest_live_end(now, timeout, resolution):
     """Slices ending at or before this are wholly expired (None: never)."""
     age = max_age(timeout, resolution)

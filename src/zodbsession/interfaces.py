@@ -148,6 +148,16 @@ class ISessionDataContainer(IReadMapping, IWriteMapping):
         min=0,
     )
 
+    lifetime = schema.Int(
+        title="Absolute lifetime",
+        description=(
+            "Seconds after its creation when a session ends, however"
+            " active it is. 0 means no limit."),
+        default=0,
+        required=False,
+        min=0,
+    )
+
     def __getitem__(client_id):
         """Return the client's ISessionData, or raise KeyError."""
 

@@ -58,9 +58,14 @@ def merge_dicts(old, committed, new, merge_both_changed=None, path=()):
 
 def merge_session_states(old, committed, new):
     """Merge SessionData states (see ``zodbsession.data``)."""
-    return {
+    merged = {
         't': max(committed.get('t', 0), new.get('t', 0)),
         'p': merge_dicts(
             old.get('p', {}), committed.get('p', {}), new.get('p', {}),
             merge_both_changed=merge_dicts),
     }
+    # The creation time is written once; either side's copy will do.
+    created = committed.get('c') or new.get('c')
+    if created:
+        merged['c'] = created
+    return merged

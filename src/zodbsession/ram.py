@@ -143,6 +143,12 @@ class RAMTransaction:
         version, state = self._base(key)
         self.tracked[key] = _Tracked(version, state, data)
 
+    def forget_expired(self, key):
+        """The loaded session had expired: what replaces it starts from
+        nothing, even if a sweep removes the expired one meanwhile."""
+        self.tracked[key] = _Tracked(self.tracked[key].base_version,
+                                     None, None)
+
     def delete(self, key):
         if key not in self.tracked:
             self.store_data(key, None)
@@ -167,7 +173,7 @@ class RAMTransaction:
         # fails here, and the store is untouched.
         pending = []
         for key, tracked in self.tracked.items():
-            if tracked is None:
+            if tracked is None or tracked.data is None:
                 continue
             new_state = tracked.data.__getstate__()
             if new_state != tracked.base_state:
@@ -180,6 +186,9 @@ class RAMTransaction:
             current_version = None if current is None else current.version
             if current_version != tracked.base_version:
                 if current is None:
+                    if tracked.base_state is None:   # replaced expired data
+                        changes.append((key, new_state))
+                        continue
                     raise ConflictError(
                         'the session was removed by another transaction')
                 new_state = merge_session_states(
@@ -231,13 +240,15 @@ class RAMSessionDataContainer(persistent.Persistent):
 
     timeout = FieldProperty(ISessionDataContainer['timeout'])
     resolution = FieldProperty(ISessionDataContainer['resolution'])
+    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
 
     # zope.session's switch: True leaves all sweeping to sweep().
     disable_implicit_sweeps = False
 
-    def __init__(self, timeout=3600, resolution=300):
+    def __init__(self, timeout=3600, resolution=300, lifetime=0):
         self.timeout = timeout
         self.resolution = resolution
+        self.lifetime = lifetime
         self.key = secrets.token_hex(16)
 
     def __repr__(self):
@@ -264,9 +275,11 @@ class RAMSessionDataContainer(persistent.Persistent):
         key = client_key(client_id)
         txn = self._transaction()
         data = txn.load(key)
-        if data is not None and expiry.is_expired(
-                data.getLastAccessTime(), now, self.timeout,
-                self.resolution):
+        if data is not None and (
+                expiry.is_expired(data.getLastAccessTime(), now,
+                                  self.timeout, self.resolution)
+                or expiry.outlived(data.getCreated(), now, self.lifetime)):
+            txn.forget_expired(key)
             data = None
         return txn, key, data
 

@@ -9,7 +9,7 @@ _TRUE = {'1', 'true', 'yes', 'on'}
 _FALSE = {'0', 'false', 'no', 'off'}
 
 # Hosting options that are not schema fields.
-_HOSTING = {'db_uri': str, 'retries': int}
+_HOSTING = {'db_uri': str, 'retries': int, 'retry_after': int}
 
 
 def _field(name):

@@ -19,6 +19,7 @@ import transaction
 from transaction.interfaces import TransientError
 
 from zodbsession import current
+from zodbsession.db import is_storage_unavailable
 from zodbsession.db import open_database
 from zodbsession.registration import register_adapters
 from zodbsession.requests import PENDING_KEY
@@ -37,6 +38,10 @@ ATTEMPT_KEY = 'zodbsession.attempt'
 
 DEFAULT_RETRIES = 3
 
+# Seconds a client is asked to wait (Retry-After) when the storage server
+# is unreachable.
+DEFAULT_RETRY_AFTER = 5
+
 # Request bodies above this size are spooled to a temporary file rather
 # than kept in memory while they wait for a possible retry.
 MAX_MEMORY_BODY = 1024 * 1024
@@ -50,16 +55,19 @@ class SessionMiddleware:
     client id manager's (``namespace``, ``secure``, ``sameSite``,
     ``secret``, ...) and the unnamed container's (``timeout``,
     ``resolution``); they are stored in the database, shared by every
-    process that uses it.
+    process that uses it. When the storage server (ZEO, PostgreSQL) cannot
+    be reached, requests that need their session get a 503 with
+    ``Retry-After: retry_after``; requests that do not still succeed.
     """
 
     def __init__(self, app, db=None, db_uri=None, retries=DEFAULT_RETRIES,
-                 **settings):
+                 retry_after=DEFAULT_RETRY_AFTER, **settings):
         if retries < 0:
             raise ValueError(f'retries must be >= 0, got {retries!r}')
         self.app = app
         self.db = db if db is not None else open_database(db_uri)
         self.retries = retries
+        self.retry_after = retry_after
         register_adapters()
         ensure_site(self.db, **settings)
 
@@ -80,8 +88,24 @@ class SessionMiddleware:
                 log.info('retrying request after %s (attempt %d of %d)',
                          type(exc).__name__, attempt, self.retries)
                 continue
+            except Exception as exc:
+                if not is_storage_unavailable(exc):
+                    raise
+                log.warning('session storage unavailable: %s: %s',
+                            type(exc).__name__, exc)
+                return self._unavailable(start_response)
             start_response(status, headers, exc_info)
             return body
+
+    def _unavailable(self, start_response):
+        body = b'Session storage unavailable; please retry shortly.\n'
+        start_response('503 Service Unavailable', [
+            ('Content-Type', 'text/plain; charset=utf-8'),
+            ('Content-Length', str(len(body))),
+            ('Retry-After', str(self.retry_after)),
+            ('Cache-Control', 'no-store'),
+        ])
+        return [body]
 
     def _attempt(self, environ, attempt):
         """Run the application once inside a transaction.
