@@ -7,6 +7,7 @@ does not open, a bad argument, a port in use) end the command with one
 line on stderr and a non-zero exit status, never a traceback.
 """
 import argparse
+import logging
 import signal
 import sys
 
@@ -76,6 +77,9 @@ def build_parser():
                ' memory://, zeo://host:port, postgres://user@host/dbname'
                ' (RelStorage). Run "zodbsession COMMAND --help" for a'
                " command's options.")
+    parser.add_argument(
+        '-v', '--verbose', action='store_true',
+        help="show the libraries' log messages (database drivers, waitress)")
     commands = parser.add_subparsers(
         dest='command', metavar='COMMAND', required=True,
         parser_class=_Parser)
@@ -129,6 +133,11 @@ def build_parser():
 def main(argv=None):
     """Run the command line ``argv``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    # Drivers log their failures on top of the exception we report; one
+    # line is enough unless asked for more.
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.CRITICAL,
+        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     try:
         return args.run(args) or 0
     except (CommandError, zdb.DatabaseOpenError) as exc:
@@ -161,6 +170,9 @@ def run_serve(args):
         host, port = _listening_address(server, args)
         print(f'serving the zodbsession demo on http://{host}:{port}/'
               f' (database {zdb.redact(args.db)})', flush=True)
+        if not args.verbose:
+            # A running server reports what goes wrong in it.
+            logging.getLogger().setLevel(logging.WARNING)
         previous = signal.signal(signal.SIGTERM, _stop)
         try:
             server.run()    # returns on SystemExit/KeyboardInterrupt

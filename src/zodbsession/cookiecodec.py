@@ -25,8 +25,8 @@ def normalize_encryption_keys(keys):
     """A tuple of 32-byte keys from bytes or URL-safe base64 text."""
     if keys is None:
         return ()
-    if isinstance(keys, (str, bytes)):
-        keys = [keys]
+    if not isinstance(keys, (list, tuple)):
+        keys = [keys]    # one key; anything odd fails below, clearly
     result = []
     for key in keys:
         raw = key

@@ -1,6 +1,7 @@
 """Session settings from text (.ini files, command lines)."""
 from zope.schema.interfaces import IBool
 from zope.schema.interfaces import IInt
+from zope.schema.interfaces import ValidationError
 
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import ISessionDataContainer
@@ -62,5 +63,20 @@ def parse_settings(options):
             field = _field(name)
             if field is None:
                 raise ValueError(f'unknown zodbsession setting {name!r}')
-            result[name] = _convert(name, value, field)
+            result[name] = _validated(name, _convert(name, value, field),
+                                      field)
     return result
+
+
+def _validated(name, value, field):
+    # The schema would reject a bad value later, with a terse message;
+    # say here which setting is wrong and what it accepts.
+    try:
+        field.validate(value)
+    except ValidationError as exc:
+        allowed = getattr(field, 'vocabulary', None)
+        hint = (f'; one of {", ".join(term.value for term in allowed)}'
+                if allowed is not None else f' ({exc.doc()})')
+        raise ValueError(
+            f'setting {name!r}: {value!r} is not allowed{hint}') from None
+    return value

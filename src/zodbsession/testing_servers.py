@@ -228,6 +228,62 @@ def increment_concurrently(client, urls, increments, threads_per_url=1):
     return replies
 
 
+def _expect(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def check_shared_sessions(first, second):
+    """Data a client stores through one worker is read through the other,
+    both ways; a client without a cookie gets nothing and no cookie."""
+    alice = SessionHTTPClient()
+    stored = alice.request(first.url, '/set', {'name': 'alice'})
+    _expect(alice.cookies, 'the first worker issued no cookie')
+    read = alice.request(second.url, '/read')
+    _expect(read['pid'] != stored['pid'], 'both replies came from one process')
+    _expect(read['data'] == {'name': 'alice'},
+            f'the second worker read {read["data"]!r}')
+
+    bob = SessionHTTPClient()
+    bob.request(second.url, '/set', {'name': 'bob'})
+    read = bob.request(first.url, '/read')['data']
+    _expect(read == {'name': 'bob'}, f'the first worker read {read!r}')
+    alice.request(second.url, '/set', {'city': 'Paris'})
+    read = alice.request(first.url, '/read')['data']
+    _expect(read == {'name': 'alice', 'city': 'Paris'},
+            f'the first worker read {read!r} after a change in the second')
+
+    stranger = SessionHTTPClient()
+    read = stranger.request(first.url, '/read')['data']
+    _expect(read is None, f'a new client read {read!r}')
+    _expect(stranger.cookies == {}, 'reading gave a new client a cookie')
+
+
+def check_concurrent_increments(first, second, increments,
+                                threads_per_worker=2):
+    """Threads in both workers increment one client's counter at once.
+
+    Every increment must see a different value (none lost or repeated)
+    and both workers must read the total. Returns the retries it took.
+    """
+    client = SessionHTTPClient()
+    client.request(first.url, '/set', {'owner': 'carol'})
+    replies = increment_concurrently(
+        client, [first.url, second.url], increments, threads_per_worker)
+    total = 2 * threads_per_worker * increments
+    counters = sorted(reply['data']['counter'] for reply in replies)
+    _expect(counters == list(range(1, total + 1)),
+            f'increments saw {counters}, expected 1..{total}')
+    pids = {reply['pid'] for reply in replies}
+    _expect(pids == {first.process.pid, second.process.pid},
+            f'replies came from processes {pids}')
+    for worker in (first, second):
+        read = client.request(worker.url, '/read')['data']
+        _expect(read == {'owner': 'carol', 'counter': total},
+                f'{worker.url} read {read!r}, expected counter {total}')
+    return sum(reply['attempt'] for reply in replies)
+
+
 # -- the worker process -------------------------------------------------
 
 
@@ -266,6 +322,11 @@ def counter_app(environ, start_response):
     start_response('200 OK', [('Content-Type', 'application/json'),
                               ('Content-Length', str(len(body)))])
     return [body]
+
+
+def counter_app_factory(global_conf, **local_conf):
+    """PasteDeploy ``app_factory`` of ``counter_app``."""
+    return counter_app
 
 
 def serve_worker(argv):

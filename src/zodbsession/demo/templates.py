@@ -106,7 +106,7 @@ def section(title, content, section_id):
             f'{content}</section>')
 
 
-def message_page(status_title, message, theme='light'):
-    body = (f'<h1>{escape(status_title)}</h1>'
-            f'<p>{escape(message)}</p><p><a href="/">Back to the demo</a></p>')
+def message_page(status_title, message, home_url, theme='light'):
+    body = (f'<h1>{escape(status_title)}</h1><p>{escape(message)}</p>'
+            f'<p><a href="{escape(home_url)}">Back to the demo</a></p>')
     return page(status_title, body, theme)

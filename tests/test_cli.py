@@ -1,0 +1,278 @@
+"""The ``zodbsession`` command, run for real in a subprocess."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import ZODB
+import ZODB.FileStorage
+
+import zodbsession
+from zodbsession import SessionData
+from zodbsession import SessionPkgData
+from zodbsession import clock
+from zodbsession.demo.app import ensure_cart_container
+from zodbsession.site import ensure_site
+from zodbsession.site import site_of
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(zodbsession.__file__)))
+SECRET = 'cli-test-secret-that-must-never-be-printed'
+COMMAND_TIMEOUT = 60
+
+
+def run(*args, cwd):
+    """Run ``zodbsession ARGS`` in ``cwd``; the CompletedProcess."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        filter(None, [SRC, env.get('PYTHONPATH')]))
+    return subprocess.run(
+        [sys.executable, '-m', 'zodbsession', *args], cwd=cwd, env=env,
+        capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+
+
+def one_error_line(result):
+    """The single stderr line of a failed command."""
+    assert result.returncode != 0, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert 'Traceback' not in result.stderr
+    return lines[0]
+
+
+def closed_port():
+    """A local port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def file_uri(path):
+    return f'file://{path}'
+
+
+def make_session_db(path, live=2, expired=0, cart=0):
+    """A FileStorage with a session site (as ``serve`` leaves it) and
+    sessions: ``live`` and ``expired`` ones in the unnamed container,
+    ``cart`` ones in the demo's cart container."""
+    db = ZODB.DB(ZODB.FileStorage.FileStorage(str(path)))
+    try:
+        ensure_site(db, secret=SECRET)
+        ensure_cart_container(db)
+
+        def add_sessions(count, pkg_id, prefix):
+            with db.transaction() as connection:
+                containers = site_of(connection).containers()
+                container = containers.get(pkg_id, containers[''])
+                for number in range(count):
+                    data = SessionData()
+                    data[pkg_id] = SessionPkgData()
+                    data[pkg_id]['n'] = number
+                    container[f'{prefix}-{number}'] = data
+
+        add_sessions(live, 'demo.counter', 'live')
+        add_sessions(cart, 'demo.cart', 'cart')
+        # Written last: a new slice would sweep them implicitly.
+        long_ago = clock.now() - 3 * 24 * 3600
+        with clock.use_clock(clock.ManualClock(long_ago)):
+            add_sessions(expired, 'demo.counter', 'old')
+    finally:
+        db.close()
+
+
+def container_counts(path):
+    db = ZODB.DB(ZODB.FileStorage.FileStorage(str(path), read_only=True))
+    try:
+        with db.transaction() as connection:
+            return {name: container.count() for name, container
+                    in site_of(connection).containers().items()}
+    finally:
+        db.close()
+
+
+# -- help and arguments -----------------------------------------------------
+
+def test_help_names_every_command(tmp_path):
+    result = run('--help', cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stderr == ''
+    for command in ('serve', 'stats', 'sweep', 'pack'):
+        assert command in result.stdout
+    assert 'file://var/sessions.fs' in result.stdout
+
+
+@pytest.mark.parametrize('command, options', [
+    ('serve', ['--db', '--host', '--port', '--threads']),
+    ('stats', ['--db']),
+    ('sweep', ['--db']),
+    ('pack', ['--db', '--days']),
+])
+def test_each_command_has_help(tmp_path, command, options):
+    result = run(command, '--help', cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith(f'usage: zodbsession {command}')
+    for option in options:
+        assert option in result.stdout
+    assert not (tmp_path / 'var').exists()     # help opens no database
+
+
+@pytest.mark.parametrize('args, named', [
+    ([], 'COMMAND'),
+    (['frobnicate'], 'frobnicate'),
+    (['serve', '--port', 'eighty'], '--port'),
+    (['serve', '--port', '70000'], '--port'),
+    (['serve', '--threads', '0'], '--threads'),
+    (['pack', '--days', '-1'], '--days'),
+    (['stats', '--colour'], '--colour'),
+])
+def test_bad_arguments_are_one_line(tmp_path, args, named):
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert line.startswith('zodbsession')
+    assert named in line
+    assert not (tmp_path / 'var').exists()
+
+
+# -- stats, sweep, pack on a FileStorage --------------------------------------
+
+def test_stats_shows_containers_and_cookie_settings(tmp_path):
+    path = tmp_path / 's.fs'
+    make_session_db(path, live=3, cart=2)
+    result = run('stats', '--db', file_uri(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert ('(unnamed): PersistentSessionDataContainer, timeout=3600s,'
+            ' resolution=600s, sessions=3') in out
+    assert ('demo.cart: PersistentSessionDataContainer, timeout=604800s,'
+            ' resolution=3600s, sessions=2') in out
+    assert "namespace: 'zodbsession'" in out
+    assert "sameSite: 'Lax'" in out
+    assert 'secrets: 1 (not shown)' in out
+    assert SECRET not in out and SECRET not in result.stderr
+
+
+def test_stats_writes_nothing(tmp_path):
+    path = tmp_path / 's.fs'
+    make_session_db(path)
+    size = path.stat().st_size
+    assert run('stats', '--db', file_uri(path), cwd=tmp_path).returncode == 0
+    assert path.stat().st_size == size
+
+
+def test_default_database_is_var_sessions_fs_in_cwd(tmp_path):
+    (tmp_path / 'var').mkdir()
+    make_session_db(tmp_path / 'var' / 'sessions.fs', live=1)
+    result = run('stats', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'database: file://var/sessions.fs' in result.stdout
+    assert 'sessions=1' in result.stdout
+
+
+def test_stats_of_a_database_without_sessions(tmp_path):
+    uri = file_uri(tmp_path / 'empty.fs')
+    line = one_error_line(run('stats', '--db', uri, cwd=tmp_path))
+    assert uri in line and 'no sessions yet' in line
+
+
+def test_sweep_removes_expired_sessions_only(tmp_path):
+    path = tmp_path / 's.fs'
+    make_session_db(path, live=2, expired=5, cart=1)
+    assert container_counts(path) == {'': 7, 'demo.cart': 1}
+    result = run('sweep', '--db', file_uri(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ('(unnamed) (PersistentSessionDataContainer): removed 1 expired'
+            ' time slice(s)') in result.stdout
+    assert ('demo.cart (PersistentSessionDataContainer): removed 0 expired'
+            ' time slice(s)') in result.stdout
+    assert container_counts(path) == {'': 2, 'demo.cart': 1}
+    # Nothing left to do the second time.
+    again = run('sweep', '--db', file_uri(path), cwd=tmp_path)
+    assert 'removed 1' not in again.stdout
+    assert container_counts(path) == {'': 2, 'demo.cart': 1}
+
+
+def test_pack_after_sweep_reclaims_space(tmp_path):
+    path = tmp_path / 's.fs'
+    make_session_db(path, live=1, expired=50)
+    assert run('sweep', '--db', file_uri(path), cwd=tmp_path).returncode == 0
+    before = path.stat().st_size
+    result = run('pack', '--db', file_uri(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f'packed {file_uri(path)}')
+    assert path.stat().st_size < before
+    assert container_counts(path) == {'': 1, 'demo.cart': 0}
+
+
+def test_pack_keeps_recent_revisions_with_days(tmp_path):
+    path = tmp_path / 's.fs'
+    make_session_db(path, live=1, expired=20)
+    run('sweep', '--db', file_uri(path), cwd=tmp_path)
+    before = path.stat().st_size
+    result = run('pack', '--db', file_uri(path), '--days', '1', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'older than 1 days' in result.stdout
+    # Everything was written just now: no revision is old enough to go.
+    assert path.stat().st_size == before
+
+
+# -- errors: one line naming the URI and the cause -----------------------------
+
+def test_unknown_uri_scheme(tmp_path):
+    line = one_error_line(run('stats', '--db', 'bogus://x', cwd=tmp_path))
+    assert line.startswith('zodbsession stats: ')
+    assert 'bogus://x' in line
+    assert 'No resolver' in line or 'NoResolverForScheme' in line
+
+
+def test_locked_filestorage(tmp_path):
+    path = tmp_path / 's.fs'
+    make_session_db(path)
+    holder = ZODB.DB(ZODB.FileStorage.FileStorage(str(path)))
+    try:
+        for command in ('stats', 'sweep', 'pack'):
+            line = one_error_line(
+                run(command, '--db', file_uri(path), cwd=tmp_path))
+            assert file_uri(path) in line
+            assert 'locked' in line
+    finally:
+        holder.close()
+
+
+def test_unreachable_zeo_server(tmp_path):
+    uri = f'zeo://127.0.0.1:{closed_port()}?wait_timeout=1'
+    started = time.monotonic()
+    line = one_error_line(run('stats', '--db', uri, cwd=tmp_path))
+    assert uri in line
+    assert 'no ZEO server answered' in line
+    # wait_timeout is honoured (no 30-second default wait).
+    assert time.monotonic() - started < COMMAND_TIMEOUT / 2
+
+
+def test_password_never_printed(tmp_path):
+    pytest.importorskip('relstorage')
+    uri = (f'postgres://someone:hunter2@127.0.0.1:{closed_port()}'
+           f'/nodb?connect_timeout=2')
+    line = one_error_line(run('stats', '--db', uri, cwd=tmp_path))
+    assert 'hunter2' not in line
+    assert 'someone:***@127.0.0.1' in line
+
+
+def test_serve_on_a_port_in_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = one_error_line(run(
+            'serve', '--db', file_uri(tmp_path / 's.fs'), '--port',
+            str(port), cwd=tmp_path))
+    assert line == (f'zodbsession serve: cannot listen on 127.0.0.1:{port}:'
+                    f' Address already in use')
+
+
+def test_serve_with_an_unopenable_database(tmp_path):
+    line = one_error_line(run('serve', '--db', 'bogus://x', '--port', '0',
+                              cwd=tmp_path))
+    assert line.startswith('zodbsession serve: cannot open session database'
+                           ' bogus://x')

@@ -1,0 +1,700 @@
+"""CookieSessionDataContainer: one package's data in a signed cookie.
+
+Most tests drive real requests through SessionMiddleware (FileStorage in a
+temporary directory) with WebTest: package ``demo.prefs`` lives in the
+cookie, ``shop.cart`` in the database's unnamed container. A test action
+travels in the WSGI environ and is called with the request's session.
+"""
+import json
+
+import pytest
+import transaction
+import webtest
+from zope.interface.verify import verifyObject
+from zope.schema.interfaces import ValidationError
+
+from zodbsession import CookieSessionDataContainer
+from zodbsession import IClientId
+from zodbsession import IRequestBoundContainer
+from zodbsession import ISession
+from zodbsession import ISessionDataContainer
+from zodbsession import SessionTooLarge
+from zodbsession import testing
+from zodbsession.clock import ManualClock
+from zodbsession.clock import use_clock
+from zodbsession.cookiecodec import _SALT
+from zodbsession.cookiecodec import CookieCodec
+from zodbsession.cookiecodec import generate_encryption_key
+from zodbsession.cookiecodec import normalize_encryption_keys
+from zodbsession.signing import Signer
+from zodbsession.signing import b64encode
+from zodbsession.site import change_site
+from zodbsession.wsgi import SessionMiddleware
+
+PREFS = 'demo.prefs'
+CART = 'shop.cart'
+DATA = 'zodbsession_data'
+SECRET = 'cookie-container-test-secret-1'
+NEW_SECRET = 'cookie-container-test-secret-2'
+KEY = generate_encryption_key()
+NEW_KEY = generate_encryption_key()
+
+
+# -- the site under test ------------------------------------------------------
+
+def app(environ, start_response):
+    """Runs the test's action, then shows both packages' data."""
+    session = environ['zodbsession.session']
+    action = environ.get('test.action')
+    if action is not None:
+        action(session)
+    shown = {}
+    for pkg_id in (PREFS, CART):
+        data = session.get(pkg_id)
+        shown[pkg_id] = None if data is None else dict(data)
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [json.dumps(shown).encode('utf-8')]
+
+
+class Site:
+    """A middleware on ``db`` with a cookie container for PREFS."""
+
+    def __init__(self, db, container, **settings):
+        self.db = db
+        self.middleware = SessionMiddleware(app, db=db, **settings)
+        change_site(db, lambda site: site.register_container(
+            PREFS, container))
+        self.codec = CookieCodec(
+            container.secret, container.encryption_key,
+            container.cookie_name)
+
+    def browser(self):
+        return webtest.TestApp(self.middleware)
+
+
+@pytest.fixture
+def make_site(db):
+    def make(secret=SECRET, settings=None, **container_settings):
+        return Site(db, CookieSessionDataContainer(
+            secret=secret, **container_settings), **(settings or {}))
+    return make
+
+
+@pytest.fixture
+def site(make_site):
+    return make_site()
+
+
+@pytest.fixture
+def clock():
+    with use_clock(ManualClock(1_700_000_000)) as manual:
+        yield manual
+
+
+def visit(browser, action=None, **kw):
+    environ = {'test.action': action} if action is not None else {}
+    return browser.get('/', extra_environ=environ, **kw)
+
+
+def setter(pkg_id, **values):
+    def action(session):
+        session[pkg_id].update(values)
+    return action
+
+
+def set_cookies(response):
+    """{name: (value, lower-case attribute text)} of the response."""
+    found = {}
+    for header in response.headers.getall('Set-Cookie'):
+        morsel, _, attributes = header.partition(';')
+        name, _, value = morsel.partition('=')
+        found[name] = (value, attributes.lower())
+    return found
+
+
+def data_cookie(response):
+    """The data cookie the response sets ('' = deleted), or None."""
+    return set_cookies(response).get(DATA, (None,))[0]
+
+
+# -- where the data lives ---------------------------------------------------
+
+def test_data_travels_in_the_cookie_and_is_read_back(site):
+    browser = site.browser()
+    response = visit(browser, setter(PREFS, theme='dark', sizes=[1, 2.5]))
+    document = site.codec.decode(data_cookie(response))
+    assert document['d'] == {PREFS: {'theme': 'dark', 'sizes': [1, 2.5]}}
+    assert visit(browser).json[PREFS] == {'theme': 'dark', 'sizes': [1, 2.5]}
+
+
+def test_cookie_only_change_writes_nothing_to_storage(site):
+    browser = site.browser()
+    visit(browser, setter(CART, items=['apple']))
+    before = site.db.storage.lastTransaction()
+    response = visit(browser, setter(PREFS, theme='dark'))
+    assert data_cookie(response)
+    assert site.db.storage.lastTransaction() == before
+    # The other package's change does reach the database.
+    visit(browser, setter(CART, items=['apple', 'pear']))
+    assert site.db.storage.lastTransaction() != before
+    assert visit(browser).json == {
+        PREFS: {'theme': 'dark'}, CART: {'items': ['apple', 'pear']}}
+
+
+def test_verify_objects(site):
+    container = CookieSessionDataContainer(secret=SECRET)
+    assert verifyObject(IRequestBoundContainer, container)
+    view = container.bind(testing.SessionTestClient().request())
+    assert verifyObject(ISessionDataContainer, view)
+
+
+def test_container_without_a_request_says_how_to_use_it():
+    container = CookieSessionDataContainer(secret=SECRET)
+    with pytest.raises(TypeError, match=r'bind\(request\)'):
+        container['some-client-id']
+    with pytest.raises(TypeError, match='ISession'):
+        'some-client-id' in container
+    assert container.sweep() == 0
+    assert repr(container) == (
+        "<CookieSessionDataContainer cookie='zodbsession_data'"
+        " encrypted=False>")
+
+
+def test_two_cookie_containers_keep_separate_cookies(db):
+    site = Site(db, CookieSessionDataContainer(secret=SECRET))
+    change_site(db, lambda s: s.register_container(CART, (
+        CookieSessionDataContainer(secret=SECRET, cookie_name='cart_data'))))
+    browser = site.browser()
+    response = visit(browser, lambda session: (
+        session[PREFS].update(theme='dark'),
+        session[CART].update(items=['apple'])))
+    assert {DATA, 'cart_data'} <= set(set_cookies(response))
+    assert site.db.storage.lastTransaction() == db.storage.lastTransaction()
+    assert visit(browser).json == {
+        PREFS: {'theme': 'dark'}, CART: {'items': ['apple']}}
+
+
+# -- bad cookies: empty data, status 200 --------------------------------------
+
+def _resigned(site, good, change):
+    """``good``'s document, changed, re-encoded with our own keys."""
+    document = site.codec.decode(good)
+    change(document)
+    return CookieCodec(SECRET, max_length=100_000).encode(document)
+
+
+def _flip(text, index):
+    return text[:index] + ('B' if text[index] != 'B' else 'C') + \
+        text[index + 1:]
+
+
+def _signed(payload):
+    return Signer(SECRET, _SALT).sign(payload)
+
+
+BAD_COOKIES = {
+    'tampered payload': lambda site, good: _flip(good, 20),
+    'tampered signature': lambda site, good: _flip(good, len(good) - 10),
+    'truncated': lambda site, good: good[:len(good) // 2],
+    'signature cut off': lambda site, good: good.rpartition('.')[0],
+    'other secret': lambda site, good: CookieCodec(NEW_SECRET).encode(
+        site.codec.decode(good)),
+    'non-JSON, validly signed': lambda site, good: _signed(
+        'p' + b64encode(b'{"t": 1, oops')),
+    'JSON list, validly signed': lambda site, good: _signed(
+        'p' + b64encode(json.dumps([1, 2]).encode())),
+    'client binding missing': lambda site, good: _resigned(
+        site, good, lambda document: document.pop('c')),
+    'time missing': lambda site, good: _resigned(
+        site, good, lambda document: document.pop('t')),
+    'data missing': lambda site, good: _resigned(
+        site, good, lambda document: document.pop('d')),
+    'time not a number': lambda site, good: _resigned(
+        site, good, lambda document: document.update(t='soon')),
+    'data not an object': lambda site, good: _resigned(
+        site, good, lambda document: document.update(d=[1])),
+    'package data not an object': lambda site, good: _resigned(
+        site, good, lambda document: document['d'].update({PREFS: 'x'})),
+    'oversize, validly signed': lambda site, good: _resigned(
+        site, good, lambda document: document['d'][PREFS].update(
+            pad='x' * 5000)),
+    'non-ASCII garbage': lambda site, good: 'p\xe9\xff' + good[3:],
+}
+
+
+@pytest.mark.parametrize('kind', list(BAD_COOKIES))
+def test_bad_cookie_means_empty_data_never_an_error(site, kind):
+    browser = site.browser()
+    good = data_cookie(visit(browser, setter(PREFS, n=1)))
+    bad = BAD_COOKIES[kind](site, good)
+    assert bad != good
+    browser.set_cookie(DATA, bad)
+
+    response = visit(browser, status=200)
+    assert response.json[PREFS] is None
+
+    # The client starts afresh, in a new, valid cookie.
+    response = visit(browser, setter(PREFS, fresh=True), status=200)
+    assert response.json[PREFS] == {'fresh': True}
+    assert site.codec.decode(data_cookie(response))['d'] == {
+        PREFS: {'fresh': True}}
+
+
+def test_oversize_cookie_value_is_ignored(site):
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    browser.set_cookie(DATA, 'p' + 'A' * 5000)
+    assert visit(browser, status=200).json[PREFS] is None
+
+
+def test_expired_cookie_means_empty_data(make_site, clock):
+    site = make_site(timeout=600, resolution=60)
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    clock.advance(600)
+    assert visit(browser).json[PREFS] == {'n': 1}
+    clock.advance(61)   # unread for more than the timeout: expired
+    assert visit(browser, status=200).json[PREFS] is None
+
+
+def test_another_clients_cookie_shows_nothing(site):
+    alice, bob = site.browser(), site.browser()
+    visit(alice, setter(PREFS, secret_note='for alice only'))
+    visit(bob, setter(CART, items=['apple']))      # bob has his own id
+    assert alice.cookies['zodbsession'] != bob.cookies['zodbsession']
+
+    bob.set_cookie(DATA, alice.cookies[DATA])
+    assert visit(bob, status=200).json == {
+        PREFS: None, CART: {'items': ['apple']}}
+    assert visit(alice).json[PREFS] == {'secret_note': 'for alice only'}
+
+
+def test_data_cookie_without_a_client_id_shows_nothing(site):
+    alice = site.browser()
+    visit(alice, setter(PREFS, n=1))
+    stranger = site.browser()
+    stranger.set_cookie(DATA, alice.cookies[DATA])
+    assert visit(stranger, status=200).json[PREFS] is None
+
+
+@pytest.mark.parametrize('kind', [
+    'clear text', 'other encryption key', 'tampered ciphertext'])
+def test_bad_cookie_for_an_encrypting_container(make_site, kind):
+    site = make_site(encryption_key=KEY)
+    browser = site.browser()
+    good = data_cookie(visit(browser, setter(PREFS, n=1)))
+    document = site.codec.decode(good)
+    assert document['d'] == {PREFS: {'n': 1}}
+    bad = {
+        'clear text': lambda: CookieCodec(SECRET).encode(document),
+        'other encryption key': lambda: CookieCodec(
+            SECRET, normalize_encryption_keys(NEW_KEY), DATA).encode(
+                document),
+        'tampered ciphertext': lambda: _flip(good, 30),
+    }[kind]()
+    browser.set_cookie(DATA, bad)
+    assert visit(browser, status=200).json[PREFS] is None
+
+
+# -- encryption -----------------------------------------------------------------
+
+def test_encrypted_cookie_hides_the_data(make_site):
+    site = make_site(encryption_key=KEY)
+    browser = site.browser()
+    value = data_cookie(visit(browser, setter(PREFS, theme='dark')))
+    assert value.startswith('e')
+    assert 'dark' not in value and CookieCodec(SECRET).decode(value) is None
+    assert site.codec.decode(value)['d'] == {PREFS: {'theme': 'dark'}}
+    assert visit(browser).json[PREFS] == {'theme': 'dark'}
+
+
+# -- key rotation -----------------------------------------------------------
+
+def _reconfigure(db, **settings):
+    def change(site):
+        container = site.containers()[PREFS]
+        for name, value in settings.items():
+            setattr(container, name, value)
+    change_site(db, change)
+
+
+def test_secret_rotation(site, db):
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    _reconfigure(db, secret=[NEW_SECRET, SECRET])
+    assert visit(browser).json[PREFS] == {'n': 1}    # old cookie still read
+
+    value = data_cookie(visit(browser, setter(PREFS, n=2)))
+    assert CookieCodec(NEW_SECRET).decode(value)['d'] == {PREFS: {'n': 2}}
+    assert CookieCodec(SECRET).decode(value) is None
+
+    _reconfigure(db, secret=[NEW_SECRET])            # old secret retired
+    assert visit(browser).json[PREFS] == {'n': 2}
+
+
+def test_encryption_key_rotation(make_site, db):
+    site = make_site(encryption_key=KEY)
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    _reconfigure(db, encryption_key=[NEW_KEY, KEY])
+    assert visit(browser).json[PREFS] == {'n': 1}
+
+    value = data_cookie(visit(browser, setter(PREFS, n=2)))
+    only_new = CookieCodec(SECRET, normalize_encryption_keys(NEW_KEY), DATA)
+    only_old = CookieCodec(SECRET, normalize_encryption_keys(KEY), DATA)
+    assert only_new.decode(value)['d'] == {PREFS: {'n': 2}}
+    assert only_old.decode(value) is None
+
+    _reconfigure(db, encryption_key=NEW_KEY)
+    assert visit(browser).json[PREFS] == {'n': 2}
+
+
+def test_retired_secret_makes_old_cookies_empty(site, db):
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    _reconfigure(db, secret=NEW_SECRET)
+    assert visit(browser, status=200).json[PREFS] is None
+
+
+# -- configuration ---------------------------------------------------------
+
+def test_short_secret_is_rejected_at_configuration():
+    with pytest.raises(ValueError, match='at least 16 bytes'):
+        CookieSessionDataContainer(secret='short')
+    with pytest.raises(ValueError, match='at least 16 bytes'):
+        CookieSessionDataContainer(secret=[SECRET, 'short'])
+    container = CookieSessionDataContainer(secret=SECRET)
+    with pytest.raises(ValueError, match='at least 16 bytes'):
+        container.secret = 'short'
+    assert container.secret == (SECRET,)
+
+
+@pytest.mark.parametrize('key', [b'\0' * 16, b'\0' * 31, 'c2hvcnQ'])
+def test_encryption_key_not_32_bytes_is_rejected(key):
+    with pytest.raises(ValueError, match=r'32 bytes \(AES-256\)'):
+        CookieSessionDataContainer(secret=SECRET, encryption_key=key)
+
+
+def test_rejected_configuration_change_is_not_stored(site, db):
+    with pytest.raises(ValueError, match='32 bytes'):
+        _reconfigure(db, encryption_key=b'too short')
+    browser = site.browser()
+    value = data_cookie(visit(browser, setter(PREFS, n=1)))
+    assert value.startswith('p')     # still signing only
+
+
+def test_default_secret_is_generated():
+    first = CookieSessionDataContainer()
+    second = CookieSessionDataContainer()
+    assert len(first.secret[0]) >= 32 and first.secret != second.secret
+
+
+def test_bad_cookie_settings_are_rejected():
+    with pytest.raises(TypeError, match="no setting 'samesite'.*sameSite"):
+        CookieSessionDataContainer(secret=SECRET, samesite='Strict')
+    with pytest.raises(ValidationError):
+        CookieSessionDataContainer(secret=SECRET, sameSite='Sometimes')
+    with pytest.raises(ValidationError):
+        CookieSessionDataContainer(secret=SECRET, cookie_name='bad name!')
+
+
+# -- size limit -----------------------------------------------------------------
+
+def test_too_large_fails_the_whole_transaction(site):
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    cookie_before = browser.cookies[DATA]
+    storage_before = site.db.storage.lastTransaction()
+    requests = []
+
+    def too_much(session):
+        requests.append(session.request)
+        session[CART]['items'] = ['apple']          # server-side change
+        session[PREFS]['essay'] = 'x' * 5000        # does not fit
+
+    with pytest.raises(SessionTooLarge) as raised:
+        visit(browser, too_much)
+    message = str(raised.value)
+    assert "'zodbsession_data'" in message and '4096-byte' in message
+    size = int(message.split(' bytes')[0].rsplit(' ', 1)[1])
+    assert size > 4096
+
+    # Nothing half-written: no data cookie, no database change.
+    assert DATA not in {
+        value.split('=', 1)[0]
+        for name, value in testing.response_headers(requests[0])
+        if name == 'Set-Cookie'}
+    assert site.db.storage.lastTransaction() == storage_before
+    assert browser.cookies[DATA] == cookie_before
+    assert visit(browser).json == {PREFS: {'n': 1}, CART: None}
+
+
+def test_large_but_fitting_session_is_kept(site):
+    browser = site.browser()
+    response = visit(browser, setter(PREFS, essay='x' * 2500))
+    assert len(DATA) + 1 + len(data_cookie(response)) <= 4096
+    assert visit(browser).json[PREFS] == {'essay': 'x' * 2500}
+
+
+# -- JSON only --------------------------------------------------------------------
+
+@pytest.fixture
+def cookie_sessions():
+    """Global registrations: PREFS in a cookie, the rest in memory."""
+    container = CookieSessionDataContainer(secret=SECRET)
+    testing.setUpSessions(**{PREFS: container})
+    yield container
+    testing.tearDown()
+
+
+@pytest.mark.parametrize('value, type_name', [
+    (object(), 'object'),
+    ((1, 2), 'tuple'),
+    ({1, 2}, 'set'),
+    ({1: 'one'}, 'int'),
+    (float('nan'), 'float'),
+    (float('inf'), 'float'),
+    (b'bytes', 'bytes'),
+    ([1, [2, (3,)]], 'tuple'),
+    ({'a': {'b': object()}}, 'object'),
+], ids=['object', 'tuple', 'set', 'dict with int keys', 'NaN', 'infinity',
+        'bytes', 'tuple inside lists', 'object inside dicts'])
+def test_non_json_value_is_refused_at_assignment(
+        cookie_sessions, value, type_name):
+    request = testing.SessionTestClient().request()
+    data = ISession(request)[PREFS]
+    with pytest.raises(TypeError) as raised:
+        data['bad'] = value
+    message = str(raised.value)
+    assert "'demo.prefs'['bad']" in message
+    assert f'found {type_name}' in message
+    assert 'bad' not in data
+
+
+def test_json_values_round_trip_exactly(site):
+    value = {'s': 'Zoë ☃', 'i': 2 ** 60, 'f': 0.1, 'b': False, 'n': None,
+             'l': [1, [2, {'x': []}]]}
+    browser = site.browser()
+    visit(browser, setter(PREFS, value=value))
+    assert visit(browser).json[PREFS] == {'value': value}
+
+
+def test_in_place_mutation_with_non_json_is_caught_at_commit(cookie_sessions):
+    request = testing.SessionTestClient().request()
+    data = ISession(request)[PREFS]
+    data['items'] = []
+    data['items'].append(object())
+    with pytest.raises(TypeError, match=r"'demo.prefs'\['items'\].*object"):
+        transaction.commit()
+    transaction.abort()
+    assert all(not value.startswith(DATA + '=')
+               for name, value in testing.response_headers(request))
+
+
+def test_in_place_mutation_is_noticed_without_changed(site):
+    browser = site.browser()
+    visit(browser, setter(PREFS, items=['apple']))
+    response = visit(browser, lambda session: session[PREFS][
+        'items'].append('pear'))
+    assert data_cookie(response)
+    assert visit(browser).json[PREFS] == {'items': ['apple', 'pear']}
+
+
+# -- transactions decide ----------------------------------------------------------
+
+def test_app_error_leaves_the_cookie_as_it_was(site):
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark'))
+    before = browser.cookies[DATA]
+
+    def change_then_fail(session):
+        session[PREFS]['theme'] = 'light'
+        raise RuntimeError('the view failed')
+
+    with pytest.raises(RuntimeError, match='the view failed'):
+        visit(browser, change_then_fail)
+    assert browser.cookies[DATA] == before
+    assert visit(browser).json[PREFS] == {'theme': 'dark'}
+
+
+def test_doomed_transaction_sends_no_data_cookie(site):
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark'))
+
+    def change_then_doom(session):
+        session[PREFS]['theme'] = 'light'
+        transaction.doom()
+
+    response = visit(browser, change_then_doom, status=200)
+    assert data_cookie(response) is None
+    assert visit(browser).json[PREFS] == {'theme': 'dark'}
+
+
+def test_persist_mid_request_then_abort_keeps_the_persisted_part(site):
+    browser = site.browser()
+
+    def persist_then_doom(session):
+        session[PREFS]['step'] = 1
+        session.persist()
+        session[PREFS]['step'] = 2
+        transaction.doom()
+
+    response = visit(browser, persist_then_doom)
+    assert site.codec.decode(data_cookie(response))['d'] == {
+        PREFS: {'step': 1}}
+    assert visit(browser).json[PREFS] == {'step': 1}
+
+
+# -- set only when needed -------------------------------------------------------
+
+def test_cookie_is_set_only_when_changed_or_due(make_site, clock):
+    site = make_site(timeout=3600, resolution=60)
+    browser = site.browser()
+    first = site.codec.decode(data_cookie(visit(browser, setter(PREFS, n=1))))
+    assert first['t'] == 1_700_000_000
+
+    assert data_cookie(visit(browser)) is None                   # read only
+    assert data_cookie(visit(browser, setter(PREFS, n=1))) is None  # same
+    clock.advance(60)
+    assert data_cookie(visit(browser)) is None                   # not due
+
+    clock.advance(1)
+    refreshed = site.codec.decode(data_cookie(visit(browser)))
+    assert refreshed['t'] == 1_700_000_061
+    assert refreshed['d'] == first['d']
+    assert data_cookie(visit(browser)) is None                   # once
+
+    # The refresh moved the timeout: alive past the first cookie's end.
+    clock.advance(3600)
+    assert visit(browser).json[PREFS] == {'n': 1}
+
+
+def test_requests_that_do_not_use_the_package_send_no_data_cookie(site):
+    browser = site.browser()
+    response = visit(browser, setter(CART, items=['apple']))
+    assert data_cookie(response) is None
+    assert DATA not in browser.cookies
+
+
+# -- cookie attributes ------------------------------------------------------------
+
+def _attributes(response):
+    return set_cookies(response)[DATA][1]
+
+
+def test_cookie_attributes_follow_the_client_id_manager(make_site):
+    site = make_site(settings=dict(
+        path='/shop', domain='example.com', secure=True, httpOnly=False,
+        sameSite='Strict'))
+    response = visit(site.browser(), setter(PREFS, n=1))
+    attributes = _attributes(response)
+    assert 'path=/shop' in attributes
+    assert 'domain=example.com' in attributes
+    assert 'secure' in attributes
+    assert 'httponly' not in attributes
+    assert 'samesite=strict' in attributes
+    assert 'max-age=3600' in attributes
+
+
+def test_default_cookie_attributes(site):
+    attributes = _attributes(visit(site.browser(), setter(PREFS, n=1)))
+    assert 'path=/' in attributes and 'httponly' in attributes
+    assert 'samesite=lax' in attributes
+    assert 'secure' not in attributes and 'domain' not in attributes
+
+
+def test_container_overrides_cookie_attributes(make_site):
+    site = make_site(sameSite='Strict', secure=True, path='/prefs',
+                     httpOnly=True, timeout=600,
+                     settings=dict(httpOnly=False, sameSite='Lax'))
+    response = visit(site.browser(), setter(PREFS, n=1))
+    attributes = _attributes(response)
+    assert 'samesite=strict' in attributes and 'secure' in attributes
+    assert 'path=/prefs' in attributes and 'httponly' in attributes
+    assert 'max-age=600' in attributes
+    # The client id cookie keeps the manager's own settings.
+    assert 'samesite=lax' in set_cookies(response)['zodbsession'][1]
+
+
+def test_same_site_none_forces_secure(make_site):
+    site = make_site(sameSite='None')
+    attributes = _attributes(visit(site.browser(), setter(PREFS, n=1)))
+    assert 'samesite=none' in attributes and 'secure' in attributes
+
+
+# -- invalidate and regenerate ----------------------------------------------------
+
+def test_invalidate_clears_the_cookie_data(site):
+    browser = site.browser()
+    visit(browser, lambda session: (session[PREFS].update(theme='dark'),
+                                    session[CART].update(items=['apple'])))
+    old_id = browser.cookies['zodbsession']
+
+    response = visit(browser, lambda session: session.invalidate())
+    assert data_cookie(response) == ''                # expired
+    assert 'max-age=0' in _attributes(response)
+    assert response.json == {PREFS: None, CART: None}
+    assert browser.cookies['zodbsession'] != old_id
+    assert DATA not in browser.cookies
+    assert visit(browser).json == {PREFS: None, CART: None}
+
+
+def test_invalidated_data_cookie_kept_by_the_browser_is_useless(site):
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark'))
+    stale = browser.cookies[DATA]
+    visit(browser, lambda session: session.invalidate())
+    browser.set_cookie(DATA, stale)       # a browser that ignored the delete
+    assert visit(browser).json[PREFS] is None
+
+
+def test_regenerate_keeps_the_data_under_the_new_id(site):
+    browser = site.browser()
+    visit(browser, lambda session: (session[PREFS].update(theme='dark'),
+                                    session[CART].update(items=['apple'])))
+    old_id = browser.cookies['zodbsession']
+    old_document = site.codec.decode(browser.cookies[DATA])
+
+    response = visit(browser, lambda session: session.regenerate())
+    new_id = browser.cookies['zodbsession']
+    assert new_id != old_id
+    new_document = site.codec.decode(data_cookie(response))
+    assert new_document['d'] == old_document['d']
+    assert new_document['c'] != old_document['c']       # re-bound
+    assert visit(browser).json == {
+        PREFS: {'theme': 'dark'}, CART: {'items': ['apple']}}
+
+    # The new data cookie is worthless with the old id.
+    thief = site.browser()
+    thief.set_cookie('zodbsession', old_id)
+    thief.set_cookie(DATA, browser.cookies[DATA])
+    assert visit(thief).json[PREFS] is None
+
+
+def test_session_exists_with_only_cookie_data(site):
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    seen = []
+    visit(browser, lambda session: seen.append(session.exists()))
+    visit(site.browser(), lambda session: seen.append(session.exists()))
+    assert seen == [True, False]
+
+
+# -- without the middleware -------------------------------------------------------
+
+def test_works_with_globally_registered_containers(cookie_sessions):
+    client = testing.SessionTestClient()
+    request = client.request()
+    ISession(request)[PREFS]['theme'] = 'dark'
+    transaction.commit()
+    client.receive(request)
+    assert DATA in client.cookies
+    document = cookie_sessions.codec.decode(client.cookies[DATA])
+    assert document['d'] == {PREFS: {'theme': 'dark'}}
+
+    second = client.request()
+    assert IClientId(second) == IClientId(request)
+    assert ISession(second)[PREFS]['theme'] == 'dark'
+    transaction.commit()
+    assert all(not value.startswith(DATA + '=')
+               for name, value in testing.response_headers(second))

@@ -1,0 +1,136 @@
+"""Opening the session database from a URI."""
+import os
+
+import pytest
+import ZODB.FileStorage
+from ZODB.MappingStorage import MappingStorage
+
+from zodbsession.db import DEFAULT_URI
+from zodbsession.db import DatabaseOpenError
+from zodbsession.db import open_database
+from zodbsession.db import redact
+from zodbsession.testing_servers import free_port
+from zodbsession.testing_servers import zeo_server
+
+
+def write_and_read_back(db):
+    with db.transaction() as connection:
+        connection.root()['answer'] = 42
+    with db.transaction() as connection:
+        return connection.root()['answer']
+
+
+def test_the_default_is_a_filestorage_under_the_current_directory(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert DEFAULT_URI == 'file://var/sessions.fs'
+    db = open_database()
+    try:
+        assert isinstance(db.storage, ZODB.FileStorage.FileStorage)
+        assert write_and_read_back(db) == 42
+    finally:
+        db.close()
+    assert (tmp_path / 'var' / 'sessions.fs').is_file()
+
+    # Reopened, it has the data.
+    db = open_database('file://var/sessions.fs')
+    try:
+        with db.transaction() as connection:
+            assert connection.root()['answer'] == 42
+    finally:
+        db.close()
+
+
+def test_an_absolute_file_uri(tmp_path):
+    path = tmp_path / 'deep' / 'er' / 'data.fs'
+    db = open_database(f'file://{path}')
+    try:
+        assert write_and_read_back(db) == 42
+    finally:
+        db.close()
+    assert path.is_file()
+
+
+def test_memory():
+    db = open_database('memory://')
+    try:
+        assert isinstance(db.storage, MappingStorage)
+        assert write_and_read_back(db) == 42
+    finally:
+        db.close()
+
+
+def test_zeo(tmp_path):
+    with zeo_server(str(tmp_path)) as uri:
+        db = open_database(uri)
+        try:
+            assert write_and_read_back(db) == 42
+        finally:
+            db.close()
+        # A second client sees what the first one stored.
+        db = open_database(uri + '?wait_timeout=5')
+        try:
+            with db.transaction() as connection:
+                assert connection.root()['answer'] == 42
+        finally:
+            db.close()
+
+
+def one_line_error(uri):
+    with pytest.raises(DatabaseOpenError) as info:
+        db = open_database(uri)
+        db.close()
+    message = str(info.value)
+    assert '\n' not in message
+    assert message.startswith('cannot open session database ')
+    return message
+
+
+def test_an_unknown_scheme():
+    message = one_line_error('nosuchscheme://somewhere')
+    assert 'nosuchscheme://somewhere' in message
+    assert 'No resolver' in message
+
+
+def test_an_unreachable_zeo_server():
+    uri = f'zeo://127.0.0.1:{free_port()}?wait_timeout=1'
+    message = one_line_error(uri)
+    assert uri in message
+    assert 'no ZEO server answered' in message
+
+
+def test_a_locked_filestorage(tmp_path):
+    uri = f'file://{tmp_path}/sessions.fs'
+    db = open_database(uri)
+    try:
+        message = one_line_error(uri)
+        assert uri in message
+        assert 'locked' in message
+    finally:
+        db.close()
+    # Once the first user closed it, it opens again.
+    open_database(uri).close()
+
+
+def test_passwords_are_redacted():
+    uri = 'postgres://zodb:s3cret@127.0.0.1:1/sessions?connect_timeout=1'
+    message = one_line_error(uri)
+    assert 's3cret' not in message
+    assert 'postgres://zodb:***@127.0.0.1:1/sessions' in message
+    assert 'DatabaseOpenError' not in message
+
+
+@pytest.mark.parametrize('uri, expected', [
+    ('zeo://h:1', 'zeo://h:1'),
+    ('postgres://u:pw@h:5432/db', 'postgres://u:***@h:5432/db'),
+    ('postgres://u:pw@h/db?x=1', 'postgres://u:***@h/db?x=1'),
+    ('file:///tmp/x.fs', 'file:///tmp/x.fs'),
+])
+def test_redact(uri, expected):
+    assert redact(uri) == expected
+
+
+def test_errors_keep_their_cause(tmp_path):
+    with pytest.raises(DatabaseOpenError) as info:
+        open_database('nosuchscheme://x')
+    assert info.value.__cause__ is not None

@@ -1,0 +1,302 @@
+"""RAMSessionDataContainer: process memory, transactional, thread-shared."""
+import queue
+import threading
+
+import pytest
+import transaction
+from ZODB.POSException import ConflictError
+from zope.interface.verify import verifyObject
+
+from zodbsession import ISessionDataContainer
+from zodbsession import RAMSessionDataContainer
+from zodbsession import SessionData
+from zodbsession import SessionPkgData
+from zodbsession.clock import ManualClock
+from zodbsession.clock import use_clock
+from zodbsession.container import IMPLICIT_SWEEP_LIMIT
+from zodbsession.expiry import slice_length
+
+START = 1_700_000_000
+
+
+@pytest.fixture
+def clock():
+    with use_clock(ManualClock(START)) as manual:
+        yield manual
+
+
+@pytest.fixture
+def container():
+    transaction.abort()
+    yield RAMSessionDataContainer()
+    transaction.abort()
+
+
+class Worker:
+    """Runs callables, one at a time, in its own thread (and so in its own
+    transaction): a second concurrent request, interleaved step by step."""
+
+    def __init__(self):
+        self._calls = queue.Queue()
+        self._results = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            try:
+                self._results.put((True, call()))
+            except BaseException as exc:
+                self._results.put((False, exc))
+
+    def run(self, call):
+        self._calls.put(call)
+        ok, result = self._results.get(timeout=60)
+        if not ok:
+            raise result
+        return result
+
+    def stop(self):
+        self._calls.put(None)
+        self._thread.join(60)
+
+
+@pytest.fixture
+def worker():
+    running = Worker()
+    yield running
+    running.run(transaction.abort)
+    running.stop()
+
+
+def add_session(container, client_id, **items):
+    data = SessionData()
+    data['pkg'] = SessionPkgData()
+    data['pkg'].update(items)
+    container[client_id] = data
+    return data
+
+
+def committed(container, client_id, **items):
+    add_session(container, client_id, **items)
+    transaction.commit()
+
+
+def test_interface_and_settings(container):
+    assert verifyObject(ISessionDataContainer, container)
+    assert container.timeout == 3600
+    assert RAMSessionDataContainer(timeout=10, resolution=5).resolution == 5
+
+
+def test_set_get_contains_delete(container, clock):
+    assert container.get('client') is None and 'client' not in container
+    data = add_session(container, 'client', k='v')
+    assert container['client'] is data
+    transaction.commit()
+    assert container['client']['pkg']['k'] == 'v'
+    del container['client']
+    with pytest.raises(KeyError):
+        del container['client']
+    transaction.commit()
+    with pytest.raises(KeyError):
+        container['client']
+
+
+def test_abort_discards(container, clock):
+    committed(container, 'client', k='kept')
+    container['client']['pkg']['k'] = 'discarded'
+    add_session(container, 'other', k='discarded')
+    transaction.abort()
+    assert container['client']['pkg']['k'] == 'kept'
+    assert 'other' not in container
+    assert container.count() == 1
+
+
+def test_changes_are_private_until_commit(container, clock, worker):
+    committed(container, 'client', k=0)
+    container['client']['pkg']['k'] = 1
+    assert worker.run(lambda: container['client']['pkg']['k']) == 0
+    transaction.commit()
+    worker.run(transaction.abort)      # a new transaction for the worker
+    assert worker.run(lambda: container['client']['pkg']['k']) == 1
+
+
+def test_data_committed_in_one_thread_is_seen_in_another(
+        container, clock, worker):
+    def write():
+        committed(container, 'client', items=['apple'])
+    worker.run(write)
+    assert container['client']['pkg']['items'] == ['apple']
+
+
+def test_concurrent_changes_to_different_keys_merge(container, clock, worker):
+    committed(container, 'client', a=0, b=0)
+
+    def change_b():
+        container['client']['pkg']['b'] = 2
+    worker.run(change_b)
+    container['client']['pkg']['a'] = 1
+    transaction.commit()
+    worker.run(transaction.commit)
+    transaction.begin()
+    assert dict(container['client']['pkg']) == {'a': 1, 'b': 2}
+
+
+def test_concurrent_changes_to_one_key_conflict(container, clock, worker):
+    committed(container, 'client', n=0)
+
+    def set_n():
+        container['client']['pkg']['n'] = 2
+    worker.run(set_n)
+    container['client']['pkg']['n'] = 1
+    transaction.commit()
+    with pytest.raises(ConflictError):
+        worker.run(transaction.commit)
+    worker.run(transaction.abort)
+    assert container['client']['pkg']['n'] == 1
+    # The store's lock was released: later commits work.
+    container['client']['pkg']['n'] = 3
+    transaction.commit()
+    assert worker.run(lambda: container['client']['pkg']['n']) == 3
+
+
+def test_counter_incremented_with_retries_loses_nothing(container, clock):
+    committed(container, 'client', n=0)
+    increments = 40
+
+    def increment():
+        for attempt in transaction.manager.attempts(100):
+            with attempt:
+                container['client']['pkg']['n'] += 1
+
+    threads = [threading.Thread(target=lambda: [increment() for _ in
+                                                range(increments // 4)])
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    transaction.begin()
+    assert container['client']['pkg']['n'] == increments
+
+
+def test_read_within_resolution_changes_nothing(container, clock):
+    committed(container, 'client', k='v')
+    version = container._store.version
+    clock.advance(container.resolution - 1)
+    assert container['client']['pkg']['k'] == 'v'
+    transaction.commit()
+    assert container._store.version == version
+    clock.advance(2)
+    container['client']
+    transaction.commit()
+    assert container._store.version == version + 1
+
+
+def test_expired_data_is_never_returned_and_sweep_removes_it(
+        container, clock):
+    committed(container, 'client', k='v')
+    clock.advance(container.timeout + container.resolution + 1)
+    transaction.begin()
+    assert container.count() == 1
+    assert 'client' not in container and container.get('client') is None
+    with pytest.raises(KeyError):
+        container['client']
+    # Sweeping drops whole slices, once the newest access they cover has
+    # expired.
+    clock.advance(slice_length(container.timeout, container.resolution))
+    assert container.sweep() == 1
+    assert container.count() == 0
+
+
+def test_timeout_zero_never_expires(clock):
+    container = RAMSessionDataContainer(timeout=0)
+    committed(container, 'client', k='v')
+    clock.advance(10 * 365 * 24 * 3600)
+    transaction.begin()
+    assert container.sweep() == 0
+    assert container['client']['pkg']['k'] == 'v'
+    transaction.abort()
+
+
+def test_implicit_sweep_is_bounded(clock):
+    container = RAMSessionDataContainer(timeout=0)
+    slices = 20
+    for number in range(slices):
+        committed(container, f'client-{number}', k=number)
+        clock.advance(31 * 24 * 3600)
+    container.timeout = 3600
+    assert container.count() == slices
+    committed(container, 'newcomer', k='v')
+    assert container.count() == slices - IMPLICIT_SWEEP_LIMIT + 1
+    assert container.sweep() == slices - IMPLICIT_SWEEP_LIMIT
+    assert container.count() == 1 and 'newcomer' in container
+    transaction.abort()
+
+
+def test_disable_implicit_sweeps(clock):
+    container = RAMSessionDataContainer(timeout=0)
+    for number in range(6):
+        committed(container, f'client-{number}', k=number)
+        clock.advance(31 * 24 * 3600)
+    container.timeout = 3600
+    container.disable_implicit_sweeps = True
+    committed(container, 'newcomer', k='v')
+    assert container.count() == 7
+    assert container.sweep() == 6
+    transaction.abort()
+
+
+def test_unpicklable_value_fails_at_commit_and_leaves_the_store(
+        container, clock):
+    committed(container, 'client', k='kept')
+    container['client']['pkg']['bad'] = threading.Lock()
+    with pytest.raises(TypeError, match=r"'pkg'\['bad'\].*lock"):
+        transaction.commit()
+    transaction.abort()
+    assert dict(container['client']['pkg']) == {'k': 'kept'}
+    container['client']['pkg']['k'] = 'changed'
+    transaction.commit()                 # the store is not left locked
+    assert container['client']['pkg']['k'] == 'changed'
+
+
+def test_no_zodb_connection_is_involved(container, clock):
+    add_session(container, 'client', k='v')
+    resources = transaction.get()._resources
+    assert [type(resource).__name__ for resource in resources] == [
+        'RAMTransaction']
+    transaction.commit()
+
+
+def test_containers_do_not_share_data(container, clock):
+    other = RAMSessionDataContainer()
+    committed(container, 'client', k='v')
+    assert 'client' not in other
+
+
+def test_stored_in_zodb_every_copy_shares_the_data(db, clock):
+    manager = transaction.TransactionManager()
+    connection = db.open(manager)
+    connection.root()['ram'] = RAMSessionDataContainer()
+    manager.commit()
+    other = db.open(transaction.TransactionManager())
+    copy_one, copy_two = connection.root()['ram'], other.root()['ram']
+    assert copy_one is not copy_two
+    committed(copy_one, 'client', k='v')
+    assert copy_two['client']['pkg']['k'] == 'v'
+    transaction.abort()
+
+
+def test_reading_a_value_whose_pickle_is_unstable_writes_nothing(
+        container, clock):
+    tags = {str(number) for number in range(100)}
+    tags -= {str(number) for number in range(0, 100, 2)}
+    committed(container, 'client', tags=tags)
+    version = container._store.version
+    transaction.begin()
+    assert container['client']['pkg']['tags'] == tags
+    transaction.commit()
+    assert container._store.version == version

@@ -1,0 +1,176 @@
+"""IRequestCookies for WSGI, WebOb and Pyramid requests."""
+import pytest
+import webob
+import webtest
+from zope.interface.verify import verifyObject
+
+from zodbsession import IClientId
+from zodbsession import IRequestCookies
+from zodbsession import ISession
+from zodbsession import WSGIRequest
+from zodbsession.requests import PENDING_KEY
+from zodbsession.requests import EnvironCookies
+from zodbsession.requests import PendingResponse
+from zodbsession.testing import response_headers
+
+
+def wsgi_request(**environ):
+    return WSGIRequest(dict({'REQUEST_METHOD': 'GET'}, **environ))
+
+
+REQUEST_KINDS = {
+    'wsgi': lambda cookie: wsgi_request(HTTP_COOKIE=cookie),
+    'webob': lambda cookie: webob.Request.blank(
+        '/', headers={'Cookie': cookie}),
+    'pyramid': lambda cookie: __import__(
+        'pyramid.request', fromlist=['Request']).Request.blank(
+            '/', headers={'Cookie': cookie}),
+}
+
+
+@pytest.mark.parametrize('kind', sorted(REQUEST_KINDS))
+def test_adapter_is_registered_and_verifies(registry, kind):
+    request = REQUEST_KINDS[kind]('a=1')
+    cookies = IRequestCookies(request)
+    assert isinstance(cookies, EnvironCookies)
+    assert verifyObject(IRequestCookies, cookies)
+
+
+@pytest.mark.parametrize('kind', sorted(REQUEST_KINDS))
+def test_get_set_delete_cookie(registry, kind):
+    request = REQUEST_KINDS[kind]('a=1; b="two words"')
+    cookies = IRequestCookies(request)
+    assert cookies.get_cookie('a') == '1'
+    assert cookies.get_cookie('b') == 'two words'
+    assert cookies.get_cookie('missing') is None
+    cookies.set_cookie('a', 'new')
+    # What this request set wins over what it brought, for every adapter.
+    assert IRequestCookies(request).get_cookie('a') == 'new'
+    cookies.delete_cookie('b')
+    assert cookies.get_cookie('b') is None
+    headers = [value for name, value in response_headers(request)
+               if name == 'Set-Cookie']
+    assert len(headers) == 2
+    assert any(value.startswith('a=new;') for value in headers)
+    deleted = [value for value in headers if value.startswith('b=')][0]
+    assert 'Max-Age=0' in deleted
+
+
+def test_method_and_application_path(registry):
+    cookies = IRequestCookies(wsgi_request(REQUEST_METHOD='post',
+                                           SCRIPT_NAME='/shop'))
+    assert cookies.method == 'POST'
+    assert cookies.application_path == '/shop'
+    bare = IRequestCookies(WSGIRequest({}))
+    assert (bare.method, bare.application_path) == ('GET', '/')
+    assert WSGIRequest({'REQUEST_METHOD': 'put'}).method == 'PUT'
+
+
+def test_set_cookie_attributes(registry):
+    request = wsgi_request()
+    IRequestCookies(request).set_cookie(
+        'sid', 'v', max_age=60, path='/p', domain='example.org',
+        secure=True, httponly=True, samesite='Strict')
+    [(name, value)] = response_headers(request)
+    assert name == 'Set-Cookie'
+    lowered = value.lower()
+    for part in ('sid=v', 'max-age=60', 'path=/p', 'domain=example.org',
+                 'secure', 'httponly', 'samesite=strict'):
+        assert part in lowered, part
+
+
+def test_set_header_replaces(registry):
+    request = wsgi_request()
+    cookies = IRequestCookies(request)
+    cookies.set_header('Cache-Control', 'one')
+    cookies.set_header('Cache-Control', 'two')
+    assert response_headers(request) == [('Cache-Control', 'two')]
+
+
+def test_nothing_pending_means_no_headers(registry):
+    request = wsgi_request(HTTP_COOKIE='a=1')
+    IRequestCookies(request).get_cookie('a')
+    assert PENDING_KEY not in request.environ
+    assert response_headers(request) == []
+    assert not PendingResponse()
+
+
+@pytest.mark.parametrize('header, expected', [
+    ('zodbsession=\x00\xff', ''),
+    ('zodbsession="unterminated', ''),
+    ('"; ;=; zodbsession=ok', 'ok'),
+    ('zodbsession=\u0100', None),       # not even latin-1: WebOb fails
+])
+def test_garbage_cookie_header_never_raises(registry, header, expected):
+    cookies = IRequestCookies(wsgi_request(HTTP_COOKIE=header))
+    assert cookies.get_cookie('zodbsession') == expected
+
+
+def test_pending_response_applies_to_a_webob_response(sessions):
+    request = webob.Request.blank('/')
+    client_id = IClientId(request)
+    response = webob.Response('ok')
+    PendingResponse.of(request.environ).apply(response)
+    assert response.headers['Pragma'] == 'no-cache'
+    cookies = [value for name, value in response.headerlist
+               if name == 'Set-Cookie']
+    assert len(cookies) == 1 and client_id in cookies[0]
+    # The browser's next request carries it.
+    again = webob.Request.blank(
+        '/', headers={'Cookie': cookies[0].split(';')[0]})
+    assert IClientId(again) == client_id
+
+
+def test_webob_request_session(sessions):
+    request = webob.Request.blank('/')
+    ISession(request)['pkg']['k'] = 'v'
+    cookie = dict(response_headers(request))['Set-Cookie'].split(';')[0]
+    again = webob.Request.blank('/', headers={'Cookie': cookie})
+    assert ISession(again)['pkg']['k'] == 'v'
+
+
+def pyramid_app():
+    from pyramid.config import Configurator
+    from pyramid.response import Response
+
+    def count(request):
+        data = ISession(request)['visits']
+        data['n'] = data.get('n', 0) + 1
+        return Response(str(data['n']))
+
+    def peek(request):
+        data = ISession(request).get('visits')
+        return Response('none' if data is None else str(data['n']))
+
+    with Configurator() as config:
+        config.add_route('count', '/count')
+        config.add_view(count, route_name='count')
+        config.add_route('peek', '/peek')
+        config.add_view(peek, route_name='peek')
+        return config.make_wsgi_app()
+
+
+def test_pyramid_response_callback_sets_the_cookie(sessions):
+    manager, container = sessions
+    browser = webtest.TestApp(pyramid_app())
+    assert browser.get('/peek').text == 'none'
+    assert 'Set-Cookie' not in browser.get('/peek').headers
+    response = browser.get('/count')
+    assert response.text == '1'
+    set_cookie = response.headers['Set-Cookie']
+    assert set_cookie.startswith(manager.namespace + '=')
+    assert 'HttpOnly' in set_cookie
+    assert response.headers['Cache-Control'].startswith('no-cache')
+    assert browser.get('/count').text == '2'
+    assert browser.get('/peek').text == '2'
+    assert webtest.TestApp(pyramid_app()).get('/peek').text == 'none'
+
+
+def test_pyramid_blank_request_callbacks(sessions):
+    from pyramid.request import Request
+    from pyramid.response import Response
+    request = Request.blank('/')
+    client_id = IClientId(request)
+    response = Response()
+    request._process_response_callbacks(response)
+    assert client_id in response.headers['Set-Cookie']

@@ -1,0 +1,114 @@
+import hashlib
+import hmac
+
+import pytest
+
+from zodbsession import signing
+from zodbsession.signing import Signer
+
+SECRET = 'a-secret-long-enough-for-tests'
+OTHER = 'another-secret-long-enough-too'
+
+
+def test_sign_then_unsign_gives_the_payload():
+    signer = Signer(SECRET, 'salt')
+    assert signer.unsign(signer.sign('payload')) == 'payload'
+
+
+def test_signature_is_hmac_sha256_of_the_payload_with_a_salted_key():
+    signed = Signer(SECRET, 'salt').sign('payload')
+    payload, signature = signed.rsplit('.', 1)
+    key = hashlib.sha256(b'salt\0' + SECRET.encode()).digest()
+    expected = hmac.new(key, b'payload', hashlib.sha256).digest()
+    assert payload == 'payload'
+    assert signing.b64decode(signature) == expected
+
+
+def test_salt_separates_uses_of_one_secret():
+    signed = Signer(SECRET, 'one').sign('payload')
+    assert Signer(SECRET, 'two').unsign(signed) is None
+
+
+def test_rotation_signs_with_first_and_accepts_all():
+    old = Signer(OTHER, 'salt')
+    rotated = Signer([SECRET, OTHER], 'salt')
+    assert rotated.unsign(old.sign('x')) == 'x'
+    assert rotated.sign('x') == Signer(SECRET, 'salt').sign('x')
+    assert old.unsign(rotated.sign('x')) is None
+
+
+@pytest.mark.parametrize('value', [
+    None, 42, b'payload.sig', '', '.', 'payload', 'payload.',
+    'payload.!!!!', 'payload.' + 'A' * 10, 'päyload.abc',
+])
+def test_hostile_values_are_rejected_without_exception(value):
+    assert Signer(SECRET, 'salt').unsign(value) is None
+
+
+def test_flipping_any_character_invalidates():
+    signer = Signer(SECRET, 'salt')
+    signed = signer.sign('payload')
+    for index, char in enumerate(signed):
+        if char == '.':
+            continue
+        replacement = 'B' if char != 'B' else 'C'
+        tampered = signed[:index] + replacement + signed[index + 1:]
+        assert signer.unsign(tampered) is None, index
+
+
+def test_too_long_values_are_rejected_before_hashing():
+    signer = Signer(SECRET, 'salt', max_length=20)
+    long_payload = 'x' * 30
+    assert Signer(SECRET, 'salt').unsign(
+        Signer(SECRET, 'salt').sign(long_payload)) == long_payload
+    assert signer.unsign(signer.sign(long_payload)) is None
+
+
+def test_short_secret_is_rejected_with_advice():
+    with pytest.raises(ValueError, match='at least 16 bytes') as info:
+        Signer('short', 'salt')
+    assert 'token_urlsafe' in str(info.value)
+
+
+def test_no_secret_and_wrong_type_are_rejected():
+    with pytest.raises(ValueError, match='at least one secret'):
+        Signer([], 'salt')
+    with pytest.raises(TypeError, match='int'):
+        Signer([12345678901234567890], 'salt')
+
+
+def test_bytes_and_text_secrets_are_the_same_key():
+    signed = Signer(SECRET, 'salt').sign('x')
+    assert Signer(SECRET.encode(), 'salt').unsign(signed) == 'x'
+
+
+def test_repr_shows_no_key_material():
+    signer = Signer([SECRET, OTHER], 'salt')
+    text = repr(signer)
+    assert SECRET not in text and OTHER not in text
+    assert '2 key' in text
+
+
+def test_b64decode_rejects_garbage():
+    with pytest.raises(ValueError):
+        signing.b64decode('a+b/')
+    assert signing.b64decode(signing.b64encode(b'\xff\x00')) == b'\xff\x00'
+
+
+def test_signature_has_one_spelling():
+    # '+'/'/' instead of '-'/'_', or different spare bits in the last
+    # character, decode to the same MAC; they must not verify.
+    signer = Signer(SECRET, 'salt')
+    signed = signer.sign('payload')
+    payload, signature = signed.rsplit('.', 1)
+    variants = {signature.replace('-', '+').replace('_', '/')}
+    last = signature[-1]
+    alphabet = ('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+                '0123456789-_')
+    # 32 bytes -> 43 characters; the last one carries 2 spare bits.
+    base = alphabet.index(last) & ~0b11
+    variants |= {signature[:-1] + alphabet[base + bits] for bits in range(4)}
+    variants.discard(signature)
+    assert variants
+    for variant in variants:
+        assert signer.unsign(payload + '.' + variant) is None, variant

@@ -1,0 +1,595 @@
+"""SessionMiddleware over a real FileStorage, driven through WebTest."""
+import io
+import threading
+
+import pytest
+import transaction
+import webob
+import webob.dec
+import webtest
+from ZODB.ActivityMonitor import ActivityMonitor
+from ZODB.POSException import ConflictError
+from zope.interface.verify import verifyObject
+
+from zodbsession import IClientId
+from zodbsession import ISession
+from zodbsession import RAMSessionDataContainer
+from zodbsession.clock import ManualClock
+from zodbsession.clock import use_clock
+from zodbsession.interfaces import ISessionLifecycle
+from zodbsession.session import expire_session
+from zodbsession.session import get_session
+from zodbsession.site import change_site
+from zodbsession.site import ensure_site
+from zodbsession.site import site_of
+from zodbsession.testing import TEST_SECRET
+from zodbsession.testing import last_transaction_records
+from zodbsession.wsgi import ATTEMPT_KEY
+from zodbsession.wsgi import REQUEST_KEY
+from zodbsession.wsgi import SESSION_KEY
+from zodbsession.wsgi import SITE_KEY
+from zodbsession.wsgi import SessionMiddleware
+
+START = 1_700_000_000
+PKG = 'test.app'
+COOKIE = 'zodbsession'
+TIMEOUT = 5       # seconds any thread of these tests may wait for another
+
+
+@pytest.fixture
+def clock():
+    with use_clock(ManualClock(START)) as manual:
+        yield manual
+
+
+@pytest.fixture
+def db(registry, db):
+    """The FileStorage database, with a clean global registry."""
+    yield db
+
+
+def view(function):
+    """A WSGI app whose response body is ``function(request)`` as text."""
+    @webob.dec.wsgify
+    def app(request):
+        return webob.Response(str(function(request)))
+    return app
+
+
+def browser(db, function, **options):
+    options.setdefault('secret', TEST_SECRET)
+    return webtest.TestApp(SessionMiddleware(view(function), db=db,
+                                             **options))
+
+
+def stored(db, client_id, pkg_id=PKG):
+    """The committed data of a client's package, as a dict (None: none)."""
+    with db.transaction() as connection:
+        site = site_of(connection)
+        container = site.containers().get(pkg_id, site.container)
+        data = container.get(client_id)
+        if data is None or data.get(pkg_id) is None:
+            return None
+        return dict(data[pkg_id])
+
+
+def set_cookies(response):
+    return response.headers.getall('Set-Cookie')
+
+
+def set_items(**items):
+    def change(request):
+        ISession(request.environ[REQUEST_KEY])[PKG].update(items)
+        return 'ok'
+    return change
+
+
+def read_items(request):
+    data = ISession(request.environ[REQUEST_KEY]).get(PKG)
+    return None if data is None else sorted(data.items())
+
+
+# -- what the application sees ----------------------------------------------
+
+
+def test_environ_offers_a_session_and_adaptable_requests(db):
+    seen = {}
+
+    def handle(request):
+        environ = request.environ
+        session = environ[SESSION_KEY]
+        seen['session'] = session
+        ISession(environ[REQUEST_KEY])[PKG]['from_request'] = 1
+        ISession(webob.Request(environ))[PKG]['from_webob'] = 2
+        seen['ids'] = (str(IClientId(environ[REQUEST_KEY])),
+                       str(IClientId(webob.Request(environ))))
+        return sorted(session[PKG].items())
+
+    app = browser(db, handle)
+    response = app.get('/')
+    assert verifyObject(ISession, seen['session'])
+    assert ISessionLifecycle.providedBy(seen['session'])
+    assert response.text == "[('from_request', 1), ('from_webob', 2)]"
+    client_id = app.cookies[COOKIE]
+    assert seen['ids'] == (client_id, client_id)
+    assert stored(db, client_id) == {'from_request': 1, 'from_webob': 2}
+
+
+def test_commit_on_return_and_later_requests_see_the_data(db):
+    app = browser(db, set_items(colour='blue'))
+    app.get('/')
+    client_id = app.cookies[COOKIE]
+    assert stored(db, client_id) == {'colour': 'blue'}
+    reader = browser(db, read_items)
+    reader.set_cookie(COOKIE, client_id)
+    assert reader.get('/').text == "[('colour', 'blue')]"
+
+
+def test_abort_when_the_application_raises(db):
+    app = browser(db, set_items(n=1))
+    app.get('/')
+    client_id = app.cookies[COOKIE]
+    before = db.storage.lastTransaction()
+
+    def fail(request):
+        ISession(request.environ[REQUEST_KEY])[PKG]['n'] = 2
+        raise ValueError('boom')
+
+    failing = browser(db, fail)
+    failing.set_cookie(COOKIE, client_id)
+    with pytest.raises(ValueError, match='boom'):
+        failing.get('/')
+    assert stored(db, client_id) == {'n': 1}
+    assert db.storage.lastTransaction() == before
+
+
+def catch_errors(app):
+    """An outer error page, as a server or framework would add."""
+    def wrapper(environ, start_response):
+        try:
+            return app(environ, start_response)
+        except ValueError:
+            start_response('500 Internal Server Error',
+                           [('Content-Type', 'text/plain')])
+            return [b'error']
+    return wrapper
+
+
+def test_a_new_client_whose_request_fails_gets_no_cookie(db):
+    def fail(request):
+        ISession(request.environ[REQUEST_KEY])[PKG]['n'] = 1
+        raise ValueError('boom')
+
+    app = webtest.TestApp(catch_errors(SessionMiddleware(view(fail), db=db)))
+    before = db.storage.lastTransaction()
+    response = app.get('/', status=500)
+    assert set_cookies(response) == []
+    assert 'Cache-Control' not in response.headers
+    assert db.storage.lastTransaction() == before
+
+
+# -- lazy ---------------------------------------------------------------------
+
+
+def test_a_request_that_never_touches_the_session_costs_nothing(db):
+    seen = {}
+
+    def handle(request):
+        seen['opened'] = request.environ[SITE_KEY].opened
+        return 'hello'
+
+    app = browser(db, handle)
+    monitor = ActivityMonitor()
+    db.setActivityMonitor(monitor)
+    before = db.storage.lastTransaction()
+    response = app.get('/')
+    assert response.text == 'hello'
+    assert seen['opened'] is False
+    assert monitor.log == []             # no connection was opened/closed
+    assert db.storage.lastTransaction() == before
+    assert set_cookies(response) == []
+
+
+def test_get_without_a_session_creates_nothing(db):
+    app = browser(db, read_items)
+    before = db.storage.lastTransaction()
+    response = app.get('/')
+    assert response.text == 'None'
+    assert set_cookies(response) == []
+    assert db.storage.lastTransaction() == before
+
+
+def test_a_read_only_request_within_resolution_writes_nothing(db, clock):
+    app = browser(db, set_items(k='v'), resolution=60)
+    app.get('/')
+    client_id = app.cookies[COOKIE]
+    reader = browser(db, read_items)
+    reader.set_cookie(COOKIE, client_id)
+
+    before = db.storage.lastTransaction()
+    clock.advance(59)
+    response = reader.get('/')
+    assert response.text == "[('k', 'v')]"
+    assert db.storage.lastTransaction() == before
+    assert set_cookies(response) == []
+
+    # Past the resolution one small record is written: the session itself.
+    clock.advance(2)
+    reader.get('/')
+    assert db.storage.lastTransaction() != before
+    classes = [name for _oid, name in last_transaction_records(db)]
+    assert 'zodbsession.data.SessionData' in classes
+    assert len(classes) <= 3
+
+
+# -- retries ------------------------------------------------------------------
+
+
+def test_a_conflict_is_retried_with_the_same_body(db):
+    seen = []
+
+    def handle(request):
+        environ = request.environ
+        seen.append((environ[ATTEMPT_KEY], request.body))
+        ISession(environ[REQUEST_KEY])[PKG]['attempt'] = environ[ATTEMPT_KEY]
+        if environ[ATTEMPT_KEY] == 0:
+            raise ConflictError('first attempt conflicts')
+        return 'done'
+
+    app = browser(db, handle)
+    body = b'x=1&y=' + b'2' * 5000
+    response = app.post('/', body,
+                        content_type='application/x-www-form-urlencoded')
+    assert response.text == 'done'
+    assert seen == [(0, body), (1, body)]
+    assert stored(db, app.cookies[COOKIE]) == {'attempt': 1}
+    # Only the committed attempt's cookie reaches the client.
+    assert len(set_cookies(response)) == 1
+
+
+def test_a_large_body_is_replayed_from_a_spool_file(db, monkeypatch):
+    import zodbsession.wsgi
+    monkeypatch.setattr(zodbsession.wsgi, 'MAX_MEMORY_BODY', 10)
+    seen = []
+
+    def handle(request):
+        seen.append(request.body)
+        if request.environ[ATTEMPT_KEY] == 0:
+            raise ConflictError()
+        return 'done'
+
+    body = bytes(range(256)) * 300
+    browser(db, handle).post('/', body,
+                             content_type='application/octet-stream')
+    assert seen == [body, body]
+
+
+def test_retries_run_out(db):
+    attempts = []
+
+    def always_conflict(request):
+        attempts.append(request.environ[ATTEMPT_KEY])
+        ISession(request.environ[REQUEST_KEY])[PKG]['x'] = 1
+        raise ConflictError('always')
+
+    app = browser(db, always_conflict, retries=2)
+    before = db.storage.lastTransaction()
+    with pytest.raises(ConflictError):
+        app.get('/')
+    assert attempts == [0, 1, 2]
+    assert db.storage.lastTransaction() == before
+
+    attempts.clear()
+    with pytest.raises(ConflictError):
+        browser(db, always_conflict, retries=0).get('/')
+    assert attempts == [0]
+
+
+def test_negative_retries_are_rejected(db):
+    with pytest.raises(ValueError, match='retries'):
+        SessionMiddleware(view(read_items), db=db, retries=-1)
+
+
+def run_in_threads(targets):
+    errors = []
+
+    def run(target):
+        try:
+            target()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(t,), daemon=True)
+               for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    if errors:
+        raise errors[0]
+
+
+def concurrent_rounds(db, change, rounds, keys):
+    """Each of two threads runs ``rounds`` requests of one client, both
+    reading before either commits; returns (client id, attempts)."""
+    setup = browser(db, set_items(**{key: 0 for key in keys}))
+    setup.get('/')
+    client_id = setup.cookies[COOKIE]
+    together = threading.Barrier(2, timeout=TIMEOUT)
+    attempts = []
+
+    def handle(request):
+        environ = request.environ
+        attempts.append(environ[ATTEMPT_KEY])
+        data = ISession(environ[REQUEST_KEY])[PKG]
+        key = request.params['key']
+        value = data[key]
+        if environ[ATTEMPT_KEY] == 0:
+            together.wait()    # both have read: their commits overlap
+        data[key] = change(value)
+        return 'ok'
+
+    middleware = SessionMiddleware(view(handle), db=db, retries=rounds + 5)
+
+    def client(key):
+        app = webtest.TestApp(middleware)
+        app.set_cookie(COOKIE, client_id)
+        for _ in range(rounds):
+            app.get('/', params={'key': key})
+
+    run_in_threads([lambda: client(keys[0]), lambda: client(keys[-1])])
+    return client_id, attempts
+
+
+def test_two_threads_incrementing_one_counter_lose_nothing(db):
+    rounds = 20
+    client_id, attempts = concurrent_rounds(
+        db, lambda n: n + 1, rounds, ['counter'])
+    assert stored(db, client_id) == {'counter': 2 * rounds}
+    # Every round both threads read the same value: one of them retried.
+    assert attempts.count(0) == 2 * rounds
+    assert sum(1 for attempt in attempts if attempt > 0) >= rounds
+
+
+def test_two_threads_changing_different_keys_never_retry(db):
+    rounds = 20
+    client_id, attempts = concurrent_rounds(
+        db, lambda n: n + 1, rounds, ['a', 'b'])
+    assert stored(db, client_id) == {'a': rounds, 'b': rounds}
+    assert attempts == [0] * (2 * rounds)
+
+
+# -- session lifecycle --------------------------------------------------------
+
+
+@pytest.fixture
+def cart_in_ram(db):
+    ensure_site(db, secret=TEST_SECRET)
+    change_site(db, lambda site: site.register_container(
+        'shop.cart', RAMSessionDataContainer()))
+
+
+def fill_both(request):
+    session = ISession(request.environ[REQUEST_KEY])
+    session[PKG]['user'] = 'alice'
+    session['shop.cart']['items'] = ['book']
+    return 'ok'
+
+
+def read_both(request):
+    session = ISession(request.environ[REQUEST_KEY])
+    return [None if data is None else dict(data)
+            for data in (session.get(PKG), session.get('shop.cart'))]
+
+
+def call_lifecycle(name):
+    def handle(request):
+        getattr(request.environ[SESSION_KEY], name)()
+        return read_both(request)
+    return handle
+
+
+def client_with_data(db):
+    app = browser(db, fill_both)
+    app.get('/')
+    return app.cookies[COOKIE]
+
+
+def request_with(db, function, client_id):
+    app = browser(db, function)
+    app.set_cookie(COOKIE, client_id)
+    return app, app.get('/')
+
+
+def test_invalidate_drops_all_data_and_issues_a_new_id(db, cart_in_ram):
+    old_id = client_with_data(db)
+    assert request_with(db, read_both, old_id)[1].text == (
+        "[{'user': 'alice'}, {'items': ['book']}]")
+
+    app, response = request_with(db, call_lifecycle('invalidate'), old_id)
+    assert response.text == '[None, None]'
+    new_id = app.cookies[COOKIE]
+    assert new_id != old_id
+    assert request_with(db, read_both, old_id)[1].text == '[None, None]'
+    assert request_with(db, read_both, new_id)[1].text == '[None, None]'
+    assert stored(db, old_id) is None
+
+
+def test_regenerate_keeps_the_data_under_a_new_id(db, cart_in_ram):
+    old_id = client_with_data(db)
+    app, response = request_with(db, call_lifecycle('regenerate'), old_id)
+    assert response.text == "[{'user': 'alice'}, {'items': ['book']}]"
+    new_id = app.cookies[COOKIE]
+    assert new_id != old_id
+    assert request_with(db, read_both, new_id)[1].text == (
+        "[{'user': 'alice'}, {'items': ['book']}]")
+    assert request_with(db, read_both, old_id)[1].text == '[None, None]'
+    assert stored(db, new_id) == {'user': 'alice'}
+    assert stored(db, old_id) is None
+
+
+def test_delete_drops_the_data_and_expires_the_cookie(db, cart_in_ram):
+    client_id = client_with_data(db)
+    app, response = request_with(db, call_lifecycle('delete'), client_id)
+    assert response.text == '[None, None]'
+    [cookie] = set_cookies(response)
+    assert cookie.split(';')[0] == COOKIE + '='
+    assert 'Max-Age=0' in cookie
+    assert request_with(db, read_both, client_id)[1].text == '[None, None]'
+    assert stored(db, client_id) is None
+
+
+def test_persist_commits_even_if_the_application_then_fails(db):
+    def persist_then_fail(request):
+        session = request.environ[SESSION_KEY]
+        session[PKG]['saved'] = True
+        session.persist()
+        session[PKG]['lost'] = True
+        raise ValueError('after persist')
+
+    app = webtest.TestApp(catch_errors(
+        SessionMiddleware(view(persist_then_fail), db=db)))
+    app.get('/', status=500)
+    [(client_id, data)] = all_sessions(db)
+    assert data == {'saved': True}
+
+
+def all_sessions(db):
+    """[(client key, package data)] of every stored session."""
+    with db.transaction() as connection:
+        container = site_of(connection).container
+        return [(key, dict(data[PKG]))
+                for tree in container._slices.values()
+                for key, data in tree.items()]
+
+
+def test_get_session_without_create_makes_nothing(db):
+    seen = []
+
+    def handle(request):
+        seen.append(get_session(request.environ[REQUEST_KEY]))
+        return 'ok'
+
+    app = browser(db, handle)
+    before = db.storage.lastTransaction()
+    response = app.get('/')
+    assert seen == [None]
+    assert set_cookies(response) == []
+    assert db.storage.lastTransaction() == before
+
+    client_id = client_with_data(db)
+    seen.clear()
+    request_with(db, handle, client_id)
+    assert seen[0] is not None and seen[0][PKG]['user'] == 'alice'
+
+
+def test_get_session_with_create_issues_an_id(db):
+    def handle(request):
+        session = get_session(webob.Request(request.environ), create=True)
+        return session.client_id
+
+    app = browser(db, handle)
+    response = app.get('/')
+    assert response.text == app.cookies[COOKIE]
+
+
+def test_expire_session(db):
+    client_id = client_with_data(db)
+
+    def expire(request):
+        expire_session(request.environ[REQUEST_KEY])
+        return read_items(request)
+
+    app, response = request_with(db, expire, client_id)
+    assert response.text == 'None'
+    assert 'Max-Age=0' in set_cookies(response)[0]
+    assert stored(db, client_id) is None
+
+
+# -- settings -----------------------------------------------------------------
+
+
+def test_settings_are_stored_and_shared_by_other_middlewares(db):
+    SessionMiddleware(view(read_items), db=db, namespace='shop',
+                      timeout=120, resolution=10, secure=True,
+                      sameSite='Strict', secret=TEST_SECRET)
+    with db.transaction() as connection:
+        site = site_of(connection)
+        manager = site.client_id_manager
+        assert (manager.namespace, manager.secure, manager.sameSite) == (
+            'shop', True, 'Strict')
+        assert manager.secret == (TEST_SECRET,)
+        assert (site.container.timeout, site.container.resolution) == (
+            120, 10)
+
+    # A second middleware, configured with nothing, uses them.
+    app = webtest.TestApp(SessionMiddleware(view(set_items(k=1)), db=db))
+    response = app.get('/')
+    [cookie] = set_cookies(response)
+    assert cookie.startswith('shop=')
+    assert '; secure' in cookie.lower()
+    assert 'samesite=strict' in cookie.lower()
+
+
+def test_an_unknown_setting_is_an_error(db):
+    with pytest.raises(TypeError, match="'colour'"):
+        SessionMiddleware(view(read_items), db=db, colour='blue')
+
+
+def test_the_write_callable_is_refused(db):
+    def old_style(environ, start_response):
+        write = start_response('200 OK', [])
+        write(b'x')
+        return []
+
+    with pytest.raises(NotImplementedError, match='write'):
+        webtest.TestApp(SessionMiddleware(old_style, db=db)).get('/')
+
+
+def test_an_application_that_never_starts_a_response(db):
+    with pytest.raises(RuntimeError, match='start_response'):
+        SessionMiddleware(lambda environ, start: [], db=db)(
+            {'REQUEST_METHOD': 'GET', 'wsgi.input': io.BytesIO()},
+            lambda *args: None)
+    transaction.abort()
+
+
+# -- PasteDeploy --------------------------------------------------------------
+
+
+PIPELINE = """\
+[pipeline:main]
+pipeline = session app
+
+[filter:session]
+use = egg:zodbsession
+db_uri = file://%(here)s/var/sessions.fs
+timeout = 120
+namespace = pasted
+secure = false
+retries = 1
+
+[app:app]
+use = call:zodbsession.testing_servers:counter_app_factory
+"""
+
+
+def test_paste_deploy_pipeline(registry, tmp_path):
+    paste_deploy = pytest.importorskip('paste.deploy')
+    config = tmp_path / 'site.ini'
+    config.write_text(PIPELINE)
+    app = paste_deploy.loadapp(f'config:{config}')
+    try:
+        assert isinstance(app, SessionMiddleware)
+        assert app.retries == 1
+        assert (tmp_path / 'var' / 'sessions.fs').exists()
+        with app.db.transaction() as connection:
+            assert site_of(connection).container.timeout == 120
+        browser_ = webtest.TestApp(app)
+        assert browser_.post('/set', {'name': 'bob'}).json['data'] == {
+            'name': 'bob'}
+        assert 'pasted' in browser_.cookies
+        assert browser_.get('/read').json['data'] == {'name': 'bob'}
+    finally:
+        app.db.close()
