@@ -29,6 +29,13 @@ class ManualClock:
         self.value += seconds
 
 
+def reset():
+    """Back to real time (a test that failed inside use_clock may have
+    left its clock behind)."""
+    global _source
+    _source = time.time
+
+
 @contextlib.contextmanager
 def use_clock(source):
     """Use ``source`` (a callable returning epoch seconds) inside the block."""

@@ -166,11 +166,13 @@ class PersistentSessionDataContainer(persistent.Persistent):
         return len(ends)
 
     def sweep(self):
-        """Remove every expired session.
+        """Remove expired sessions, a whole time slice at a time.
 
-        Whole slices go at once: nothing of the live sessions is read, and
-        the expired ones are not even loaded (``zodbsession pack`` reclaims
-        their space).
+        A slice goes once its newest session has expired, so a session may
+        stay stored (never returned) up to one slice length after it
+        expires. Nothing of the live sessions is read and the expired ones
+        are not even loaded (``zodbsession pack`` reclaims their space).
+        Returns the number of slices removed.
         """
         return self._drop_expired_slices(clock.now())
 

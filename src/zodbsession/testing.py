@@ -16,6 +16,7 @@ import ZODB.FileStorage
 import ZODB.utils
 import zope.component.testing
 
+from zodbsession import clock
 from zodbsession.clientid import CookieClientIdManager
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.registration import register_adapters
@@ -29,12 +30,14 @@ TEST_SECRET = 'test-secret-do-not-use-in-production'
 def setUp(test=None):
     """A clean global registry with zodbsession's adapters."""
     transaction.abort()
+    clock.reset()
     zope.component.testing.setUp(test)
     register_adapters()
 
 
 def tearDown(test=None):
     transaction.abort()
+    clock.reset()
     zope.component.testing.tearDown(test)
 
 
