@@ -17,6 +17,7 @@ from zope.interface import implementer
 from zope.schema.fieldproperty import FieldProperty
 
 from zodbsession import clock
+from zodbsession import expiry
 from zodbsession.cookiecodec import CookieCodec
 from zodbsession.cookiecodec import normalize_encryption_keys
 from zodbsession.clientid import generate_secret
@@ -50,6 +51,8 @@ class CookieSessionDataContainer(persistent.Persistent):
     generated, so store the container in the database to share it).
     ``encryption_key``: one or more 32-byte AES-256-GCM keys (bytes or
     URL-safe base64; the first encrypts), or None to sign only.
+    ``lifetime``: seconds after its creation when the session ends,
+    however active (0: no limit); the creation time travels in the cookie.
     Cookie attributes default to the client id manager's; ``path``,
     ``domain``, ``secure``, ``httpOnly`` and ``sameSite`` override them.
     """
@@ -58,10 +61,12 @@ class CookieSessionDataContainer(persistent.Persistent):
 
     timeout = FieldProperty(ISessionDataContainer['timeout'])
     resolution = FieldProperty(ISessionDataContainer['resolution'])
+    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
 
     def __init__(self, secret=None, encryption_key=None,
                  cookie_name='zodbsession_data', timeout=3600, resolution=60,
-                 max_size=BROWSER_COOKIE_LIMIT, **cookie_attributes):
+                 max_size=BROWSER_COOKIE_LIMIT, lifetime=0,
+                 **cookie_attributes):
         for name, value in cookie_attributes.items():
             if name not in COOKIE_ATTRIBUTES:
                 raise TypeError(
@@ -74,6 +79,7 @@ class CookieSessionDataContainer(persistent.Persistent):
         self.cookie_name = cookie_name
         self.timeout = timeout
         self.resolution = resolution
+        self.lifetime = lifetime
         self.max_size = max_size
         self.cookie_attributes = dict(cookie_attributes)
 
@@ -156,7 +162,12 @@ class CookieSessionView:
     def __init__(self, container, request):
         self.container = container
         self.request = request
-        self.transaction_manager = transaction.manager
+        # Join the request's transaction: that of the connection which
+        # loaded the container (pyramid_tm may use its own manager).
+        jar = getattr(container, '_p_jar', None)
+        self.transaction_manager = (
+            jar.transaction_manager if jar is not None
+            else transaction.manager)
         self._loaded = False
         self._document = None     # what the cookie held, if valid
         self._data = None         # JSONSessionData in use, if any
@@ -164,6 +175,7 @@ class CookieSessionView:
         self._removed = False
         self._joined = None
         self._value = None        # cookie value to send after commit
+        self._sent = None         # ... and the document it encodes
 
     @property
     def timeout(self):
@@ -172,6 +184,10 @@ class CookieSessionView:
     @property
     def resolution(self):
         return self.container.resolution
+
+    @property
+    def lifetime(self):
+        return self.container.lifetime
 
     def sweep(self):
         return 0
@@ -200,8 +216,12 @@ class CookieSessionView:
             return False
         if any(not isinstance(items, dict) for items in packages.values()):
             return False
+        now = clock.now()
+        if expiry.outlived(document.get('o', 0), now,
+                           self.container.lifetime):
+            return False
         timeout = self.container.timeout
-        return not timeout or clock.now() - issued <= timeout
+        return not timeout or now - issued <= timeout
 
     def _join(self):
         current = self.transaction_manager.get()
@@ -219,7 +239,11 @@ class CookieSessionView:
         if document is None or document['c'] != _client_digest(client_id):
             return default
         self._client_id = str(client_id)
-        self._data = JSONSessionData.from_plain(document['d'], document['t'])
+        # A private copy: in-place changes to its lists and dicts must not
+        # reach the document they are compared with at commit.
+        self._data = JSONSessionData.from_plain(
+            json.loads(json.dumps(document['d'])), document['t'])
+        self._data._created = document.get('o', 0)
         return self._data
 
     def __getitem__(self, client_id):
@@ -238,7 +262,9 @@ class CookieSessionView:
             for pkg_id, items in plain.items():
                 for key, value in items.items():
                     JSONSessionData()._check_value(pkg_id, key, value)
+            created = session_data.getCreated()
             session_data = JSONSessionData.from_plain(plain)
+            session_data._created = created
         session_data.setLastAccessTime(clock.now())
         self._data = session_data
         self._client_id = str(client_id)
@@ -270,17 +296,18 @@ class CookieSessionView:
         self._value = None
         if self._removed or self._data is None:
             return
-        self._data.check_all()
-        packages = self._data.to_plain()
+        packages = self._data.check_all()
         now = int(clock.now())
         previous = self._document
+        digest = _client_digest(self._client_id)
         unchanged = (previous is not None
-                     and previous['c'] == _client_digest(self._client_id)
+                     and previous['c'] == digest
                      and _canonical(previous['d']) == _canonical(packages))
         if unchanged and now - previous['t'] <= self.container.resolution:
             return
-        value = self.container.codec.encode(
-            {'t': now, 'c': _client_digest(self._client_id), 'd': packages})
+        document = {'t': now, 'o': self._data.getCreated(), 'c': digest,
+                    'd': packages}
+        value = self.container.codec.encode(document)
         size = len(self.container.cookie_name) + 1 + len(value)
         if size > self.container.max_size:
             raise SessionTooLarge(
@@ -290,6 +317,7 @@ class CookieSessionView:
                 ' in it, or register a server-side container for the'
                 ' package')
         self._value = value
+        self._sent = document
 
     def tpc_finish(self, txn):
         try:
@@ -302,12 +330,10 @@ class CookieSessionView:
                                           domain=attributes['domain'])
             elif self._value is not None:
                 cookies.set_cookie(name, self._value, **attributes)
-                self._document = json.loads(json.dumps(
-                    {'t': int(clock.now()),
-                     'c': _client_digest(self._client_id),
-                     'd': self._data.to_plain()}))
+                # What the browser now holds, detached from live values.
+                self._document = json.loads(json.dumps(self._sent))
         finally:
-            self._value = None
+            self._value = self._sent = None
             self._joined = None
 
     def tpc_abort(self, txn):
@@ -317,7 +343,7 @@ class CookieSessionView:
         # Forget this transaction's changes; the cookie is re-read.
         self._data = None
         self._removed = False
-        self._value = None
+        self._value = self._sent = None
         self._joined = None
 
     def _cookie_attributes(self, cookies):

@@ -1,0 +1,100 @@
+"""Pyramid integration: ``config.include('zodbsession.pyramid')``.
+
+``request.session`` is then a transactional ZODB session (Pyramid's
+ISession, plus ``regenerate()``), and ``ISession(request)[pkg_id]`` works
+in views as it does everywhere. The factory comes from the
+``zodbsession.*`` settings unless the application sets its own with
+``config.set_session_factory(zodbsession.pyramid.session_factory(...))``.
+
+Settings (all optional)::
+
+    zodbsession.db_uri     = file://var/sessions.fs   (zodburi URI)
+    zodbsession.pkg_id     = pyramid.session
+    zodbsession.retries    = 3        (re-runs of a request after a conflict)
+    zodbsession.timeout    = 3600     (seconds of inactivity; 0: never)
+    zodbsession.resolution = 600      (seconds; last access written at most
+                                       once per resolution)
+    zodbsession.namespace  = zodbsession   (cookie name)
+    zodbsession.secret     = (generated and kept in the database; list
+                              several, the first signs)
+    zodbsession.cookieLifetime, .secure, .httpOnly, .sameSite, .path,
+    .domain, .postOnly, .thirdparty   (the client id cookie)
+
+Transactions: with pyramid_tm active, the session commits or aborts with
+the request's transaction; without it, zodbsession's tween begins, commits
+(or aborts when the view raised, an exception view answered, or the
+transaction is doomed) in the same way. Conflicts are retried by
+pyramid_retry when the application includes it, otherwise by
+zodbsession's execution policy.
+"""
+import transaction.interfaces
+from pyramid.interfaces import IExecutionPolicy
+from pyramid.interfaces import ISessionFactory
+from pyramid.tweens import EXCVIEW
+from pyramid.tweens import INGRESS
+
+from zodbsession.pyramid.factory import HOSTED_MARK
+from zodbsession.pyramid.factory import SessionFactory
+from zodbsession.pyramid.factory import session_factory
+from zodbsession.pyramid.factory import session_factory_from_settings
+from zodbsession.pyramid.hosting import manage_transaction
+from zodbsession.pyramid.hosting import prepare_request
+from zodbsession.pyramid.hosting import retrying_policy
+from zodbsession.pyramid.session import PyramidSession
+from zodbsession.registration import register_adapters
+
+__all__ = ['includeme', 'session_factory', 'SessionFactory',
+           'PyramidSession', 'session_tween_factory']
+
+# After set_session_factory and set_execution_policy actions (order 0).
+_COMPLETE_ORDER = 10
+
+
+def includeme(config):
+    # ISession(request) finds its adapters in the global registry, or in
+    # Pyramid's when the application calls config.hook_zca().
+    register_adapters()
+    register_adapters(config.registry)
+    _mark_transient_errors_retryable()
+    config.add_tween('zodbsession.pyramid.session_tween_factory',
+                     over=EXCVIEW,
+                     under=('pyramid_tm.tm_tween_factory', INGRESS))
+    config.action(None, _complete, args=(config.registry,),
+                  order=_COMPLETE_ORDER)
+
+
+def _complete(registry):
+    factory = registry.queryUtility(ISessionFactory)
+    if factory is None:
+        factory = session_factory_from_settings(registry.settings)
+        registry.registerUtility(factory, ISessionFactory)
+    if (isinstance(factory, SessionFactory)
+            and registry.queryUtility(IExecutionPolicy) is None):
+        registry.registerUtility(retrying_policy(factory.retries),
+                                 IExecutionPolicy)
+
+
+def _mark_transient_errors_retryable():
+    try:
+        from pyramid_retry import mark_error_retryable
+    except ImportError:
+        return
+    mark_error_retryable(transaction.interfaces.TransientError)
+
+
+def session_tween_factory(handler, registry):
+    """Hosts each request's sessions; manages the transaction unless
+    pyramid_tm does."""
+    factory = registry.queryUtility(ISessionFactory)
+    if not isinstance(factory, SessionFactory):
+        return handler
+    registry[HOSTED_MARK] = True
+
+    def session_tween(request):
+        hosting = prepare_request(request, factory.db)
+        if request.environ.get('tm.active'):
+            hosting.watch(hosting.transaction_manager.get())
+            return handler(request)
+        return manage_transaction(handler, request, hosting)
+
+    return session_tween

@@ -1,0 +1,82 @@
+"""The session factory: settings in code or in the .ini file."""
+from zodbsession.db import open_database
+from zodbsession.pyramid.hosting import prepare_request
+from zodbsession.pyramid.session import DEFAULT_PKG_ID
+from zodbsession.pyramid.session import PyramidSession
+from zodbsession.settings import parse_settings
+from zodbsession.site import ensure_site
+
+SETTINGS_PREFIX = 'zodbsession.'
+DEFAULT_RETRIES = 3
+
+# Set in the registry by the tween; without it nothing would commit.
+HOSTED_MARK = 'zodbsession.pyramid.hosted'
+
+
+class SessionFactory:
+    """Pyramid's ISessionFactory: ``request.session`` for each request.
+
+    ``db`` holds the sessions; ``pkg_id`` names the package whose data is
+    the Pyramid session; ``retries`` bounds the re-runs of a request that
+    met a conflict (when zodbsession, not pyramid_retry, retries).
+    """
+
+    def __init__(self, db, pkg_id=DEFAULT_PKG_ID, retries=DEFAULT_RETRIES,
+                 owns_db=False):
+        if retries < 0:
+            raise ValueError(f'retries must be >= 0, got {retries!r}')
+        self.db = db
+        self.pkg_id = pkg_id
+        self.retries = retries
+        self._owns_db = owns_db
+
+    def __call__(self, request):
+        if not request.registry.get(HOSTED_MARK):
+            raise RuntimeError(
+                "zodbsession's session factory needs its tween: call"
+                " config.include('zodbsession.pyramid') in the application's"
+                ' configuration')
+        prepare_request(request, self.db)
+        return PyramidSession(request, self.pkg_id)
+
+    def close(self):
+        """Close the database if this factory opened it."""
+        if self._owns_db:
+            self.db.close()
+
+    def __repr__(self):
+        return f'<SessionFactory pkg_id={self.pkg_id!r} db={self.db!r}>'
+
+
+def session_factory(db=None, db_uri=None, pkg_id=DEFAULT_PKG_ID,
+                    retries=DEFAULT_RETRIES, **settings):
+    """A session factory for ``config.set_session_factory``.
+
+    ``db``: an open ``ZODB.DB``; otherwise ``db_uri`` is opened (default
+    ``file://var/sessions.fs``). ``pkg_id``: the package id of the Pyramid
+    session's data (default ``pyramid.session``). ``retries``: re-runs of
+    a request after a conflict (default 3). ``settings``: the client id
+    manager's (``namespace``, ``secret``, ``cookieLifetime``, ``secure``,
+    ``httpOnly``, ``sameSite``, ``path``, ``domain``, ...) and the unnamed
+    container's (``timeout``, ``resolution``); they are stored in the
+    database, shared by every process that uses it.
+    """
+    owns_db = db is None
+    if owns_db:
+        db = open_database(db_uri)
+    try:
+        ensure_site(db, **settings)
+        return SessionFactory(db, pkg_id, retries, owns_db=owns_db)
+    except Exception:
+        if owns_db:
+            db.close()
+        raise
+
+
+def session_factory_from_settings(settings):
+    """A session factory from ``zodbsession.*`` application settings."""
+    options = {name[len(SETTINGS_PREFIX):]: value
+               for name, value in (settings or {}).items()
+               if name.startswith(SETTINGS_PREFIX)}
+    pkg_id = options.pop('pkg_id', DEFAULT_PKG_ID).strip()
+    return session_factory(pkg_id=pkg_id, **parse_settings(options))

@@ -1,0 +1,149 @@
+"""Hosting Pyramid requests: a connection, a transaction, retries.
+
+Each request reaches the session site through a connection of its own,
+opened when it first touches a session and closed when Pyramid finishes
+the request (after pyramid_tm's commit or abort), so persistent objects
+never cross threads. Session cookies reach the response only if the
+request's transaction committed: an aborted request leaves the client's
+session exactly as it was.
+
+The transaction belongs to pyramid_tm when it is active for the request;
+otherwise ``manage_transaction`` begins, commits and aborts it the way
+pyramid_tm does. Retries happen in one place, ``retrying_policy`` (or
+pyramid_retry's policy when the application includes it).
+"""
+import logging
+
+import transaction
+from transaction.interfaces import TransientError
+
+from zodbsession.requests import PENDING_KEY
+from zodbsession.requests import REGISTRY_KEY
+from zodbsession.requests import PendingResponse
+from zodbsession.site import ConnectionSite
+
+log = logging.getLogger(__name__)
+
+HOSTING_KEY = 'zodbsession.pyramid.hosting'
+ATTEMPT_KEY = 'zodbsession.attempt'
+
+# Per-request state that other modules keep in the environ; pyramid_retry
+# reuses the environ for the next attempt, which must start clean.
+_ATTEMPT_STATE = (PENDING_KEY, 'zodbsession.cookie_views')
+
+
+def transaction_manager_of(request):
+    """pyramid_tm's ``request.tm`` when present, else the thread's."""
+    manager = getattr(request, 'tm', None)
+    return manager if manager is not None else transaction.manager
+
+
+class RequestHosting:
+    """The session site of one Pyramid request and its outcome."""
+
+    def __init__(self, db, request):
+        self.request = request
+        self.transaction_manager = transaction_manager_of(request)
+        self.site = ConnectionSite(db, self.transaction_manager)
+        self.pending = PendingResponse()
+        self.committed = False
+        self._watched = None
+
+    def watch(self, txn):
+        """Send the session cookies only if ``txn`` commits."""
+        if txn is not self._watched:
+            self._watched = txn
+            self.committed = False
+            txn.addAfterCommitHook(self._after_commit, args=(txn,))
+
+    def _after_commit(self, status, txn):
+        if txn is self._watched:
+            self.committed = status
+
+    def apply_cookies(self, request, response):
+        if self.committed and self.pending:
+            self.pending.apply(response)
+
+    def finish(self, request):
+        environ = request.environ
+        if environ.get(HOSTING_KEY) is self:
+            # A late ISession(request) must not open a connection that
+            # nobody closes.
+            del environ[HOSTING_KEY]
+            environ.pop(REGISTRY_KEY, None)
+        self.site.close()
+
+
+def prepare_request(request, db):
+    """Give ``request`` its session site (once per request object)."""
+    environ = request.environ
+    hosting = environ.get(HOSTING_KEY)
+    if hosting is not None and hosting.request is request:
+        return hosting
+    for key in _ATTEMPT_STATE:
+        environ.pop(key, None)
+    hosting = environ[HOSTING_KEY] = RequestHosting(db, request)
+    environ[REGISTRY_KEY] = hosting.site.registry
+    # Present before any cookie is set, so that EnvironCookies leaves
+    # sending it to us (and we send it only after a commit).
+    environ[PENDING_KEY] = hosting.pending
+    request.add_response_callback(hosting.apply_cookies)
+    request.add_finished_callback(hosting.finish)
+    return hosting
+
+
+def manage_transaction(handler, request, hosting):
+    """Run ``handler(request)`` in a transaction, like pyramid_tm.
+
+    Commits unless the handler raised, an exception view answered, or the
+    transaction was doomed; then it aborts. A failed commit is aborted and
+    its error raised, for the retry policy to judge.
+    """
+    manager = hosting.transaction_manager
+    hosting.watch(manager.begin())
+    try:
+        response = handler(request)
+        if manager.isDoomed() or getattr(request, 'exception', None) \
+                is not None:
+            manager.abort()
+        else:
+            manager.commit()
+    except BaseException:
+        manager.abort()
+        raise
+    return response
+
+
+def retrying_policy(retries):
+    """A Pyramid execution policy that re-runs a request that failed with
+    a TransientError (a ZODB ConflictError, say) up to ``retries`` times,
+    each time as a fresh request with the same body."""
+
+    def policy(environ, router):
+        attempt = 0
+        while True:
+            environ[ATTEMPT_KEY] = attempt
+            with router.request_context(environ) as request:
+                if retries:
+                    request.make_body_seekable()    # rewinds on a replay
+                try:
+                    response = router.invoke_request(request)
+                except Exception as exc:
+                    if not _retry(exc, attempt, retries):
+                        return request.invoke_exception_view(reraise=True)
+                else:
+                    # An exception view may have answered a conflict.
+                    error = getattr(request, 'exception', None)
+                    if not _retry(error, attempt, retries):
+                        return response
+            attempt += 1
+
+    return policy
+
+
+def _retry(error, attempt, retries):
+    if not isinstance(error, TransientError) or attempt >= retries:
+        return False
+    log.info('retrying request after %s (attempt %d of %d)',
+             type(error).__name__, attempt + 1, retries)
+    return True

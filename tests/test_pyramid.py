@@ -1,0 +1,625 @@
+"""The Pyramid integration, through a small real Pyramid application.
+
+The application (``make_app``) signs users in and out, shows flash
+messages after redirects, checks CSRF tokens, keeps a cart, fails on
+purpose, and counts. Each behaviour is checked in every way of running
+transactions: zodbsession's own tween and retry policy, pyramid_tm with
+pyramid_retry (thread-local and explicit transaction managers), and
+pyramid_tm alone.
+"""
+import os
+
+import pytest
+import transaction
+import webtest
+import zope.component
+from pyramid.config import Configurator
+from pyramid.csrf import SessionCSRFStoragePolicy
+from pyramid.csrf import check_csrf_token
+from pyramid.csrf import get_csrf_token
+from pyramid.csrf import new_csrf_token
+from pyramid.httpexceptions import HTTPFound
+from pyramid.interfaces import IExecutionPolicy
+from pyramid.interfaces import ISession as IPyramidSession
+from pyramid.interfaces import ISessionFactory
+from ZODB.POSException import ConflictError
+from zope.interface.verify import verifyObject
+
+import zodbsession
+from zodbsession import testing
+from zodbsession.clock import ManualClock
+from zodbsession.clock import use_clock
+from zodbsession.pyramid import PyramidSession
+from zodbsession.pyramid import SessionFactory
+from zodbsession.pyramid import session_factory
+from zodbsession.site import change_site
+from zodbsession.site import site_of
+
+MODES = {
+    'own': [],                                   # zodbsession's tween
+    'tm': ['pyramid_tm', 'pyramid_retry'],
+    'tm_explicit': ['pyramid_tm', 'pyramid_retry'],
+    'tm_only': ['pyramid_tm'],                   # zodbsession retries
+}
+EXPLICIT = {'tm.manager_hook': 'pyramid_tm.explicit_manager'}
+
+
+class AppState:
+    """What the test application tells its tests."""
+
+    def __init__(self, db):
+        self.db = db
+        self.runs = {}
+        self.interfere = 0      # concurrent commits still to make
+
+
+# -- the application ------------------------------------------------------
+
+def home(request):
+    session = request.session
+    return {'user': session.get('user'), 'new': session.new,
+            'flash': session.pop_flash(),
+            'errors': session.pop_flash('error')}
+
+
+def form(request):
+    return {'csrf': get_csrf_token(request)}
+
+
+def login(request):
+    check_csrf_token(request)
+    session = request.session
+    session.regenerate()
+    session['user'] = request.POST['user']
+    new_csrf_token(request)
+    session.flash(f"Welcome, {request.POST['user']}")
+    return HTTPFound('/')
+
+
+def logout(request):
+    check_csrf_token(request)
+    session = request.session
+    session.invalidate()
+    emptied = (len(session), session.new, session.get('user'))
+    session.flash('Signed out')
+    return HTTPFound('/', headers={'X-Emptied': repr(emptied)})
+
+
+def add_to_cart(request):
+    session = request.session
+    session.setdefault('cart', []).append(request.POST['item'])
+    session.changed()
+    return {'cart': session['cart']}
+
+
+def show_cart(request):
+    return {'cart': request.session.get('cart', [])}
+
+
+def flash_many(request):
+    session = request.session
+    session.flash('saved')
+    session.flash('saved', allow_duplicate=False)
+    session.flash('saved')
+    session.flash('bad', 'error')
+    session.flash('bad', 'error', allow_duplicate=False)
+    return {'default': session.peek_flash(),
+            'error': session.peek_flash('error'),
+            'verified': verifyObject(IPyramidSession, session)}
+
+
+def boom(request):
+    request.session['user'] = 'mallory'
+    request.session.flash('never shown')
+    zodbsession.ISession(request)['shop.cart']['items'] = ['stolen']
+    raise ValueError('boom')
+
+
+def failed(exc, request):
+    request.response.status = 500
+    return {'error': str(exc)}
+
+
+def count(request):
+    state = request.registry.state
+    state.runs['count'] = state.runs.get('count', 0) + 1
+    session = request.session
+    session['count'] = session.get('count', 0) + 1
+    if state.interfere:
+        state.interfere -= 1
+        # A value no attempt writes, so the merge cannot accept both.
+        store_elsewhere(state.db, session.client_id, 'pyramid.session',
+                        count=100 * state.runs['count'])
+    return {'count': session['count']}
+
+
+def shop(request):
+    sessions = zodbsession.ISession(request)
+    if request.method == 'POST':
+        cart = sessions['shop.cart']
+        cart['items'] = cart.get('items', []) + [request.POST['item']]
+    data = sessions.get('shop.cart')
+    return {'items': [] if data is None else data.get('items', [])}
+
+
+def tamper(request):
+    with pytest.raises(KeyError, match='reserved'):
+        request.session['_created'] = 0
+    return {'hidden': '_created' not in request.session}
+
+
+def info(request):
+    session = request.session
+    return {'created': session.created, 'new': session.new,
+            'keys': sorted(session)}
+
+
+ROUTES = [
+    ('/', home, {}), ('/form', form, {}),
+    ('/login', login, {'request_method': 'POST'}),
+    ('/logout', logout, {'request_method': 'POST'}),
+    ('/cart', add_to_cart, {'request_method': 'POST'}),
+    ('/cart', show_cart, {'request_method': 'GET'}),
+    ('/flash', flash_many, {}), ('/boom', boom, {}), ('/count', count, {}),
+    ('/shop', shop, {}), ('/info', info, {}), ('/tamper', tamper, {}),
+]
+
+
+def make_config(db=None, mode='own', settings=None, factory=True, **options):
+    settings = dict(settings or {})
+    if mode == 'tm_explicit':
+        settings.update(EXPLICIT)
+    config = Configurator(settings=settings)
+    for name in MODES[mode]:
+        config.include(name)
+    config.include('zodbsession.pyramid')
+    if factory:
+        options.setdefault('secret', testing.TEST_SECRET)
+        config.set_session_factory(session_factory(db=db, **options))
+    seen = set()
+    for path, view, predicates in ROUTES:
+        if path not in seen:
+            config.add_route(path, path)
+            seen.add(path)
+        renderer = None if view in (login, logout) else 'json'
+        config.add_view(view, route_name=path, renderer=renderer,
+                        **predicates)
+    config.add_exception_view(failed, context=ValueError, renderer='json')
+    config.registry.state = AppState(db)
+    return config
+
+
+def make_app(db, mode='own', **options):
+    config = make_config(db, mode, **options)
+    return webtest.TestApp(config.make_wsgi_app())
+
+
+# -- helpers ---------------------------------------------------------------
+
+def store_elsewhere(db, client_id, pkg_id, **values):
+    """Commit a change to a client's session from another connection."""
+    manager = transaction.TransactionManager()
+    connection = db.open(transaction_manager=manager)
+    try:
+        data = site_of(connection).container.get(client_id)
+        data[pkg_id].update(values)
+        manager.commit()
+    finally:
+        manager.abort()
+        connection.close()
+
+
+def stored(db, client_id, pkg_id='pyramid.session'):
+    """The package's data as the database has it, or None."""
+    manager = transaction.TransactionManager()
+    connection = db.open(transaction_manager=manager)
+    try:
+        data = site_of(connection).container.get(client_id)
+        if data is None or pkg_id not in data:
+            return None
+        return dict(data[pkg_id])
+    finally:
+        manager.abort()
+        connection.close()
+
+
+def open_connections(db):
+    return [info for info in db.connectionDebugInfo() if info['opened']]
+
+
+def sign_in(app, user='alice'):
+    token = app.get('/form').json['csrf']
+    return app.post('/login', {'user': user, 'csrf_token': token})
+
+
+@pytest.fixture
+def db(tmp_path):
+    testing.setUp()
+    with testing.filestorage_db(str(tmp_path)) as database:
+        yield database
+    testing.tearDown()
+
+
+@pytest.fixture(params=sorted(MODES))
+def mode(request):
+    return request.param
+
+
+# -- ISession -------------------------------------------------------------
+
+def test_request_session_is_a_pyramid_isession(db, mode):
+    app = make_app(db, mode)
+    response = app.get('/flash')
+    assert response.json['verified'] is True
+    # The queues, with allow_duplicate honoured per queue.
+    assert response.json['default'] == ['saved', 'saved']
+    assert response.json['error'] == ['bad']
+    assert app.get('/').json['errors'] == ['bad']
+    assert app.get('/').json['flash'] == []
+    assert open_connections(db) == []
+
+
+def test_reading_creates_nothing(db):
+    app = make_app(db)
+    before = db.lastTransaction()
+    page = app.get('/')
+    assert page.json == {'user': None, 'new': True, 'flash': [],
+                         'errors': []}
+    assert 'Set-Cookie' not in page.headers
+    assert db.lastTransaction() == before
+
+
+def test_read_only_request_writes_nothing(db):
+    app = make_app(db)
+    sign_in(app)
+    app.get('/')
+    before = db.lastTransaction()
+    assert app.get('/').json['user'] == 'alice'
+    assert db.lastTransaction() == before
+
+
+def test_created_and_new(db):
+    with use_clock(ManualClock(1_700_000_000)) as clock:
+        app = make_app(db)
+        assert app.get('/info').json == {
+            'created': 1_700_000_000.0, 'new': True, 'keys': []}
+        app.post('/cart', {'item': 'tea'})
+        clock.advance(300)
+        assert app.get('/info').json == {
+            'created': 1_700_000_000.0, 'new': False, 'keys': ['cart']}
+
+
+def test_created_key_is_reserved(db):
+    app = make_app(db)
+    sign_in(app)
+    assert app.get('/tamper').json == {'hidden': True}
+
+
+# -- sign in, flash, CSRF -------------------------------------------------
+
+def test_login_regenerates_and_flashes_across_redirect(db, mode):
+    app = make_app(db, mode)
+    app.post('/cart', {'item': 'tea'})          # a session before login
+    old_id = app.cookies['zodbsession']
+    response = sign_in(app)
+    assert response.status_int == 302
+    new_id = app.cookies['zodbsession']
+    assert new_id != old_id
+    page = response.follow()
+    assert page.json['user'] == 'alice'
+    assert page.json['flash'] == ['Welcome, alice']
+    assert app.get('/').json['flash'] == []      # shown once
+    # The data moved: nothing is left under the old id.
+    assert stored(db, old_id) is None
+    assert stored(db, new_id)['cart'] == ['tea']
+    thief = webtest.TestApp(app.app)
+    thief.set_cookie('zodbsession', old_id)
+    assert thief.get('/').json['user'] is None
+    assert open_connections(db) == []
+
+
+def test_csrf_token_is_required_and_checked(db, mode):
+    app = make_app(db, mode)
+    app.post('/login', {'user': 'eve'}, status=400)
+    token = app.get('/form').json['csrf']
+    app.post('/login', {'user': 'eve', 'csrf_token': 'x' + token},
+             status=400)
+    assert app.get('/').json['user'] is None
+    app.post('/login', {'user': 'bob'}, headers={'X-CSRF-Token': token},
+             status=302)
+    assert app.get('/').json['user'] == 'bob'
+    # The login issued a fresh token; the old one no longer works.
+    assert app.get('/form').json['csrf'] != token
+    app.post('/logout', {'csrf_token': token}, status=400)
+
+
+def test_session_csrf_storage_policy_and_require_csrf(db):
+    config = make_config(db)
+    config.set_csrf_storage_policy(SessionCSRFStoragePolicy())
+    config.set_default_csrf_options(require_csrf=True)
+
+    def both(request):
+        return {'policy': get_csrf_token(request),
+                'session': request.session.get_csrf_token()}
+
+    config.add_route('both', '/both')
+    config.add_view(both, route_name='both', renderer='json')
+    app = webtest.TestApp(config.make_wsgi_app())
+    tokens = app.get('/both').json
+    assert tokens['policy'] == tokens['session']
+    app.post('/cart', {'item': 'tea'}, status=400)
+    app.post('/cart', {'item': 'tea', 'csrf_token': 'nope'}, status=400)
+    assert app.get('/cart').json['cart'] == []
+    app.post('/cart', {'item': 'tea', 'csrf_token': tokens['policy']})
+    assert app.get('/cart').json['cart'] == ['tea']
+
+
+# -- transactions ---------------------------------------------------------
+
+def test_exception_view_aborts_and_session_is_unchanged(db, mode):
+    app = make_app(db, mode)
+    sign_in(app)
+    app.get('/')
+    client_id = app.cookies['zodbsession']
+    before = stored(db, client_id)
+    failed_page = app.post('/boom', status=500)
+    assert failed_page.json == {'error': 'boom'}
+    assert 'Set-Cookie' not in failed_page.headers
+    assert stored(db, client_id) == before
+    assert stored(db, client_id, 'shop.cart') is None
+    assert app.get('/').json == {'user': 'alice', 'new': False,
+                                 'flash': [], 'errors': []}
+    assert open_connections(db) == []
+
+
+def test_exception_view_for_new_client_issues_nothing(db, mode):
+    app = make_app(db, mode)
+    before = db.lastTransaction()
+    failed_page = app.post('/boom', status=500)
+    assert 'Set-Cookie' not in failed_page.headers
+    assert app.cookies == {}
+    assert db.lastTransaction() == before
+
+
+def test_conflict_is_retried(db, mode):
+    app = make_app(db, mode)
+    state = app.app.registry.state
+    assert app.post('/count').json == {'count': 1}
+    state.interfere = 1
+    # The first attempt reads 1 and writes 2, but another connection
+    # commits 200 first: ConflictError, and the retry counts from 200.
+    assert app.post('/count').json == {'count': 201}
+    assert state.runs['count'] == 3
+    assert stored(db, app.cookies['zodbsession'])['count'] == 201
+    assert open_connections(db) == []
+
+
+def test_retries_are_bounded(db):
+    app = make_app(db, retries=1)
+    state = app.app.registry.state
+    app.post('/count')
+    state.interfere = 5
+    with pytest.raises(ConflictError):
+        app.post('/count')
+    assert state.runs['count'] == 3         # 1 + one attempt + one retry
+    assert state.interfere == 3
+    assert stored(db, app.cookies['zodbsession'])['count'] == 300
+    assert open_connections(db) == []
+
+
+def test_retry_replays_the_request_body(db):
+    app = make_app(db)
+    state = app.app.registry.state
+    app.post('/cart', {'item': 'tea'})
+
+    def interfering_add(request):
+        state.runs['cart'] = state.runs.get('cart', 0) + 1
+        result = add_to_cart(request)
+        if state.interfere:
+            state.interfere -= 1
+            store_elsewhere(db, request.session.client_id,
+                            'pyramid.session', cart=['coffee'])
+        return result
+
+    config = make_config(db)
+    config.add_route('racing', '/racing')
+    config.add_view(interfering_add, route_name='racing', renderer='json')
+    racing = webtest.TestApp(config.make_wsgi_app())
+    racing.set_cookie('zodbsession', app.cookies['zodbsession'])
+    state.interfere = 1
+    assert racing.post('/racing', {'item': 'milk'}).json == {
+        'cart': ['coffee', 'milk']}
+    assert state.runs['cart'] == 2
+
+
+def test_changed_persists_nested_mutation(db, mode):
+    app = make_app(db, mode)
+    app.post('/cart', {'item': 'tea'})
+    app.post('/cart', {'item': 'milk'})
+    assert app.get('/cart').json == {'cart': ['tea', 'milk']}
+
+
+def test_connections_are_per_request_and_closed(db, mode):
+    app = make_app(db, mode)
+    sign_in(app)
+    app.get('/')
+    app.post('/boom', status=500)
+    assert open_connections(db) == []
+    # After the request, its registry is gone from the environ: nothing
+    # can open a connection that nobody closes.
+    request = app.get('/info').request
+    assert 'zodbsession.registry' not in request.environ
+
+
+# -- invalidate and containers -------------------------------------------
+
+def test_invalidate_removes_data_everywhere(db, mode):
+    app = make_app(db, mode)
+    secret = 'cookie-secret-for-tests-only-000000'
+    change_site(db, lambda site: site.register_container(
+        'shop.cart', zodbsession.CookieSessionDataContainer(secret=secret)))
+    sign_in(app)
+    app.post('/shop', {'item': 'book'})
+    assert app.get('/shop').json == {'items': ['book']}
+    assert 'zodbsession_data' in app.cookies
+    old_id = app.cookies['zodbsession']
+    token = app.get('/form').json['csrf']
+    response = app.post('/logout', {'csrf_token': token})
+    # Inside the request the session was empty and new at once.
+    assert response.headers['X-Emptied'] == "(0, True, None)"
+    assert app.cookies['zodbsession'] != old_id
+    assert 'zodbsession_data' not in app.cookies
+    assert stored(db, old_id) is None
+    assert app.get('/shop').json == {'items': []}
+    page = app.get('/')
+    assert page.json['user'] is None
+    assert page.json['flash'] == ['Signed out']
+
+
+def test_pyramid_session_can_live_in_a_cookie_container(db):
+    app = make_app(db)
+    change_site(db, lambda site: site.register_container(
+        'pyramid.session', zodbsession.CookieSessionDataContainer(
+            secret='another-cookie-secret-for-tests-0000')))
+    sign_in(app)
+    page = app.get('/')
+    assert page.json['user'] == 'alice'
+    assert page.json['flash'] == ['Welcome, alice']
+    assert 'zodbsession_data' in app.cookies
+    assert stored(db, app.cookies['zodbsession']) is None
+
+
+def test_own_package_id(db):
+    app = make_app(db, pkg_id='app.session')
+    sign_in(app)
+    client_id = app.cookies['zodbsession']
+    assert stored(db, client_id, 'app.session')['user'] == 'alice'
+    assert stored(db, client_id, 'pyramid.session') is None
+
+
+def test_isession_of_the_request_in_views(db, mode):
+    app = make_app(db, mode)
+    app.post('/shop', {'item': 'pen'})
+    app.post('/shop', {'item': 'ink'})
+    assert app.get('/shop').json == {'items': ['pen', 'ink']}
+    assert stored(db, app.cookies['zodbsession'], 'shop.cart') == {
+        'items': ['pen', 'ink']}
+
+
+@pytest.mark.parametrize('mode', ['own', 'tm'])
+def test_with_hook_zca(db, mode):
+    config = make_config(db, mode)
+    config.hook_zca()
+    try:
+        app = webtest.TestApp(config.make_wsgi_app())
+        sign_in(app)
+        assert app.get('/').json['user'] == 'alice'
+        app.post('/shop', {'item': 'pen'})
+        assert app.get('/shop').json == {'items': ['pen']}
+    finally:
+        config.unhook_zca()
+    assert zope.component.getSiteManager() is (
+        zope.component.getGlobalSiteManager())
+
+
+# -- configuration --------------------------------------------------------
+
+def test_settings_from_the_ini_file(tmp_path, monkeypatch):
+    testing.setUp()
+    monkeypatch.chdir(tmp_path)
+    settings = {
+        'zodbsession.db_uri': 'file://data/sessions.fs',
+        'zodbsession.namespace': 'sid',
+        'zodbsession.timeout': '120',
+        'zodbsession.resolution': '30',
+        'zodbsession.secure': 'false',
+        'zodbsession.secret': 'first-secret-0123456789 old-secret-0123456789',
+        'zodbsession.pkg_id': 'app.session',
+        'zodbsession.retries': '1',
+        'unrelated.setting': 'ignored',
+    }
+    config = make_config(settings=settings, factory=False)
+    app = webtest.TestApp(config.make_wsgi_app())
+    factory = app.app.registry.queryUtility(ISessionFactory)
+    try:
+        assert isinstance(factory, SessionFactory)
+        assert (factory.pkg_id, factory.retries) == ('app.session', 1)
+        assert os.path.exists(tmp_path / 'data' / 'sessions.fs')
+        sign_in(app)
+        assert app.get('/').json['user'] == 'alice'
+        assert set(app.cookies) == {'sid'}
+        with factory.db.transaction() as connection:
+            site = site_of(connection)
+            assert (site.container.timeout, site.container.resolution) == (
+                120, 30)
+            assert site.client_id_manager.secret == (
+                'first-secret-0123456789', 'old-secret-0123456789')
+    finally:
+        factory.close()
+        testing.tearDown()
+
+
+def test_unknown_setting_is_named(tmp_path, monkeypatch):
+    testing.setUp()
+    monkeypatch.chdir(tmp_path)
+    try:
+        config = make_config(settings={'zodbsession.colour': 'blue'},
+                             factory=False)
+        with pytest.raises(Exception, match='colour'):
+            config.make_wsgi_app()
+    finally:
+        testing.tearDown()
+
+
+def test_factory_in_code_wins_over_settings(db, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = make_config(db, settings={
+        'zodbsession.db_uri': 'file://unused/sessions.fs'})
+    app = webtest.TestApp(config.make_wsgi_app())
+    sign_in(app)
+    assert app.get('/').json['user'] == 'alice'
+    assert not os.path.exists(tmp_path / 'unused')
+    assert stored(db, app.cookies['zodbsession'])['user'] == 'alice'
+
+
+def test_factory_without_include_says_what_to_do(db):
+    config = Configurator()
+    config.set_session_factory(session_factory(db=db))
+
+    def view(request):
+        return {'user': request.session.get('user')}
+
+    config.add_route('home', '/')
+    config.add_view(view, route_name='home', renderer='json')
+    app = webtest.TestApp(config.make_wsgi_app())
+    with pytest.raises(RuntimeError, match=r"config.include\('zodbsession"):
+        app.get('/')
+
+
+def test_execution_policy(db):
+    ours = make_app(db, 'tm_only').app.registry.queryUtility(
+        IExecutionPolicy)
+    assert ours.__module__ == 'zodbsession.pyramid.hosting'
+    theirs = make_app(db, 'tm').app.registry.queryUtility(IExecutionPolicy)
+    assert theirs.__module__ == 'pyramid_retry'
+
+
+def test_negative_retries_rejected(db):
+    with pytest.raises(ValueError, match='retries'):
+        session_factory(db=db, retries=-1)
+
+
+def test_pyramid_session_outside_pyramid(sessions):
+    # The wrapper needs only a request that ISession adapts.
+    try:
+        request = testing.SessionTestClient().request()
+        session = PyramidSession(request)
+        assert session.new and len(session) == 0
+        session['a'] = 1
+        assert dict(session) == {'a': 1}
+        assert session.copy() == {'a': 1}
+        session.clear()
+        assert dict(session) == {}
+        assert repr(session) == "<PyramidSession 'pyramid.session' keys=[]>"
+    finally:
+        transaction.abort()
