@@ -1,5 +1,4 @@
 """Opening the session database from a URI."""
-import os
 
 import pytest
 import ZODB.FileStorage

@@ -14,6 +14,7 @@ from zodbsession.db import open_database
 from zodbsession.site import ensure_site
 from zodbsession.site import site_of
 from zodbsession.testing_servers import check_concurrent_increments
+from zodbsession.testing_servers import check_different_keys
 from zodbsession.testing_servers import check_shared_sessions
 from zodbsession.testing_servers import session_worker
 
@@ -80,6 +81,10 @@ def test_the_database_is_relstorage(pg_uri, registry):
 
 def test_clients_are_shared_between_processes(workers):
     check_shared_sessions(*workers)
+
+
+def test_different_keys_across_processes_merge_without_retries(workers):
+    check_different_keys(*workers, changes=INCREMENTS)
 
 
 def test_concurrent_increments_across_processes(workers, record_property):

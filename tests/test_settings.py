@@ -65,7 +65,8 @@ def test_bad_values_name_the_setting(name, text, words):
 
 
 def test_unknown_settings():
-    with pytest.raises(ValueError, match="unknown zodbsession setting 'colur'"):
+    with pytest.raises(ValueError,
+                       match="unknown zodbsession setting 'colur'"):
         parse_settings({'colur': 'blue'})
 
 

@@ -81,7 +81,8 @@ def test_secrets_set_as_text_or_list(path):
     db = open_db(path)
     try:
         ensure_site(db, secret='a-secret-that-is-long-enough')
-        ensure_site(db, secret=['the-new-secret-signs-now', 'a-secret-that-is-long-enough'])
+        ensure_site(db, secret=['the-new-secret-signs-now',
+                                'a-secret-that-is-long-enough'])
         assert read_site(db, lambda site: site.client_id_manager.secret) == (
             'the-new-secret-signs-now', 'a-secret-that-is-long-enough')
     finally:

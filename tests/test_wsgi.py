@@ -264,6 +264,43 @@ def test_a_large_body_is_replayed_from_a_spool_file(db, monkeypatch):
     assert seen == [body, body]
 
 
+def test_a_body_without_length_is_replayed(db):
+    """Servers that pass chunked bodies on (wsgi.input_terminated) give no
+    CONTENT_LENGTH; the body must survive the retry all the same."""
+    seen = []
+
+    def handle(request):
+        seen.append(request.environ['wsgi.input'].read())
+        if request.environ[ATTEMPT_KEY] == 0:
+            raise ConflictError()
+        return 'done'
+
+    body = b'chunk one, chunk two'
+    environ = webob.Request.blank('/', method='POST', body=body).environ
+    del environ['CONTENT_LENGTH']
+    environ['wsgi.input_terminated'] = True
+    started = []
+    middleware = SessionMiddleware(view(handle), db=db, secret=TEST_SECRET)
+    result = middleware(environ, lambda *args: started.append(args))
+    assert b''.join(result) == b'done'
+    assert started[0][0] == '200 OK'
+    assert seen == [body, body]
+
+
+def test_a_doomed_request_sends_no_session_cookie(db):
+    def doomed(request):
+        ISession(request.environ[REQUEST_KEY])[PKG]['n'] = 1
+        transaction.doom()
+        return 'doomed'
+
+    app = browser(db, doomed)
+    before = db.storage.lastTransaction()
+    response = app.get('/')
+    assert response.text == 'doomed'
+    assert set_cookies(response) == []
+    assert db.storage.lastTransaction() == before
+
+
 def test_retries_run_out(db):
     attempts = []
 

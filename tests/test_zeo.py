@@ -7,6 +7,7 @@ the browser, sending one client's cookie to either worker.
 import pytest
 
 from zodbsession.testing_servers import check_concurrent_increments
+from zodbsession.testing_servers import check_different_keys
 from zodbsession.testing_servers import check_shared_sessions
 from zodbsession.testing_servers import session_worker
 from zodbsession.testing_servers import zeo_server
@@ -29,8 +30,45 @@ def test_clients_are_shared_between_processes(workers):
     check_shared_sessions(*workers)
 
 
+def test_different_keys_across_processes_merge_without_retries(workers):
+    check_different_keys(*workers, changes=INCREMENTS)
+
+
 def test_concurrent_increments_across_processes(workers, record_property):
     retries = check_concurrent_increments(*workers, INCREMENTS)
     record_property('retries', retries)
     print(f'ZEO: {4 * INCREMENTS} increments from two processes needed'
           f' {retries} retries')
+
+
+def test_a_stopped_zeo_server_gives_503_to_session_requests_only(
+        registry, tmp_path):
+    import webob
+    import webob.dec
+    import webtest
+
+    from zodbsession import ISession
+    from zodbsession.db import open_database
+    from zodbsession.testing import TEST_SECRET
+    from zodbsession.wsgi import REQUEST_KEY
+    from zodbsession.wsgi import SessionMiddleware
+
+    @webob.dec.wsgify
+    def app(request):
+        if request.path_info == '/session':
+            ISession(request.environ[REQUEST_KEY])['pkg']['n'] = 1
+        return webob.Response('ok')
+
+    with zeo_server(str(tmp_path)) as uri:
+        db = open_database(uri + '?wait_timeout=1')
+        browser = webtest.TestApp(SessionMiddleware(
+            app, db=db, retries=1, retry_after=7, secret=TEST_SECRET))
+        assert browser.get('/session').text == 'ok'
+    try:
+        # The server is gone.
+        response = browser.get('/session', status=503)
+        assert response.headers['Retry-After'] == '7'
+        assert response.headers.getall('Set-Cookie') == []
+        assert browser.get('/static').text == 'ok'
+    finally:
+        db.close()

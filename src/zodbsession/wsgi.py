@@ -16,13 +16,14 @@ import io
 import logging
 
 import transaction
-from transaction.interfaces import TransientError
 
 from zodbsession import current
 from zodbsession.db import is_storage_unavailable
 from zodbsession.db import open_database
 from zodbsession.registration import register_adapters
 from zodbsession.requests import PENDING_KEY
+from zodbsession.retry import DEFAULT_RETRIES
+from zodbsession.retry import RetryPolicy
 from zodbsession.requests import REGISTRY_KEY
 from zodbsession.requests import WSGIRequest
 from zodbsession.session import Session
@@ -36,7 +37,6 @@ REQUEST_KEY = 'zodbsession.request'
 SITE_KEY = 'zodbsession.site'
 ATTEMPT_KEY = 'zodbsession.attempt'
 
-DEFAULT_RETRIES = 3
 
 # Seconds a client is asked to wait (Retry-After) when the storage server
 # is unreachable.
@@ -62,8 +62,7 @@ class SessionMiddleware:
 
     def __init__(self, app, db=None, db_uri=None, retries=DEFAULT_RETRIES,
                  retry_after=DEFAULT_RETRY_AFTER, **settings):
-        if retries < 0:
-            raise ValueError(f'retries must be >= 0, got {retries!r}')
+        self.retry_policy = RetryPolicy(retries)
         self.app = app
         self.db = db if db is not None else open_database(db_uri)
         self.retries = retries
@@ -81,14 +80,10 @@ class SessionMiddleware:
             try:
                 status, headers, body, exc_info = self._attempt(
                     dict(environ), attempt)
-            except TransientError as exc:
-                if attempt >= self.retries:
-                    raise
-                attempt += 1
-                log.info('retrying request after %s (attempt %d of %d)',
-                         type(exc).__name__, attempt, self.retries)
-                continue
             except Exception as exc:
+                if self.retry_policy.retry(exc, attempt):
+                    attempt += 1
+                    continue
                 if not is_storage_unavailable(exc):
                     raise
                 log.warning('session storage unavailable: %s: %s',
@@ -127,6 +122,8 @@ class SessionMiddleware:
                     self.app, environ)
             if manager.isDoomed():
                 manager.abort()
+                # Nothing was stored, so no session cookie may go out.
+                environ.pop(PENDING_KEY, None)
             else:
                 manager.commit()
         except BaseException:
@@ -147,19 +144,27 @@ def _buffered_body(environ):
     except ValueError:
         length = 0
     stream = environ.get('wsgi.input')
-    if stream is None or length <= 0:
+    if stream is None:
         return io.BytesIO(b'')
-    if length <= MAX_MEMORY_BODY:
+    if length <= 0:
+        # A server that passes a chunked body on marks the stream as
+        # ending at the body's end; otherwise no length means no body.
+        if not environ.get('wsgi.input_terminated'):
+            return io.BytesIO(b'')
+        length = None
+    if length is not None and length <= MAX_MEMORY_BODY:
         return io.BytesIO(stream.read(length))
     import tempfile
     spool = tempfile.TemporaryFile()
     remaining = length
-    while remaining > 0:
-        chunk = stream.read(min(remaining, 65536))
+    while remaining is None or remaining > 0:
+        chunk = stream.read(65536 if remaining is None
+                            else min(remaining, 65536))
         if not chunk:
             break
         spool.write(chunk)
-        remaining -= len(chunk)
+        if remaining is not None:
+            remaining -= len(chunk)
     return spool
 
 

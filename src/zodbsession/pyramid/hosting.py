@@ -12,17 +12,14 @@ otherwise ``manage_transaction`` begins, commits and aborts it the way
 pyramid_tm does. Retries happen in one place, ``retrying_policy`` (or
 pyramid_retry's policy when the application includes it).
 """
-import logging
 
 import transaction
-from transaction.interfaces import TransientError
 
 from zodbsession.requests import PENDING_KEY
 from zodbsession.requests import REGISTRY_KEY
+from zodbsession.retry import RetryPolicy
 from zodbsession.requests import PendingResponse
 from zodbsession.site import ConnectionSite
-
-log = logging.getLogger(__name__)
 
 HOSTING_KEY = 'zodbsession.pyramid.hosting'
 ATTEMPT_KEY = 'zodbsession.attempt'
@@ -116,8 +113,9 @@ def manage_transaction(handler, request, hosting):
 
 def retrying_policy(retries):
     """A Pyramid execution policy that re-runs a request that failed with
-    a TransientError (a ZODB ConflictError, say) up to ``retries`` times,
-    each time as a fresh request with the same body."""
+    a TransientError (a ZODB ConflictError, say) as zodbsession.retry
+    decides, each time as a fresh request with the same body."""
+    retry = RetryPolicy(retries).retry
 
     def policy(environ, router):
         attempt = 0
@@ -129,21 +127,14 @@ def retrying_policy(retries):
                 try:
                     response = router.invoke_request(request)
                 except Exception as exc:
-                    if not _retry(exc, attempt, retries):
+                    if not retry(exc, attempt):
                         return request.invoke_exception_view(reraise=True)
                 else:
                     # An exception view may have answered a conflict.
                     error = getattr(request, 'exception', None)
-                    if not _retry(error, attempt, retries):
+                    if not retry(error, attempt):
                         return response
             attempt += 1
 
     return policy
 
-
-def _retry(error, attempt, retries):
-    if not isinstance(error, TransientError) or attempt >= retries:
-        return False
-    log.info('retrying request after %s (attempt %d of %d)',
-             type(error).__name__, attempt + 1, retries)
-    return True
