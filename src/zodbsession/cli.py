@@ -16,6 +16,7 @@ import transaction
 from zodbsession import db as zdb
 from zodbsession.site import ROOT_KEY
 from zodbsession.site import run_in_transaction
+from zodbsession.wsgi import DEFAULT_RETRIES
 
 PROG = 'zodbsession'
 
@@ -23,6 +24,7 @@ PROG = 'zodbsession'
 # (as argparse does).
 FAILED = 1
 USAGE = 2
+INTERRUPTED = 130
 
 # The client id manager settings ``stats`` shows; the secret never.
 COOKIE_SETTINGS = ('namespace', 'cookieLifetime', 'path', 'domain',
@@ -104,6 +106,10 @@ def build_parser():
     serve.add_argument('--threads', type=_bounded_int(1, 256), default=8,
                        help='worker threads, each with its own database'
                             ' connection (default: 8)')
+    serve.add_argument('--retries', type=_bounded_int(0, 100),
+                       default=DEFAULT_RETRIES,
+                       help='times a request is re-run after a database'
+                            f' conflict (default: {DEFAULT_RETRIES})')
     serve.set_defaults(run=run_serve)
 
     stats = command(
@@ -143,6 +149,9 @@ def main(argv=None):
     except (CommandError, zdb.DatabaseOpenError) as exc:
         print(f'{PROG} {args.command}: {exc}', file=sys.stderr)
         return FAILED
+    except KeyboardInterrupt:
+        print(f'{PROG} {args.command}: interrupted', file=sys.stderr)
+        return INTERRUPTED
 
 
 def _open(args):
@@ -158,7 +167,7 @@ def run_serve(args):
     database = _open(args)
     try:
         database.setPoolSize(args.threads)
-        app = make_app(database)
+        app = make_app(database, retries=args.retries)
         try:
             server = waitress.create_server(
                 app, host=args.host, port=args.port, threads=args.threads,
@@ -167,6 +176,10 @@ def run_serve(args):
             raise CommandError(
                 f'cannot listen on {args.host}:{args.port}:'
                 f' {exc.strerror or exc}') from None
+        except ValueError as exc:
+            # waitress' way of saying the host name does not resolve.
+            raise CommandError(
+                f'cannot listen on {args.host}:{args.port}: {exc}') from None
         host, port = _listening_address(server, args)
         print(f'serving the zodbsession demo on http://{host}:{port}/'
               f' (database {zdb.redact(args.db)})', flush=True)
@@ -185,7 +198,13 @@ def run_serve(args):
 
 
 def _listening_address(server, args):
-    port = getattr(server, 'effective_port', None) or args.port
+    """(host, port) for the URL; the real port when --port was 0."""
+    port = getattr(server, 'effective_port', None)
+    if port is None:
+        # A host name with several addresses: one socket each, same port.
+        listening = getattr(server, 'effective_listen', None) or [
+            (args.host, args.port)]
+        port = listening[0][1]
     host = args.host
     if ':' in host and not host.startswith('['):
         host = f'[{host}]'

@@ -19,6 +19,8 @@ _SALT = 'zodbsession.clientid'
 # cookieLifetime 0 means "never expire": ten years is as close as
 # browsers allow (several cap cookie lifetimes below that anyway).
 _FOREVER = 10 * 365 * 24 * 3600
+_DEFAULTED_FIELDS = ('cookieLifetime', 'thirdparty', 'domain', 'path',
+                     'secure', 'postOnly', 'httpOnly', 'sameSite')
 
 
 class MissingClientIdException(Exception):
@@ -63,6 +65,10 @@ class CookieClientIdManager(persistent.Persistent):
     def __init__(self, namespace=None, secret=None, **settings):
         self.namespace = namespace or DEFAULT_NAMESPACE
         self.secret = secret if secret is not None else generate_secret()
+        # Store every default: FieldProperty binds a copy of the field on
+        # each read of an unset attribute, and several are read per request.
+        for name in _DEFAULTED_FIELDS:
+            self.__dict__[name] = ICookieClientIdManager[name].default
         for name, value in settings.items():
             if name not in ICookieClientIdManager:
                 raise TypeError(

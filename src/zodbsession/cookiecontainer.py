@@ -28,6 +28,7 @@ from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.jsondata import JSONSessionData
 from zodbsession.lookup import registry_for
+from zodbsession.requests import TRANSACTION_MANAGER_KEY
 from zodbsession.signing import normalize_secrets
 
 BROWSER_COOKIE_LIMIT = 4096
@@ -155,6 +156,18 @@ def _views_of(request):
     return views
 
 
+def _transaction_manager_of(container, request):
+    """The manager of the request's transaction (pyramid_tm may use its
+    own): as the hosting says, else that of the connection which loaded
+    the container, else the thread's."""
+    environ = getattr(request, 'environ', None)
+    if isinstance(environ, dict) and TRANSACTION_MANAGER_KEY in environ:
+        return environ[TRANSACTION_MANAGER_KEY]
+    jar = getattr(container, '_p_jar', None)
+    return jar.transaction_manager if jar is not None else (
+        transaction.manager)
+
+
 @implementer(ISessionDataContainer)
 class CookieSessionView:
     """One request's view of a cookie container, and its data manager."""
@@ -162,12 +175,8 @@ class CookieSessionView:
     def __init__(self, container, request):
         self.container = container
         self.request = request
-        # Join the request's transaction: that of the connection which
-        # loaded the container (pyramid_tm may use its own manager).
-        jar = getattr(container, '_p_jar', None)
-        self.transaction_manager = (
-            jar.transaction_manager if jar is not None
-            else transaction.manager)
+        self.transaction_manager = _transaction_manager_of(
+            container, request)
         self._loaded = False
         self._document = None     # what the cookie held, if valid
         self._data = None         # JSONSessionData in use, if any

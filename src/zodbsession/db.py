@@ -10,6 +10,7 @@ import urllib.parse
 
 import ZODB
 import zodburi
+from ZODB.POSException import ConflictError
 
 DEFAULT_URI = 'file://var/sessions.fs'
 
@@ -89,7 +90,11 @@ def _unavailable_types():
         pass
     try:
         from relstorage.adapters.interfaces import ReplicaClosedException
-        types.append(ReplicaClosedException)
+        from relstorage.adapters.interfaces import \
+            UnableToAcquireCommitLockError
+        # The commit lock timing out means a server too busy to serve the
+        # request now: a 503 too (RelStorage does not mark it transient).
+        types.extend([ReplicaClosedException, UnableToAcquireCommitLockError])
     except ImportError:
         pass
     return tuple(types)
@@ -109,8 +114,27 @@ def is_storage_unavailable(exc):
         _UNAVAILABLE = _unavailable_types()
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, _UNAVAILABLE):
+        if isinstance(exc, ConflictError):
+            # RelStorage raises its lock timeouts and deadlocks as
+            # conflicts from a psycopg2 OperationalError: a retry, not
+            # an outage.
+            return False
+        if isinstance(exc, _UNAVAILABLE) and _lost_connection(exc):
             return True
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
+
+
+# SQLSTATEs of PostgreSQL errors that mean the server went away: class 08
+# (connection exception) and the server shutting down, crashing or still
+# starting up. Other OperationalErrors (lock timeouts, serialization
+# failures, cancelled statements) come from a server that is up.
+_PG_GONE_PREFIX = '08'
+_PG_GONE = frozenset(['57P01', '57P02', '57P03'])
+
+
+def _lost_connection(exc):
+    code = getattr(exc, 'pgcode', None)
+    return (code is None or code.startswith(_PG_GONE_PREFIX)
+            or code in _PG_GONE)

@@ -60,7 +60,13 @@ class JSONSessionData(SessionData):
         check_json(pkg_id, key, value)
 
     def check_all(self):
-        """Check every value again (lists may have been mutated)."""
-        for pkg_id, items in self.to_plain().items():
+        """Check every value again (lists may have been mutated).
+
+        Returns what was checked, ``to_plain()``, so callers need not
+        build it twice.
+        """
+        packages = self.to_plain()
+        for pkg_id, items in packages.items():
             for key, value in items.items():
                 check_json(pkg_id, key, value)
+        return packages

@@ -15,7 +15,7 @@ from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.requests import EnvironCookies
 from zodbsession.requests import WSGIRequest
 from zodbsession.requests import environ_registry
-from zodbsession.session import Session
+from zodbsession.session import session_of
 
 
 def _webob_request_class():
@@ -33,7 +33,7 @@ def register_adapters(registry=None):
     """
     registry = registry or zope.component.getGlobalSiteManager()
     registry.registerAdapter(ClientId, (Interface,), IClientId)
-    registry.registerAdapter(Session, (Interface,), ISession)
+    registry.registerAdapter(session_of, (Interface,), ISession)
     for request_class in (WSGIRequest, _webob_request_class()):
         if request_class is None:
             continue
@@ -52,7 +52,7 @@ def register_adapters(registry=None):
     except ImportError:
         pass    # page-template access is optional
     else:
-        registry.registerAdapter(Session, (Interface,), IPathAdapter,
+        registry.registerAdapter(session_of, (Interface,), IPathAdapter,
                                  name='session')
     return registry
 

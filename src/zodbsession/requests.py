@@ -12,9 +12,16 @@ from zodbsession.interfaces import IRequestCookies
 
 PENDING_KEY = 'zodbsession.response'
 
-# Set by whoever hosts the request (the middleware): a callable returning
-# the component registry that serves it, loaded on first use.
+# Set by whoever hosts the request (the middleware, the Pyramid
+# integration): a callable returning the component registry that serves
+# it, loaded on first use ...
 REGISTRY_KEY = 'zodbsession.registry'
+# ... the hosting's per-request site (zodbsession.site.ConnectionSite) ...
+SITE_KEY = 'zodbsession.site'
+# ... and the transaction manager of the request's transaction.
+TRANSACTION_MANAGER_KEY = 'zodbsession.transaction_manager'
+# The request's ISession, so that every ISession(request) shares it.
+SESSION_KEY = 'zodbsession.session'
 
 
 class PendingResponse:

@@ -10,6 +10,7 @@ from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.lookup import all_containers
 from zodbsession.lookup import container_for
 from zodbsession.lookup import registry_for
+from zodbsession.requests import SESSION_KEY
 
 
 @implementer(ISession, ISessionLifecycle)
@@ -132,6 +133,21 @@ class Session:
 
     def persist(self):
         transaction.commit()
+
+
+def session_of(request):
+    """The ISession adapter: one Session per request.
+
+    Every ``ISession(request)`` of a WSGI or WebOb request shares one
+    Session, so the client id is read and verified once per request.
+    """
+    environ = getattr(request, 'environ', None)
+    if not isinstance(environ, dict):
+        return Session(request)
+    session = environ.get(SESSION_KEY)
+    if session is None:
+        session = environ[SESSION_KEY] = Session(request)
+    return session
 
 
 def get_session(request, create=False):

@@ -8,17 +8,31 @@ site administrator registers named containers there too.
 A request reaches the registry through its own connection
 (``ConnectionSite``), so persistent objects never cross threads.
 """
+import logging
+import threading
+import time
+import weakref
+
 import persistent
+import transaction
 import zope.component
+from zope.interface import implementer
+from zope.interface.registry import Components
 from ZODB.POSException import ConflictError
 from zope.component.persistentregistry import PersistentComponents
 from zope.interface.interfaces import ComponentLookupError
 
 from zodbsession.clientid import CookieClientIdManager
 from zodbsession.container import PersistentSessionDataContainer
+from zodbsession.cookiecontainer import CookieSessionDataContainer
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.ram import RAMSessionDataContainer
+from zodbsession.requests import SITE_KEY
+
+log = logging.getLogger(__name__)
 
 ROOT_KEY = 'zodbsession'
 BOOTSTRAP_ATTEMPTS = 5
@@ -119,19 +133,148 @@ def ensure_site(db, **settings):
             root[ROOT_KEY] = SessionSite()
         root[ROOT_KEY].configure(**settings)
     run_in_transaction(db, bootstrap)
+    snapshots.forget(db)
 
 
 def change_site(db, change):
-    """Run ``change(site)`` in its own transaction and commit it."""
-    return run_in_transaction(
-        db, lambda connection: change(site_of(connection)))
+    """Run ``change(site)`` in its own transaction and commit it.
+
+    This process sees the change at once; other processes within
+    ``SNAPSHOT_TTL`` seconds.
+    """
+    try:
+        return run_in_transaction(
+            db, lambda connection: change(site_of(connection)))
+    finally:
+        snapshots.forget(db)
+
+
+# -- the process-wide snapshot ----------------------------------------------
+#
+# Most requests need only the site's configuration: which container serves
+# a package, the client id manager's settings, a cookie container's keys.
+# A snapshot of it, in plain (non-persistent) objects, lets such requests
+# run without a database connection; only containers whose data lives in
+# the database are reached through the request's own connection. The
+# snapshot is retaken every SNAPSHOT_TTL seconds, and at once after a
+# change made through this module in this process.
+
+SNAPSHOT_TTL = 10.0
+
+
+@implementer(IRequestBoundContainer)
+class DatabaseContainer:
+    """Stands in a snapshot for a container whose data is in the database.
+
+    Bound to a request, it is the real container, loaded through the
+    request's own connection.
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f'<DatabaseContainer {self.name!r}>'
+
+    def bind(self, request):
+        site = request.environ[SITE_KEY]
+        container = site.persistent_registry().getUtility(
+            ISessionDataContainer, self.name)
+        if IRequestBoundContainer.providedBy(container):
+            container = container.bind(request)
+        return container
+
+
+def _detached(component):
+    """A copy of a persistent component that no connection owns."""
+    component._p_activate()
+    copy = type(component).__new__(type(component))
+    copy.__setstate__(component.__getstate__())
+    return copy
+
+
+# Containers whose data is not in the database (process memory, cookies):
+# a snapshot holds copies of them, equal in all that matters.
+_PROCESS_LEVEL = (RAMSessionDataContainer, CookieSessionDataContainer)
+
+
+def take_snapshot(site):
+    """A non-persistent registry equivalent to ``site``'s, or None when
+    the site holds something a snapshot cannot stand in for."""
+    snapshot = Components(
+        'zodbsession.snapshot',
+        bases=(zope.component.getGlobalSiteManager(),))
+    for registration in site.registry.registeredUtilities():
+        component, name = registration.component, registration.name
+        if registration.provided.isOrExtends(ISessionDataContainer):
+            if isinstance(component, _PROCESS_LEVEL):
+                component = _detached(component)
+            else:
+                component = DatabaseContainer(name)
+        elif registration.provided.isOrExtends(IClientIdManager):
+            if not isinstance(component, CookieClientIdManager):
+                return None
+            component = _detached(component)
+        else:
+            return None
+        snapshot.registerUtility(component, registration.provided, name)
+    return snapshot
+
+
+class _SnapshotCache:
+    """The current snapshot of each open database, per process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = weakref.WeakKeyDictionary()   # db -> (registry, due)
+
+    def get(self, db):
+        entry = self._entries.get(db)
+        now = time.monotonic()
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        with self._lock:
+            entry = self._entries.get(db)
+            if entry is not None and entry[1] > now:
+                return entry[0]
+            try:
+                registry = self._take(db)
+            except Exception:
+                if entry is None:
+                    raise
+                # The storage may be down: keep serving the configuration
+                # we have, and try again later.
+                log.warning('could not refresh the session configuration;'
+                            ' using the one from %.0f s ago',
+                            SNAPSHOT_TTL + now - entry[1], exc_info=True)
+                registry = entry[0]
+            self._entries[db] = (registry, now + SNAPSHOT_TTL)
+            return registry
+
+    def _take(self, db):
+        manager = transaction.TransactionManager(explicit=True)
+        manager.begin()
+        connection = db.open(transaction_manager=manager)
+        try:
+            return take_snapshot(site_of(connection))
+        finally:
+            manager.abort()
+            connection.close()
+
+    def forget(self, db):
+        with self._lock:
+            self._entries.pop(db, None)
+
+
+snapshots = _SnapshotCache()
 
 
 class ConnectionSite:
-    """The site of one request: opens a connection on first use.
+    """The site of one request: opens a connection only when needed.
 
-    ``registry()`` is what the request's IComponentLookup adapter returns;
-    a request that never asks opens nothing.
+    ``registry()`` is what the request's IComponentLookup adapter returns:
+    the process's snapshot of the site; ``persistent_registry()`` is the
+    database's own, through a connection opened on first use.
     """
 
     def __init__(self, db, transaction_manager=None):
@@ -141,6 +284,11 @@ class ConnectionSite:
         self._registry = None
 
     def registry(self):
+        snapshot = snapshots.get(self.db)
+        return snapshot if snapshot is not None else (
+            self.persistent_registry())
+
+    def persistent_registry(self):
         if self._registry is None:
             self.connection = self.db.open(
                 transaction_manager=self.transaction_manager)

@@ -25,6 +25,9 @@ from zodbsession.requests import PENDING_KEY
 from zodbsession.retry import DEFAULT_RETRIES
 from zodbsession.retry import RetryPolicy
 from zodbsession.requests import REGISTRY_KEY
+from zodbsession.requests import SESSION_KEY
+from zodbsession.requests import SITE_KEY
+from zodbsession.requests import TRANSACTION_MANAGER_KEY
 from zodbsession.requests import WSGIRequest
 from zodbsession.session import Session
 from zodbsession.site import ConnectionSite
@@ -32,9 +35,7 @@ from zodbsession.site import ensure_site
 
 log = logging.getLogger(__name__)
 
-SESSION_KEY = 'zodbsession.session'
 REQUEST_KEY = 'zodbsession.request'
-SITE_KEY = 'zodbsession.site'
 ATTEMPT_KEY = 'zodbsession.attempt'
 
 
@@ -112,6 +113,7 @@ class SessionMiddleware:
         request = WSGIRequest(environ)
         environ[REGISTRY_KEY] = site.registry
         environ[SITE_KEY] = site
+        environ[TRANSACTION_MANAGER_KEY] = manager
         environ[REQUEST_KEY] = request
         environ[SESSION_KEY] = Session(request)
         environ[ATTEMPT_KEY] = attempt

@@ -2,6 +2,8 @@
 import html
 import string
 
+# theme -> (background, text, card, border, accent); the name is also the
+# CSS color-scheme, so form controls follow the theme.
 THEMES = {'light': ('#fbfbf8', '#1d232a', '#ffffff', '#d6d9dc', '#2b6cb0'),
           'dark': ('#15191e', '#e6e8ea', '#20262d', '#39414a', '#7ab3ef')}
 
@@ -12,13 +14,15 @@ PAGE = string.Template("""<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>$title</title>
 <style>
+:root { color-scheme: $scheme; }
 body { font: 16px/1.45 system-ui, sans-serif; margin: 0; padding: 1.5rem;
        background: $background; color: $text; }
 main { max-width: 56rem; margin: 0 auto; }
 h1 { font-size: 1.6rem; margin: 0 0 .25rem; }
 .sub { margin: 0 0 1.25rem; opacity: .75; }
 .cards { display: grid; gap: 1rem;
-         grid-template-columns: repeat(auto-fit, minmax(16rem, 1fr)); }
+         grid-template-columns: repeat(auto-fit, minmax(16rem, 1fr));
+         margin-bottom: 1rem; }
 section { background: $card; border: 1px solid $border; border-radius: 8px;
           padding: 1rem 1.25rem; }
 h2 { font-size: 1.1rem; margin: 0 0 .6rem; }
@@ -48,6 +52,21 @@ $body
 </html>
 """)
 
+# The home page; every value is HTML already (escaped by the view).
+HOME = string.Template("""<h1>$greeting!</h1>
+<p class="sub">zodbsession demo &middot; client id
+<code id="client-id">$client_id</code>&hellip;</p>
+<div class="cards">
+<section id="counter-card"><h2>Page counter</h2>
+<p class="big" id="counter">$counter</p>
+<p class="muted">views of this page in this session</p></section>
+<section id="cart"><h2>Shopping cart</h2>$cart</section>
+<section id="prefs"><h2>Preferences</h2>$prefs</section>
+<section id="auth"><h2>Login</h2>$auth</section>
+</div>
+<section id="data"><h2>Session data</h2>$data</section>
+""")
+
 
 def escape(value):
     return html.escape(str(value), quote=True)
@@ -55,9 +74,11 @@ def escape(value):
 
 def page(title, body, theme='light', lang='en'):
     """A whole page; ``body`` is HTML already (built from escaped parts)."""
-    background, text, card, border, accent = THEMES.get(
-        theme, THEMES['light'])
+    if theme not in THEMES:
+        theme = 'light'
+    background, text, card, border, accent = THEMES[theme]
     return PAGE.substitute(
+        scheme=theme,
         title=escape(title), body=body, lang=escape(lang),
         background=background, text=text, card=card, border=border,
         accent=accent)
@@ -98,12 +119,8 @@ def table(headers, rows, empty='nothing yet'):
     body = ''.join(
         '<tr>' + ''.join(f'<td>{cell}</td>' for cell in row) + '</tr>'
         for row in rows)
-    return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def section(title, content, section_id):
-    return (f'<section id="{escape(section_id)}"><h2>{escape(title)}</h2>'
-            f'{content}</section>')
+    return (f'<table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{body}</tbody></table>')
 
 
 def message_page(status_title, message, home_url, theme='light'):

@@ -73,20 +73,11 @@ def home(request):
     user = (session.get(AUTH) or {}).get('user')
     greeting = LANGUAGES.get(prefs['language'], LANGUAGES['en'])[1]
     who = f'{greeting}, {user}' if user else greeting
-    body = (
-        f'<h1>{t.escape(who)}!</h1>'
-        f'<p class="sub">zodbsession demo &middot; client id'
-        f' <code id="client-id">{t.escape(session.client_id[:8])}</code>&hellip;'
-        f'</p><div class="cards">'
-        + t.section('Page counter',
-                    f'<p class="big" id="counter">{counter["count"]}</p>'
-                    f'<p class="muted">views of this page in this session</p>',
-                    'counter-card')
-        + t.section('Shopping cart', _cart_html(session, token), 'cart')
-        + t.section('Preferences', _prefs_html(prefs, token), 'prefs')
-        + t.section('Login', _auth_html(user, token), 'auth')
-        + '</div>'
-        + t.section('Session data', _data_table(request), 'data'))
+    body = t.HOME.substitute(
+        greeting=t.escape(who), client_id=t.escape(session.client_id[:8]),
+        counter=counter['count'], cart=_cart_html(session, token),
+        prefs=_prefs_html(prefs, token), auth=_auth_html(user, token),
+        data=_data_table(request))
     return _html(t.page('zodbsession demo', body, prefs['theme'],
                         prefs['language']))
 

@@ -17,6 +17,9 @@ import transaction
 
 from zodbsession.requests import PENDING_KEY
 from zodbsession.requests import REGISTRY_KEY
+from zodbsession.requests import SESSION_KEY
+from zodbsession.requests import SITE_KEY
+from zodbsession.requests import TRANSACTION_MANAGER_KEY
 from zodbsession.retry import RetryPolicy
 from zodbsession.requests import PendingResponse
 from zodbsession.site import ConnectionSite
@@ -26,7 +29,7 @@ ATTEMPT_KEY = 'zodbsession.attempt'
 
 # Per-request state that other modules keep in the environ; pyramid_retry
 # reuses the environ for the next attempt, which must start clean.
-_ATTEMPT_STATE = (PENDING_KEY, 'zodbsession.cookie_views')
+_ATTEMPT_STATE = (PENDING_KEY, SESSION_KEY, 'zodbsession.cookie_views')
 
 
 def transaction_manager_of(request):
@@ -67,7 +70,8 @@ class RequestHosting:
             # A late ISession(request) must not open a connection that
             # nobody closes.
             del environ[HOSTING_KEY]
-            environ.pop(REGISTRY_KEY, None)
+            for key in (REGISTRY_KEY, SITE_KEY, SESSION_KEY):
+                environ.pop(key, None)
         self.site.close()
 
 
@@ -81,6 +85,8 @@ def prepare_request(request, db):
         environ.pop(key, None)
     hosting = environ[HOSTING_KEY] = RequestHosting(db, request)
     environ[REGISTRY_KEY] = hosting.site.registry
+    environ[SITE_KEY] = hosting.site
+    environ[TRANSACTION_MANAGER_KEY] = hosting.transaction_manager
     # Present before any cookie is set, so that EnvironCookies leaves
     # sending it to us (and we send it only after a commit).
     environ[PENDING_KEY] = hosting.pending
