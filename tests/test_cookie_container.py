@@ -112,6 +112,19 @@ def set_cookies(response):
     return found
 
 
+def put_cookie(browser, name, value):
+    """Make the browser send ``value``, verbatim, as its cookie ``name``.
+
+    An existing cookie is changed in place (WebTest's set_cookie would add
+    a second one beside it, and the server might read either).
+    """
+    for cookie in browser.cookiejar:
+        if cookie.name == name:
+            cookie.value = value
+            return
+    browser.set_cookie(name, value)
+
+
 def data_cookie(response):
     """The data cookie the response sets ('' = deleted), or None."""
     return set_cookies(response).get(DATA, (None,))[0]
@@ -228,9 +241,12 @@ def test_bad_cookie_means_empty_data_never_an_error(site, kind):
     good = data_cookie(visit(browser, setter(PREFS, n=1)))
     bad = BAD_COOKIES[kind](site, good)
     assert bad != good
-    browser.set_cookie(DATA, bad)
+    put_cookie(browser, DATA, bad)
 
-    response = visit(browser, status=200)
+    sent = []
+    response = visit(browser, lambda session: sent.append(
+        session.request.environ['HTTP_COOKIE']), status=200)
+    assert f'{DATA}={bad}' in sent[0]        # the server did get it
     assert response.json[PREFS] is None
 
     # The client starts afresh, in a new, valid cookie.
@@ -243,7 +259,7 @@ def test_bad_cookie_means_empty_data_never_an_error(site, kind):
 def test_oversize_cookie_value_is_ignored(site):
     browser = site.browser()
     visit(browser, setter(PREFS, n=1))
-    browser.set_cookie(DATA, 'p' + 'A' * 5000)
+    put_cookie(browser, DATA, 'p' + 'A' * 5000)
     assert visit(browser, status=200).json[PREFS] is None
 
 
@@ -252,8 +268,8 @@ def test_expired_cookie_means_empty_data(make_site, clock):
     browser = site.browser()
     visit(browser, setter(PREFS, n=1))
     clock.advance(600)
-    assert visit(browser).json[PREFS] == {'n': 1}
-    clock.advance(61)   # unread for more than the timeout: expired
+    assert visit(browser).json[PREFS] == {'n': 1}   # refreshes the cookie
+    clock.advance(601)   # unread for more than the timeout: expired
     assert visit(browser, status=200).json[PREFS] is None
 
 
@@ -263,7 +279,7 @@ def test_another_clients_cookie_shows_nothing(site):
     visit(bob, setter(CART, items=['apple']))      # bob has his own id
     assert alice.cookies['zodbsession'] != bob.cookies['zodbsession']
 
-    bob.set_cookie(DATA, alice.cookies[DATA])
+    put_cookie(bob, DATA, alice.cookies[DATA])
     assert visit(bob, status=200).json == {
         PREFS: None, CART: {'items': ['apple']}}
     assert visit(alice).json[PREFS] == {'secret_note': 'for alice only'}
@@ -292,11 +308,11 @@ def test_bad_cookie_for_an_encrypting_container(make_site, kind):
                 document),
         'tampered ciphertext': lambda: _flip(good, 30),
     }[kind]()
-    browser.set_cookie(DATA, bad)
+    put_cookie(browser, DATA, bad)
     assert visit(browser, status=200).json[PREFS] is None
 
 
-# -- encryption -----------------------------------------------------------------
+# -- encryption ---------------------------------------------------------------
 
 def test_encrypted_cookie_hides_the_data(make_site):
     site = make_site(encryption_key=KEY)
@@ -398,7 +414,7 @@ def test_bad_cookie_settings_are_rejected():
         CookieSessionDataContainer(secret=SECRET, cookie_name='bad name!')
 
 
-# -- size limit -----------------------------------------------------------------
+# -- size limit ---------------------------------------------------------------
 
 def test_too_large_fails_the_whole_transaction(site):
     browser = site.browser()
@@ -436,7 +452,7 @@ def test_large_but_fitting_session_is_kept(site):
     assert visit(browser).json[PREFS] == {'essay': 'x' * 2500}
 
 
-# -- JSON only --------------------------------------------------------------------
+# -- JSON only ----------------------------------------------------------------
 
 @pytest.fixture
 def cookie_sessions():
@@ -500,7 +516,7 @@ def test_in_place_mutation_is_noticed_without_changed(site):
     assert visit(browser).json[PREFS] == {'items': ['apple', 'pear']}
 
 
-# -- transactions decide ----------------------------------------------------------
+# -- transactions decide ------------------------------------------------------
 
 def test_app_error_leaves_the_cookie_as_it_was(site):
     browser = site.browser()
@@ -545,7 +561,7 @@ def test_persist_mid_request_then_abort_keeps_the_persisted_part(site):
     assert visit(browser).json[PREFS] == {'step': 1}
 
 
-# -- set only when needed -------------------------------------------------------
+# -- set only when needed -----------------------------------------------------
 
 def test_cookie_is_set_only_when_changed_or_due(make_site, clock):
     site = make_site(timeout=3600, resolution=60)
@@ -576,7 +592,7 @@ def test_requests_that_do_not_use_the_package_send_no_data_cookie(site):
     assert DATA not in browser.cookies
 
 
-# -- cookie attributes ------------------------------------------------------------
+# -- cookie attributes --------------------------------------------------------
 
 def _attributes(response):
     return set_cookies(response)[DATA][1]
@@ -622,7 +638,7 @@ def test_same_site_none_forces_secure(make_site):
     assert 'samesite=none' in attributes and 'secure' in attributes
 
 
-# -- invalidate and regenerate ----------------------------------------------------
+# -- invalidate and regenerate ------------------------------------------------
 
 def test_invalidate_clears_the_cookie_data(site):
     browser = site.browser()
@@ -644,7 +660,7 @@ def test_invalidated_data_cookie_kept_by_the_browser_is_useless(site):
     visit(browser, setter(PREFS, theme='dark'))
     stale = browser.cookies[DATA]
     visit(browser, lambda session: session.invalidate())
-    browser.set_cookie(DATA, stale)       # a browser that ignored the delete
+    put_cookie(browser, DATA, stale)       # a browser that ignored the delete
     assert visit(browser).json[PREFS] is None
 
 
@@ -680,7 +696,7 @@ def test_session_exists_with_only_cookie_data(site):
     assert seen == [True, False]
 
 
-# -- without the middleware -------------------------------------------------------
+# -- without the middleware ---------------------------------------------------
 
 def test_works_with_globally_registered_containers(cookie_sessions):
     client = testing.SessionTestClient()
@@ -698,3 +714,27 @@ def test_works_with_globally_registered_containers(cookie_sessions):
     transaction.commit()
     assert all(not value.startswith(DATA + '=')
                for name, value in testing.response_headers(second))
+
+
+# -- absolute lifetime --------------------------------------------------------
+
+def test_lifetime_ends_an_active_session(make_site, clock):
+    site = make_site(timeout=600, resolution=60, lifetime=1000)
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    for _ in range(3):              # active every 300 seconds
+        clock.advance(300)
+        assert visit(browser).json[PREFS] == {'n': 1}
+    clock.advance(101)              # 1001 seconds after creation
+    assert visit(browser, status=200).json[PREFS] is None
+
+
+def test_regenerate_keeps_the_creation_time(make_site, clock):
+    site = make_site(lifetime=1000)
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    clock.advance(500)
+    response = visit(browser, lambda session: session.regenerate())
+    assert site.codec.decode(data_cookie(response))['o'] == 1_700_000_000
+    clock.advance(501)
+    assert visit(browser).json[PREFS] is None

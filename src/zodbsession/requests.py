@@ -30,6 +30,31 @@ class PendingResponse:
     def __init__(self):
         self.cookies = {}   # name -> (value or None to delete, attributes)
         self.headers = {}   # header name -> value
+        self._kept = ({}, {})
+
+    def keep(self):
+        """What is pending now belongs to a committed transaction: a later
+        ``discard()`` keeps it."""
+        self._kept = (dict(self.cookies), dict(self.headers))
+
+    def discard(self):
+        """Drop what was added since the last ``keep()`` (its transaction
+        did not commit)."""
+        self.cookies, self.headers = (dict(self._kept[0]),
+                                      dict(self._kept[1]))
+
+    def afterCompletion(self, txn):
+        # As a transaction synchronizer: follow the request's transactions.
+        if txn.status == 'Committed':
+            self.keep()
+        else:
+            self.discard()
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def newTransaction(self, txn):
+        pass
 
     @classmethod
     def of(cls, environ):

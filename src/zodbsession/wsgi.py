@@ -22,6 +22,7 @@ from zodbsession.db import is_storage_unavailable
 from zodbsession.db import open_database
 from zodbsession.registration import register_adapters
 from zodbsession.requests import PENDING_KEY
+from zodbsession.requests import PendingResponse
 from zodbsession.retry import DEFAULT_RETRIES
 from zodbsession.retry import RetryPolicy
 from zodbsession.requests import REGISTRY_KEY
@@ -117,6 +118,10 @@ class SessionMiddleware:
         environ[REQUEST_KEY] = request
         environ[SESSION_KEY] = Session(request)
         environ[ATTEMPT_KEY] = attempt
+        # Cookies go out only for transactions that commit, including
+        # one that persist() committed before a later one was aborted.
+        pending = PendingResponse.of(environ)
+        manager.registerSynch(pending)
         manager.begin()
         try:
             with current.serving(request):
@@ -124,14 +129,13 @@ class SessionMiddleware:
                     self.app, environ)
             if manager.isDoomed():
                 manager.abort()
-                # Nothing was stored, so no session cookie may go out.
-                environ.pop(PENDING_KEY, None)
             else:
                 manager.commit()
         except BaseException:
             manager.abort()
             raise
         finally:
+            manager.unregisterSynch(pending)
             site.close()
         pending = environ.get(PENDING_KEY)
         if pending:
