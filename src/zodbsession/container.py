@@ -1,9 +1,10 @@
 """PersistentSessionDataContainer: sessions in ZODB BTrees.
 
 Layout (few, small records): the container holds a tree of time slices
-(slice end -> session tree); each session tree maps a 16-byte digest of
-the client id to that client's SessionData record. A new session writes
-its own record plus one small bucket; expiry drops whole slices.
+(slice end -> Slice); a slice spreads its sessions over a fixed number of
+session trees, each mapping a 16-byte digest of the client id to that
+client's SessionData record. A new session writes its own record plus one
+small bucket; expiry drops whole slices.
 """
 import hashlib
 
@@ -31,6 +32,42 @@ class SessionTree(OOBTree):
     """
     max_leaf_size = 8
     max_internal_size = 32
+
+
+# Trees per slice. A young tree splits its buckets often, and two
+# concurrent splits in one tree conflict; spread over this many trees,
+# the new sessions of concurrent requests rarely share one.
+SHARDS = 32
+
+
+class Slice(persistent.Persistent):
+    """The sessions of one time slice: a mapping of client keys.
+
+    Its trees are made with it (once per slice, a few dozen small records)
+    so that adding a session never changes the Slice record itself.
+    """
+
+    def __init__(self):
+        self.trees = tuple(SessionTree() for _shard in range(SHARDS))
+
+    def _tree(self, key):
+        return self.trees[key[0] % len(self.trees)]
+
+    def get(self, key, default=None):
+        return self._tree(key).get(key, default)
+
+    def __setitem__(self, key, data):
+        self._tree(key)[key] = data
+
+    def __delitem__(self, key):
+        del self._tree(key)[key]
+
+    def __len__(self):
+        return sum(len(tree) for tree in self.trees)
+
+    def items(self):
+        for tree in self.trees:
+            yield from tree.items()
 
 
 def client_key(client_id):
@@ -149,7 +186,7 @@ class PersistentSessionDataContainer(persistent.Persistent):
         end = expiry.slice_end(now, length)
         tree = self._slices.get(end)
         if tree is None:
-            tree = self._slices[end] = SessionTree()
+            tree = self._slices[end] = Slice()
             if not self.disable_implicit_sweeps:
                 self._drop_expired_slices(now, IMPLICIT_SWEEP_LIMIT)
         return tree
