@@ -102,6 +102,22 @@ def test_help_names_every_command(tmp_path):
     assert 'file://var/sessions.fs' in result.stdout
 
 
+def test_console_script_and_module_entry_points(tmp_path):
+    script = os.path.join(os.path.dirname(sys.executable), 'zodbsession')
+    if not os.path.exists(script):
+        pytest.skip('the package is not installed in this environment')
+    installed = subprocess.run([script, '--help'], capture_output=True,
+                               text=True, timeout=COMMAND_TIMEOUT)
+    assert installed.returncode == 0
+    module = subprocess.run(
+        [sys.executable, '-m', 'zodbsession.cli', '--help'], cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=SRC), capture_output=True,
+        text=True, timeout=COMMAND_TIMEOUT)
+    assert module.returncode == 0
+    assert installed.stdout == module.stdout == run(
+        '--help', cwd=tmp_path).stdout
+
+
 @pytest.mark.parametrize('command, options', [
     ('serve', ['--db', '--host', '--port', '--threads']),
     ('stats', ['--db']),
@@ -217,7 +233,7 @@ def test_pack_keeps_recent_revisions_with_days(tmp_path):
     assert path.stat().st_size == before
 
 
-# -- errors: one line naming the URI and the cause -----------------------------
+# -- errors: one line naming the URI and the cause ---------------------------
 
 def test_unknown_uri_scheme(tmp_path):
     line = one_error_line(run('stats', '--db', 'bogus://x', cwd=tmp_path))
@@ -269,6 +285,14 @@ def test_serve_on_a_port_in_use(tmp_path):
             str(port), cwd=tmp_path))
     assert line == (f'zodbsession serve: cannot listen on 127.0.0.1:{port}:'
                     f' Address already in use')
+
+
+def test_serve_on_a_host_that_does_not_resolve(tmp_path):
+    line = one_error_line(run(
+        'serve', '--db', file_uri(tmp_path / 's.fs'), '--host',
+        'no-such-host.invalid', '--port', '0', cwd=tmp_path))
+    assert line.startswith('zodbsession serve: cannot listen on'
+                           ' no-such-host.invalid:0: ')
 
 
 def test_serve_with_an_unopenable_database(tmp_path):

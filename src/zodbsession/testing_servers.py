@@ -259,6 +259,23 @@ class PostgresCluster:
                       '-t', str(STOP_TIMEOUT), 'stop',
                       timeout=2 * STOP_TIMEOUT)
 
+    def check_running(self):
+        """Raise, with the server's log, unless it accepts connections."""
+        import psycopg2
+        try:
+            psycopg2.connect(self.dsn, connect_timeout=5).close()
+        except psycopg2.OperationalError as exc:
+            log = os.path.join(self.directory, 'server.log')
+            tail = ''
+            if os.path.exists(log):
+                with open(log, errors='replace') as server_log:
+                    tail = server_log.read()[-3000:]
+            running = os.path.exists(os.path.join(self.data, 'postmaster.pid'))
+            raise RuntimeError(
+                f'the test cluster on port {self.port} does not answer'
+                f' (postmaster.pid {"present" if running else "absent"}):'
+                f' {exc}\nserver log:\n{tail}') from exc
+
     def kill(self):
         """SIGKILL the postmaster, when pg_ctl could not stop it."""
         import signal
@@ -282,6 +299,7 @@ def postgres_cluster():
     cluster = PostgresCluster(directory)
     try:
         cluster.create()
+        cluster.check_running()
         yield cluster
     finally:
         try:
