@@ -3,6 +3,7 @@
 #   make serve   start the demo server (embedded FileStorage var/sessions.fs)
 #   make test    run the whole test suite with pytest
 #   make bench   run the benchmarks (bench/run_all.py)
+#   make fuzz    a long fuzzing campaign on the cookie parsers (bench/fuzz_campaign.py)
 #   make clean   remove the venv, build and test artefacts
 
 PYTHON ?= python3
@@ -16,12 +17,13 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv serve test bench clean
+.PHONY: help venv serve test bench fuzz clean
 
 help:
 	@echo "make serve   start the demo server (ARGS='...' passes options)"
 	@echo "make test    run the test suite (PYTEST_ARGS='...' passes options)"
 	@echo "make bench   run the benchmarks"
+	@echo "make fuzz    fuzz the cookie parsers for long (ARGS='--examples N --seconds S')"
 	@echo "make clean   remove .venv and generated files"
 
 venv: $(STAMP)
@@ -48,6 +50,9 @@ test: venv
 
 bench: venv
 	$(BIN)/python bench/run_all.py $(ARGS)
+
+fuzz: venv
+	$(BIN)/python bench/fuzz_campaign.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .hypothesis bench/out

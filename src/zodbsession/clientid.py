@@ -40,6 +40,15 @@ def generate_secret():
     return _secrets.token_urlsafe(32)
 
 
+def forbid_caching(cookies):
+    """Keep caches from storing a response that sets a session cookie:
+    replayed to somebody else, it would hand them this client's session.
+    """
+    cookies.set_header('Cache-Control', 'no-cache="Set-Cookie,Set-Cookie2"')
+    cookies.set_header('Pragma', 'no-cache')
+    cookies.set_header('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT')
+
+
 @implementer(ICookieClientIdManager)
 class CookieClientIdManager(persistent.Persistent):
     """Issues client ids in a signed cookie.
@@ -150,12 +159,7 @@ class CookieClientIdManager(persistent.Persistent):
             httponly=self.httpOnly,
             samesite=self.sameSite,
             max_age=max_age)
-        # A response that sets a client id must never be cached and
-        # replayed to somebody else.
-        cookies.set_header('Cache-Control',
-                           'no-cache="Set-Cookie,Set-Cookie2"')
-        cookies.set_header('Pragma', 'no-cache')
-        cookies.set_header('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT')
+        forbid_caching(cookies)
 
     def deleteRequestId(self, request):
         """Make the client forget its id (and so its session)."""

@@ -20,6 +20,7 @@ from zodbsession import clock
 from zodbsession import expiry
 from zodbsession.cookiecodec import CookieCodec
 from zodbsession.cookiecodec import normalize_encryption_keys
+from zodbsession.clientid import forbid_caching
 from zodbsession.clientid import generate_secret
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
@@ -339,6 +340,7 @@ class CookieSessionView:
                                           domain=attributes['domain'])
             elif self._value is not None:
                 cookies.set_cookie(name, self._value, **attributes)
+                forbid_caching(cookies)
                 # What the browser now holds, detached from live values.
                 self._document = json.loads(json.dumps(self._sent))
         finally:

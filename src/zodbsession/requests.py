@@ -5,12 +5,20 @@ headers wait in the environ (``PendingResponse``) until whoever builds the
 response applies them: the middleware, a Pyramid response callback, or
 ``PendingResponse.apply`` called by hand.
 """
+import re
+
 import webob.cookies
 from zope.interface import implementer
 
 from zodbsession.interfaces import IRequestCookies
 
 PENDING_KEY = 'zodbsession.response'
+
+_COOKIE_SEPARATORS = re.compile('[;,]')
+_COOKIE_SPACE = ' \t'
+_COOKIE_VALUE = re.compile('|'.join((
+    webob.cookies._re_quoted, webob.cookies._re_expires_val,
+    webob.cookies._re_unquoted_val)).encode('ascii'))
 
 # Set by whoever hosts the request (the middleware, the Pyramid
 # integration): a callable returning the component registry that serves
@@ -103,6 +111,33 @@ class WSGIRequest:
         return self.environ.get('REQUEST_METHOD', 'GET').upper()
 
 
+def cookie_value(header, name):
+    """The value of cookie ``name`` in a raw Cookie header (the last one
+    if repeated), or None. Never raises; linear in the header's length.
+
+    WebOb's parser is not used on the whole header: its regular expression
+    takes time quadratic in the length of any run of cookie characters
+    without an '=' (one 64 KB header costs a worker about a minute), and
+    the header comes from the client.
+    """
+    if not isinstance(header, str):
+        return None
+    found = None
+    for piece in _COOKIE_SEPARATORS.split(header):
+        key, equals, value = piece.partition('=')
+        if equals and key.strip(_COOKIE_SPACE) == name:
+            found = value.strip(_COOKIE_SPACE)
+    if found is None:
+        return None
+    try:
+        # The value as WebOb reads it (its grammar, matched once at the
+        # start of one value: linear), unquoted, as text.
+        raw = _COOKIE_VALUE.match(found.encode('latin-1')).group(0)
+        return webob.cookies._unquote(raw).decode('utf-8')
+    except (UnicodeError, KeyError):
+        return None
+
+
 @implementer(IRequestCookies)
 class EnvironCookies:
     """IRequestCookies for anything with a WSGI ``environ``.
@@ -139,11 +174,7 @@ class EnvironCookies:
         pending = self.environ.get(PENDING_KEY)
         if pending is not None and name in pending.cookies:
             return pending.cookies[name][0]
-        try:
-            return webob.cookies.RequestCookies(self.environ).get(name)
-        except Exception:
-            # A header WebOb cannot parse is no cookie at all.
-            return None
+        return cookie_value(self.environ.get('HTTP_COOKIE'), name)
 
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,
                    secure=False, httponly=True, samesite='Lax'):
