@@ -7,6 +7,7 @@ import zope.component
 import zope.schema
 from zope.interface.verify import verifyObject
 
+from zodbsession import clock
 from zodbsession import CookieClientIdManager
 from zodbsession import IClientId
 from zodbsession import IClientIdManager
@@ -84,11 +85,23 @@ def test_a_request_without_the_cookie_gets_a_different_id(sessions):
 def test_ids_carry_256_random_bits_and_a_sha256_signature(sessions):
     manager, container = sessions
     client_id = manager.generateUniqueId()
-    payload, signature = client_id.split('.')
-    assert len(payload) >= 43
-    assert len(base64.urlsafe_b64decode(payload + '=')) >= 32
+    random_part, issued, signature = client_id.split('.')
+    assert len(random_part) >= 43
+    assert len(base64.urlsafe_b64decode(random_part + '=')) >= 32
+    assert int(issued, 16) == manager.issuedAt(client_id)
     assert len(base64.urlsafe_b64decode(signature + '=')) == 32
     assert len(client_id) <= 128
+
+
+def test_ids_tell_when_they_were_issued(sessions):
+    manager, container = sessions
+    with clock.use_clock(clock.ManualClock(1_700_000_000)):
+        client_id = manager.generateUniqueId()
+    assert manager.issuedAt(client_id) == 1_700_000_000
+    # Only a validly signed id tells anything.
+    forged = client_id.replace(client_id.split('.')[1], '7fffffff')
+    assert manager.issuedAt(forged) is None
+    assert manager.issuedAt('garbage') is None
 
 
 def test_ids_are_unique_over_many_draws(sessions):

@@ -5,6 +5,7 @@ import persistent
 from zope.interface import implementer
 from zope.schema.fieldproperty import FieldProperty
 
+from zodbsession import clock
 from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
@@ -13,7 +14,7 @@ from zodbsession.lookup import registry_for
 from zodbsession.signing import Signer
 
 ID_BYTES = 32           # 256 bits of entropy per client id
-ID_MAX_LENGTH = 128     # a signed id is 87 characters; reject anything long
+ID_MAX_LENGTH = 128     # a signed id is about 96 characters; reject longer
 DEFAULT_NAMESPACE = 'zodbsession'
 _SALT = 'zodbsession.clientid'
 # cookieLifetime 0 means "never expire": ten years is as close as
@@ -127,9 +128,21 @@ class CookieClientIdManager(persistent.Persistent):
     # -- the cookie ---------------------------------------------------------
 
     def generateUniqueId(self):
-        """A new signed id: 256 random bits and their HMAC-SHA256."""
-        payload = _secrets.token_urlsafe(ID_BYTES)
+        """A new signed id: 256 random bits, the time it was issued, and
+        their HMAC-SHA256."""
+        payload = f'{_secrets.token_urlsafe(ID_BYTES)}.{int(clock.now()):x}'
         return self._signer.sign(payload)
+
+    def issuedAt(self, client_id):
+        """Epoch seconds when we issued ``client_id``; None if unknown."""
+        payload = self._signer.unsign(str(client_id))
+        if payload is None:
+            return None
+        _random, dot, issued = payload.rpartition('.')
+        try:
+            return int(issued, 16) if dot else None
+        except ValueError:
+            return None
 
     def verify(self, client_id):
         """Whether ``client_id`` was signed with one of our secrets."""
@@ -143,6 +156,14 @@ class CookieClientIdManager(persistent.Persistent):
         if self.thirdparty:
             return value
         return value if self.verify(value) else None
+
+    def getIncomingId(self, request):
+        """The valid client id the client sent, ignoring any set on the
+        response during this request; None if there is none."""
+        if self.thirdparty:
+            return None
+        value = IRequestCookies(request).get_request_cookie(self.namespace)
+        return value if value is not None and self.verify(value) else None
 
     def setRequestId(self, request, client_id):
         if self.thirdparty:

@@ -271,6 +271,9 @@ class IRequestCookies(Interface):
         one the request brought.
         """
 
+    def get_request_cookie(name):
+        """The cookie's value as the request brought it, or None."""
+
     def set_cookie(name, value, max_age=None, path='/', domain=None,
                    secure=False, httponly=True, samesite='Lax'):
         """Set a cookie on the response.

@@ -31,6 +31,9 @@ class PublisherCookies:
         cookie = self.request.response.getCookie(name)
         if cookie:
             return cookie['value']
+        return self.get_request_cookie(name)
+
+    def get_request_cookie(self, name):
         return IHTTPApplicationRequest(self.request).getCookies().get(name)
 
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,

@@ -174,6 +174,9 @@ class EnvironCookies:
         pending = self.environ.get(PENDING_KEY)
         if pending is not None and name in pending.cookies:
             return pending.cookies[name][0]
+        return self.get_request_cookie(name)
+
+    def get_request_cookie(self, name):
         return cookie_value(self.environ.get('HTTP_COOKIE'), name)
 
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,

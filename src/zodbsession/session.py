@@ -2,6 +2,8 @@
 import transaction
 from zope.interface import implementer
 
+from zodbsession import clock
+from zodbsession import expiry
 from zodbsession.data import SessionData
 from zodbsession.data import SessionPkgData
 from zodbsession.interfaces import IClientIdManager
@@ -65,6 +67,10 @@ class Session:
         client_id = self.client_id
         session_data = container.get(client_id)
         if session_data is None:
+            if self._outlived_by(client_id, container):
+                # The client brought an id whose session has gone (it
+                # expired): a new session gets a new id.
+                client_id = self._issue_new_id()
             container[client_id] = SessionData()
             # Read back: a container may store its own kind of data.
             session_data = container[client_id]
@@ -92,6 +98,22 @@ class Session:
         return client_id is not None and any(
             client_id in container
             for container in all_containers(self.request))
+
+    def _outlived_by(self, client_id, container):
+        """Whether the client brought ``client_id``, issued longer ago than
+        ``container`` keeps a session, and has no session anywhere: its
+        session expired, and the id must not start another."""
+        manager = self._manager
+        issued_at = getattr(manager, 'issuedAt', None)
+        get_incoming = getattr(manager, 'getIncomingId', None)
+        if issued_at is None or get_incoming is None:
+            return False
+        age = expiry.max_age(container.timeout, container.resolution)
+        issued = issued_at(client_id)
+        return (age is not None and issued is not None
+                and issued + age < clock.now()
+                and get_incoming(self.request) == client_id
+                and not self.exists())
 
     def _remove_data(self, client_id):
         moved = []
