@@ -126,15 +126,9 @@ class PersistentSessionDataContainer(persistent.Persistent):
     def _live(self, client_id, now):
         key = client_key(client_id)
         found = self._find(key, now)
-        if found is None or self._ended(found[2], now):
+        if found is None or expiry.session_ended(found[2], now, self):
             return key, None
         return key, found
-
-    def _ended(self, data, now):
-        return (expiry.is_expired(data.getLastAccessTime(), now,
-                                  self.timeout, self.resolution)
-                or expiry.outlived(getattr(data, '_created', 0), now,
-                                   self.lifetime))
 
     def __getitem__(self, client_id):
         now = clock.now()

@@ -56,3 +56,13 @@ def oldest_live_end(now, timeout, resolution):
 def needs_touch(last_access, now, resolution):
     """Whether the last-access time is stale enough to be written."""
     return now - last_access > resolution
+
+
+def session_ended(data, now, container):
+    """Whether ``data`` (an ISessionData) is past ``container``'s idle
+    timeout or absolute lifetime."""
+    # ISessionData has no creation time; ours (getCreated) does.
+    created = getattr(data, 'getCreated', lambda: 0)()
+    return (is_expired(data.getLastAccessTime(), now,
+                       container.timeout, container.resolution)
+            or outlived(created, now, container.lifetime))

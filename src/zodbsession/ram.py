@@ -275,10 +275,7 @@ class RAMSessionDataContainer(persistent.Persistent):
         key = client_key(client_id)
         txn = self._transaction()
         data = txn.load(key)
-        if data is not None and (
-                expiry.is_expired(data.getLastAccessTime(), now,
-                                  self.timeout, self.resolution)
-                or expiry.outlived(data.getCreated(), now, self.lifetime)):
+        if data is not None and expiry.session_ended(data, now, self):
             txn.forget_expired(key)
             data = None
         return txn, key, data
