@@ -296,6 +296,11 @@ def parse_args(argv):
     parser.add_argument('--sizes',
                         help='live sessions of the scaling comparison,'
                              ' comma separated (100000,1000000)')
+    parser.add_argument('--zope-sizes',
+                        help='live sessions of zope.session at which to'
+                             ' plot its sweep too, comma separated'
+                             ' (10000,30000; its sweep reads every'
+                             ' session, so larger sizes take minutes)')
     parser.add_argument('--scaling-expired', type=int,
                         help='expired sessions in the scaling comparison'
                              ' (10,000)')
@@ -312,6 +317,9 @@ def parse_args(argv):
     if args.sizes is None:
         args.sizes = '10000,100000' if quick else '100000,1000000'
     args.sizes = [int(size) for size in args.sizes.split(',')]
+    if args.zope_sizes is None:
+        args.zope_sizes = '2000,5000' if quick else '10000,30000'
+    args.zope_sizes = [int(size) for size in args.zope_sizes.split(',')]
     if args.scaling_expired is None:
         args.scaling_expired = 1000 if quick else 10000
     if quick:
@@ -339,7 +347,12 @@ def main(argv):
             Dataset(f'zodbsession-{size}', 'zodbsession', size,
                     args.scaling_expired, directory)
             for size in args.sizes]
-        datasets = peers + scaling
+        # For the plot only: zope.session's sweep at a few sizes.
+        zope_scaling = [
+            Dataset(f'zope.session-{size}', 'zope.session', size,
+                    args.scaling_expired, directory)
+            for size in args.zope_sizes]
+        datasets = peers + scaling + zope_scaling
         for dataset in datasets:
             dataset.run_build(args.batch)
         # Interleave the repeats, so drift in machine speed hits all alike.
