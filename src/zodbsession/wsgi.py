@@ -33,6 +33,7 @@ from zodbsession.requests import WSGIRequest
 from zodbsession.session import Session
 from zodbsession.site import ConnectionSite
 from zodbsession.site import ensure_site
+from zodbsession.transactions import end_transaction
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +125,14 @@ class SessionMiddleware:
         manager.registerSynch(pending)
         manager.begin()
         try:
-            with current.serving(request):
-                status, headers, body, exc_info = _call_app(
-                    self.app, environ)
-            if manager.isDoomed():
+            try:
+                with current.serving(request):
+                    status, headers, body, exc_info = _call_app(
+                        self.app, environ)
+            except BaseException:
                 manager.abort()
-            else:
-                manager.commit()
-        except BaseException:
-            manager.abort()
-            raise
+                raise
+            end_transaction(manager)
         finally:
             manager.unregisterSynch(pending)
             site.close()

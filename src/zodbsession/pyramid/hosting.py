@@ -23,6 +23,7 @@ from zodbsession.requests import TRANSACTION_MANAGER_KEY
 from zodbsession.retry import RetryPolicy
 from zodbsession.requests import PendingResponse
 from zodbsession.site import ConnectionSite
+from zodbsession.transactions import end_transaction
 
 HOSTING_KEY = 'zodbsession.pyramid.hosting'
 ATTEMPT_KEY = 'zodbsession.attempt'
@@ -106,14 +107,11 @@ def manage_transaction(handler, request, hosting):
     hosting.watch(manager.begin())
     try:
         response = handler(request)
-        if manager.isDoomed() or getattr(request, 'exception', None) \
-                is not None:
-            manager.abort()
-        else:
-            manager.commit()
     except BaseException:
         manager.abort()
         raise
+    end_transaction(
+        manager, abort=getattr(request, 'exception', None) is not None)
     return response
 
 
