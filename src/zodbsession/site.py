@@ -300,8 +300,25 @@ class ConnectionSite:
         return self.connection is not None
 
     def close(self):
-        """Return the connection to the pool (after the transaction)."""
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-            self._registry = None
+        """Return the connection to the pool (after the transaction).
+
+        Never raises: when a storage outage keeps the connection from
+        closing cleanly, it is let go, and it stops following this
+        thread's transactions, or every later request of the thread, even
+        one that never touches a session, would poll the dead storage.
+        """
+        connection, self.connection, self._registry = (
+            self.connection, None, None)
+        if connection is None:
+            return
+        try:
+            connection.close()
+        except Exception:
+            log.warning('dropping a session connection that could not be'
+                        ' closed', exc_info=True)
+            manager = connection.transaction_manager
+            if manager is not None:
+                try:
+                    manager.unregisterSynch(connection)
+                except KeyError:
+                    pass

@@ -90,7 +90,7 @@ class SessionMiddleware:
                 if not is_storage_unavailable(exc):
                     raise
                 log.warning('session storage unavailable: %s: %s',
-                            type(exc).__name__, exc)
+                            type(exc).__name__, exc, exc_info=True)
                 return self._unavailable(start_response)
             start_response(status, headers, exc_info)
             return body
@@ -122,8 +122,7 @@ class SessionMiddleware:
         # Cookies go out only for transactions that commit, including
         # one that persist() committed before a later one was aborted.
         pending = PendingResponse.of(environ)
-        manager.registerSynch(pending)
-        manager.begin()
+        _begin(manager, pending)
         try:
             try:
                 with current.serving(request):
@@ -140,6 +139,28 @@ class SessionMiddleware:
         if pending:
             headers = _merge_headers(headers, pending.header_list())
         return status, headers, body, exc_info
+
+
+def _begin(manager, pending):
+    """Begin the request's transaction, with ``pending`` following it.
+
+    A ZODB connection that an earlier request on this thread could not
+    close during a storage outage may still follow the thread's
+    transactions and poll the dead storage at every begin; then even a
+    request that never touches its session would fail. Such followers
+    are dropped (requests register what they need anew).
+    """
+    manager.registerSynch(pending)
+    try:
+        manager.begin()
+    except Exception as exc:
+        if not is_storage_unavailable(exc):
+            raise
+        log.warning('dropping transaction synchronizers left behind by a'
+                    ' storage outage: %s: %s', type(exc).__name__, exc)
+        manager.clearSynchs()
+        manager.registerSynch(pending)
+        manager.begin()
 
 
 def _buffered_body(environ):
