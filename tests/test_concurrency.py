@@ -15,9 +15,9 @@ would raise here, and is counted too.
 import random
 import threading
 
-import pytest
 from transaction.interfaces import TransientError
 
+from zodbsession import testing
 from zodbsession.site import site_of
 from zodbsession.testing import TEST_SECRET
 from zodbsession.testing import SessionTestClient
@@ -94,23 +94,7 @@ class Outcomes:
 
 def run_together(targets):
     """Run the callables in threads; re-raise the first failure."""
-    errors = []
-
-    def run(target):
-        try:
-            target()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(target,), daemon=True)
-               for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT * (ROUNDS + 5))
-    assert not any(thread.is_alive() for thread in threads), 'threads hung'
-    if errors:
-        raise errors[0]
+    testing.run_in_threads(targets, TIMEOUT * (ROUNDS + 5))
 
 
 def middleware_for(db, app, retries=RETRIES):

@@ -11,6 +11,7 @@ from ZODB.ActivityMonitor import ActivityMonitor
 from ZODB.POSException import ConflictError
 from zope.interface.verify import verifyObject
 
+from zodbsession import testing
 from zodbsession import IClientId
 from zodbsession import ISession
 from zodbsession import RAMSessionDataContainer
@@ -328,23 +329,7 @@ def test_negative_retries_are_rejected(db):
 
 
 def run_in_threads(targets):
-    errors = []
-
-    def run(target):
-        try:
-            target()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(t,), daemon=True)
-               for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(thread.is_alive() for thread in threads)
-    if errors:
-        raise errors[0]
+    testing.run_in_threads(targets, 60)
 
 
 def concurrent_rounds(db, change, rounds, keys):

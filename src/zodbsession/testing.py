@@ -8,6 +8,8 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
+import time
 
 import transaction
 import webob.cookies
@@ -135,3 +137,30 @@ class SessionTestClient:
         else:
             self.cookies[name.strip()] = webob.cookies.RequestCookies(
                 {'HTTP_COOKIE': morsel_text}).get(name.strip(), value)
+
+
+def run_in_threads(targets, timeout):
+    """Call each of ``targets`` in a thread of its own, all at once.
+
+    Waits at most ``timeout`` seconds in all; raises TimeoutError if a
+    thread is still running then, else the first error a target raised.
+    """
+    errors = []
+
+    def run(target):
+        try:
+            target()
+        except BaseException as exc:   # reported to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(target,), daemon=True)
+               for target in targets]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        raise TimeoutError(f'threads did not finish within {timeout} s')
+    if errors:
+        raise errors[0]

@@ -11,6 +11,7 @@ waitress on a free port. ``SessionHTTPClient`` talks to workers like a
 browser, carrying its cookie from one to the other.
 """
 import contextlib
+import functools
 import http.client
 import http.cookies
 import json
@@ -25,6 +26,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from zodbsession.testing import run_in_threads
 
 START_TIMEOUT = 60      # seconds a server may take to start listening
 STOP_TIMEOUT = 10       # seconds it may take to stop before it is killed
@@ -375,13 +378,7 @@ class SessionHTTPClient:
 
     def request(self, url, path, form=None):
         """GET (or POST ``form``) ``url + path``; returns the JSON reply."""
-        data = None if form is None else urllib.parse.urlencode(
-            form).encode()
-        outgoing = urllib.request.Request(url + path, data=data)
-        with self._lock:
-            if self.cookies:
-                outgoing.add_header('Cookie', '; '.join(
-                    f'{name}={value}' for name, value in self.cookies.items()))
+        outgoing = self._outgoing(url, path, form)
         with urllib.request.urlopen(
                 outgoing, timeout=REQUEST_TIMEOUT) as reply:
             self._receive(reply.headers.get_all('Set-Cookie') or [])
@@ -390,13 +387,7 @@ class SessionHTTPClient:
     def send(self, url, path, form=None, timeout=REQUEST_TIMEOUT):
         """Like ``request``, but any HTTP status is an answer: returns
         ``(status, headers, body bytes)``. Connection failures raise."""
-        data = None if form is None else urllib.parse.urlencode(
-            form).encode()
-        outgoing = urllib.request.Request(url + path, data=data)
-        with self._lock:
-            if self.cookies:
-                outgoing.add_header('Cookie', '; '.join(
-                    f'{name}={value}' for name, value in self.cookies.items()))
+        outgoing = self._outgoing(url, path, form)
         try:
             reply = urllib.request.urlopen(outgoing, timeout=timeout)
         except urllib.error.HTTPError as error:
@@ -405,6 +396,18 @@ class SessionHTTPClient:
             body = reply.read()
             self._receive(reply.headers.get_all('Set-Cookie') or [])
             return reply.status, reply.headers, body
+
+    def _outgoing(self, url, path, form):
+        """The request to send: a GET, or a POST of ``form``, with the
+        cookies of earlier answers."""
+        data = None if form is None else urllib.parse.urlencode(
+            form).encode()
+        outgoing = urllib.request.Request(url + path, data=data)
+        with self._lock:
+            if self.cookies:
+                outgoing.add_header('Cookie', '; '.join(
+                    f'{name}={value}' for name, value in self.cookies.items()))
+        return outgoing
 
     def _receive(self, headers):
         with self._lock:
@@ -424,31 +427,18 @@ def post_concurrently(client, jobs, repeat):
     Returns the replies; a failed request raises here.
     """
     replies = []
-    errors = []
     lock = threading.Lock()
     start = threading.Barrier(len(jobs))
 
     def run(url, path, form_for):
-        try:
-            start.wait(REQUEST_TIMEOUT)
-            for number in range(repeat):
-                reply = client.request(url, path, form=form_for(number))
-                with lock:
-                    replies.append(reply)
-        except BaseException as exc:   # reported by the caller
-            errors.append(exc)
+        start.wait(REQUEST_TIMEOUT)
+        for number in range(repeat):
+            reply = client.request(url, path, form=form_for(number))
+            with lock:
+                replies.append(reply)
 
-    threads = [threading.Thread(target=run, args=job, daemon=True)
-               for job in jobs]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + REQUEST_TIMEOUT * (repeat + 1)
-    for thread in threads:
-        thread.join(max(0, deadline - time.monotonic()))
-    if any(thread.is_alive() for thread in threads):
-        raise TimeoutError('request threads did not finish')
-    if errors:
-        raise errors[0]
+    run_in_threads([functools.partial(run, *job) for job in jobs],
+                   REQUEST_TIMEOUT * (repeat + 1))
     return replies
 
 
