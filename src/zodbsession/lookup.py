@@ -12,10 +12,19 @@ from zope.interface.interfaces import IComponentLookup
 
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.requests import REGISTRY_KEY
 
 
 def registry_for(request):
     """The component registry that serves ``request``."""
+    # The host's registry (what the IComponentLookup adapter of WSGI and
+    # WebOb requests returns), asked for directly: this runs several
+    # times per request.
+    environ = getattr(request, 'environ', None)
+    if type(environ) is dict:
+        load_registry = environ.get(REGISTRY_KEY)
+        if load_registry is not None:
+            return load_registry()
     registry = IComponentLookup(request, None)
     return registry if registry is not None else (
         zope.component.getSiteManager())

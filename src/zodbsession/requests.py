@@ -19,6 +19,9 @@ _COOKIE_SPACE = ' \t'
 _COOKIE_VALUE = re.compile('|'.join((
     webob.cookies._re_quoted, webob.cookies._re_expires_val,
     webob.cookies._re_unquoted_val)).encode('ascii'))
+# Values WebOb's grammar reads back unchanged (signed ids, base64 text):
+# they need neither its regular expression nor unquoting.
+_PLAIN_COOKIE_VALUE = re.compile(r'[A-Za-z0-9_.\-]*\Z')
 
 # Set by whoever hosts the request (the middleware, the Pyramid
 # integration): a callable returning the component registry that serves
@@ -39,6 +42,19 @@ class PendingResponse:
         self.cookies = {}   # name -> (value or None to delete, attributes)
         self.headers = {}   # header name -> value
         self._kept = ({}, {})
+        self._followed = None
+
+    def follow(self, transaction_manager):
+        """Keep or discard what is pending as ``transaction_manager``'s
+        transactions commit or abort, from the current one on."""
+        if self._followed is None:
+            transaction_manager.registerSynch(self)
+            self._followed = transaction_manager
+
+    def stop_following(self):
+        manager, self._followed = self._followed, None
+        if manager is not None:
+            manager.unregisterSynch(self)
 
     def keep(self):
         """What is pending now belongs to a committed transaction: a later
@@ -129,6 +145,8 @@ def cookie_value(header, name):
             found = value.strip(_COOKIE_SPACE)
     if found is None:
         return None
+    if _PLAIN_COOKIE_VALUE.match(found):
+        return found
     try:
         # The value as WebOb reads it (its grammar, matched once at the
         # start of one value: linear), unquoted, as text.
@@ -162,6 +180,13 @@ class EnvironCookies:
         pending = self.environ.get(PENDING_KEY)
         if pending is None:
             pending = PendingResponse.of(self.environ)
+            # Under the middleware: cookies go out only for transactions
+            # that commit (including one that persist() committed before
+            # a later one was aborted). Requests that set no cookie never
+            # pay for following the transaction.
+            manager = self.environ.get(TRANSACTION_MANAGER_KEY)
+            if manager is not None:
+                pending.follow(manager)
             # Pyramid: get the cookies onto whatever response the view
             # returns.
             add_callback = getattr(self.request, 'add_response_callback',

@@ -26,10 +26,25 @@ class Session:
     def __init__(self, request):
         self.request = request
         self._client_id = None
+        # Looked up once per request: the site's configuration does not
+        # change under a request that is being served.
+        self._client_id_manager = None
+        self._containers = {}
 
     @property
     def _manager(self):
-        return registry_for(self.request).getUtility(IClientIdManager)
+        manager = self._client_id_manager
+        if manager is None:
+            manager = self._client_id_manager = registry_for(
+                self.request).getUtility(IClientIdManager)
+        return manager
+
+    def _container(self, pkg_id):
+        container = self._containers.get(pkg_id)
+        if container is None:
+            container = self._containers[pkg_id] = container_for(
+                pkg_id, self.request)
+        return container
 
     @property
     def client_id(self):
@@ -57,13 +72,13 @@ class Session:
         client_id = self.existing_client_id()
         if client_id is None:
             return default
-        session_data = container_for(pkg_id, self.request).get(client_id)
+        session_data = self._container(pkg_id).get(client_id)
         if session_data is None:
             return default
         return session_data.get(pkg_id, default)
 
     def __getitem__(self, pkg_id):
-        container = container_for(pkg_id, self.request)
+        container = self._container(pkg_id)
         client_id = self.client_id
         session_data = container.get(client_id)
         if session_data is None:

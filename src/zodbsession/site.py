@@ -282,9 +282,14 @@ class ConnectionSite:
         self.transaction_manager = transaction_manager
         self.connection = None
         self._registry = None
+        self._snapshot = None
 
     def registry(self):
-        snapshot = snapshots.get(self.db)
+        # One snapshot serves the whole request, even if a newer one is
+        # taken meanwhile: the request sees one configuration.
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = self._snapshot = snapshots.get(self.db)
         return snapshot if snapshot is not None else (
             self.persistent_registry())
 
