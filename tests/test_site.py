@@ -9,6 +9,7 @@ from zope.interface.interfaces import ComponentLookupError
 
 from zodbsession import CookieClientIdManager
 from zodbsession import ISession
+from zodbsession import ISessionDataContainer
 from zodbsession import PersistentSessionDataContainer
 from zodbsession import RAMSessionDataContainer
 from zodbsession.site import ROOT_KEY
@@ -135,6 +136,39 @@ def test_a_registration_survives_reopening(path):
         # The cart went to RAM, the user's package to the database.
         assert read_site(db, where_is_the_data) == (
             ['shop.cart'], ['shop.user'])
+    finally:
+        db.close()
+
+
+def test_a_container_replaced_elsewhere_is_used_at_once(path):
+    # Requests reach a database container by the object id their process
+    # snapshot recorded. Another process (here: a change this process's
+    # snapshot has not heard of) that registers a new container under
+    # the same name must not leave requests writing to the old one.
+    db = open_db(path)
+    try:
+        app = cart_app(db)
+        app.get('/')
+        old_client = app.cookies['zodbsession']
+
+        def replace_unnamed_container(connection):
+            site = site_of(connection)
+            site.registry.registerUtility(
+                PersistentSessionDataContainer(), ISessionDataContainer)
+        with db.transaction() as connection:
+            replace_unnamed_container(connection)
+
+        app.reset()
+        app.get('/')
+        new_client = app.cookies['zodbsession']
+        assert new_client != old_client
+
+        def where(site):
+            return (site.container.get(new_client) is not None,
+                    site.container.get(old_client) is not None)
+        # The new container holds the new session; the old client's
+        # session went with the old container.
+        assert read_site(db, where) == (True, False)
     finally:
         db.close()
 

@@ -109,18 +109,25 @@ class PersistentSessionDataContainer(persistent.Persistent):
 
     # -- lookup ---------------------------------------------------------
 
-    def _live_slices(self, now):
-        """(end, tree) of slices that may hold live sessions, newest first."""
-        oldest = expiry.oldest_live_end(now, self.timeout, self.resolution)
-        items = (self._slices.items() if oldest is None
-                 else self._slices.items(min=oldest, excludemin=True))
-        return reversed(list(items))
-
     def _find(self, key, now):
-        for end, tree in self._live_slices(now):
-            data = tree.get(key)
+        """(end, slice, data) of the newest live slice holding ``key``."""
+        oldest = expiry.oldest_live_end(now, self.timeout, self.resolution)
+        slices = self._slices
+        # Newest first (a session in use sits in a recent slice), walking
+        # the keys with maxKey: no list of slices is built per lookup.
+        try:
+            end = slices.maxKey()
+        except ValueError:      # no slices at all
+            return None
+        while oldest is None or end > oldest:
+            slice_ = slices[end]
+            data = slice_.get(key)
             if data is not None:
-                return end, tree, data
+                return end, slice_, data
+            try:
+                end = slices.maxKey(end - 1)
+            except ValueError:  # no older slice
+                return None
         return None
 
     def _live(self, client_id, now):
@@ -130,22 +137,28 @@ class PersistentSessionDataContainer(persistent.Persistent):
             return key, None
         return key, found
 
-    def __getitem__(self, client_id):
+    def _get_live(self, client_id):
+        """The client's live SessionData (its last access brought up to
+        date), or None."""
         now = clock.now()
         key, found = self._live(client_id, now)
         if found is None:
-            raise KeyError(client_id)
-        end, tree, data = found
+            return None
+        end, slice_, data = found
         if expiry.needs_touch(data.getLastAccessTime(), now,
                               self.resolution):
-            self._touch(key, end, tree, data, now)
+            self._touch(key, end, slice_, data, now)
+        return data
+
+    def __getitem__(self, client_id):
+        data = self._get_live(client_id)
+        if data is None:
+            raise KeyError(client_id)
         return data
 
     def get(self, client_id, default=None):
-        try:
-            return self[client_id]
-        except KeyError:
-            return default
+        data = self._get_live(client_id)
+        return default if data is None else data
 
     def __contains__(self, client_id):
         return self._live(client_id, clock.now())[1] is not None

@@ -61,8 +61,12 @@ def needs_touch(last_access, now, resolution):
 def session_ended(data, now, container):
     """Whether ``data`` (an ISessionData) is past ``container``'s idle
     timeout or absolute lifetime."""
+    if is_expired(data.getLastAccessTime(), now,
+                  container.timeout, container.resolution):
+        return True
+    lifetime = container.lifetime
+    if not lifetime:
+        return False
     # ISessionData has no creation time; ours (getCreated) does.
-    created = getattr(data, 'getCreated', lambda: 0)()
-    return (is_expired(data.getLastAccessTime(), now,
-                       container.timeout, container.resolution)
-            or outlived(created, now, container.lifetime))
+    get_created = getattr(data, 'getCreated', None)
+    return outlived(get_created() if get_created else 0, now, lifetime)

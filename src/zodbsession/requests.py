@@ -116,17 +116,6 @@ def environ_registry(request):
     return None if load_registry is None else load_registry()
 
 
-class WSGIRequest:
-    """The smallest request: a WSGI environ. The middleware uses it."""
-
-    def __init__(self, environ):
-        self.environ = environ
-
-    @property
-    def method(self):
-        return self.environ.get('REQUEST_METHOD', 'GET').upper()
-
-
 def cookie_value(header, name):
     """The value of cookie ``name`` in a raw Cookie header (the last one
     if repeated), or None. Never raises; linear in the header's length.
@@ -216,3 +205,15 @@ class EnvironCookies:
 
     def set_header(self, name, value):
         self._pending.headers[name] = value
+
+
+class WSGIRequest(EnvironCookies):
+    """The smallest request: a WSGI environ. The middleware uses it.
+
+    It is its own IRequestCookies: the client id is read on most
+    requests, and this spares an adapter lookup each time.
+    """
+
+    def __init__(self, environ):
+        self.request = self
+        self.environ = environ

@@ -70,21 +70,29 @@ class Signer:
     """
 
     def __init__(self, secrets, salt, max_length=DEFAULT_MAX_LENGTH):
-        self._keys = tuple(
-            hashlib.sha256(salt.encode('utf-8') + b'\0' + secret).digest()
+        # One keyed HMAC per secret, copied for each value: the key
+        # schedule is computed once, not on every request.
+        self._macs = tuple(
+            hmac.new(hashlib.sha256(salt.encode('utf-8') + b'\0'
+                                    + secret).digest(),
+                     digestmod=hashlib.sha256)
             for secret in normalize_secrets(secrets))
         self.max_length = max_length
 
     def __repr__(self):
         # Never show key material.
-        return f'<Signer with {len(self._keys)} key(s)>'
+        return f'<Signer with {len(self._macs)} key(s)>'
 
-    def _mac(self, key, payload):
-        return hmac.new(key, payload.encode('ascii'), hashlib.sha256).digest()
+    @staticmethod
+    def _signature(keyed_mac, data):
+        mac = keyed_mac.copy()
+        mac.update(data)
+        return b64encode(mac.digest())
 
     def sign(self, payload):
         """Return ``payload.signature``; payload must be ASCII text."""
-        return payload + '.' + b64encode(self._mac(self._keys[0], payload))
+        return payload + '.' + self._signature(
+            self._macs[0], payload.encode('ascii'))
 
     def unsign(self, value):
         """Return the payload of a validly signed value, else None.
@@ -102,7 +110,7 @@ class Signer:
         # nothing. Check every key, so timing does not tell which one
         # matched.
         valid = False
-        for key in self._keys:
-            expected = b64encode(hmac.digest(key, data, 'sha256'))
-            valid |= hmac.compare_digest(signature, expected)
+        for keyed_mac in self._macs:
+            valid |= hmac.compare_digest(
+                signature, self._signature(keyed_mac, data))
         return payload if valid else None

@@ -19,6 +19,7 @@ import zope.component
 from zope.interface import implementer
 from zope.interface.registry import Components
 from ZODB.POSException import ConflictError
+from ZODB.POSException import ConnectionStateError
 from zope.component.persistentregistry import PersistentComponents
 from zope.interface.interfaces import ComponentLookupError
 
@@ -167,19 +168,34 @@ class DatabaseContainer:
     """Stands in a snapshot for a container whose data is in the database.
 
     Bound to a request, it is the real container, loaded through the
-    request's own connection.
+    request's own connection: by its object id while the site's utility
+    registrations are those the snapshot was taken from (one cached
+    object to check), else looked up by name in the site's registry.
     """
 
-    def __init__(self, name):
+    def __init__(self, name, oid=None, registrations=None):
         self.name = name
+        self.oid = oid
+        # (oid, serial) of the site's utility registry when the snapshot
+        # was taken: any (un)registration changes its serial.
+        self.registrations = registrations
 
     def __repr__(self):
         return f'<DatabaseContainer {self.name!r}>'
 
     def bind(self, request):
         site = request.environ[SITE_KEY]
-        container = site.persistent_registry().getUtility(
-            ISessionDataContainer, self.name)
+        container = None
+        if self.oid is not None and self.registrations is not None:
+            connection = site.open()
+            registry_oid, serial = self.registrations
+            utilities = connection.get(registry_oid)
+            utilities._p_activate()
+            if utilities._p_serial == serial:
+                container = connection.get(self.oid)
+        if container is None:
+            container = site.persistent_registry().getUtility(
+                ISessionDataContainer, self.name)
         if IRequestBoundContainer.providedBy(container):
             container = container.bind(request)
         return container
@@ -204,13 +220,17 @@ def take_snapshot(site):
     snapshot = Components(
         'zodbsession.snapshot',
         bases=(zope.component.getGlobalSiteManager(),))
+    utilities = site.registry.utilities
+    utilities._p_activate()
+    registrations = (utilities._p_oid, utilities._p_serial)
     for registration in site.registry.registeredUtilities():
         component, name = registration.component, registration.name
         if registration.provided.isOrExtends(ISessionDataContainer):
             if isinstance(component, _PROCESS_LEVEL):
                 component = _detached(component)
             else:
-                component = DatabaseContainer(name)
+                component = DatabaseContainer(
+                    name, component._p_oid, registrations)
         elif registration.provided.isOrExtends(IClientIdManager):
             if not isinstance(component, CookieClientIdManager):
                 return None
@@ -293,16 +313,41 @@ class ConnectionSite:
         return snapshot if snapshot is not None else (
             self.persistent_registry())
 
-    def persistent_registry(self):
-        if self._registry is None:
+    def open(self):
+        """The request's connection, opened on first use."""
+        if self.connection is None:
             self.connection = self.db.open(
                 transaction_manager=self.transaction_manager)
-            self._registry = site_of(self.connection).registry
+        return self.connection
+
+    def persistent_registry(self):
+        if self._registry is None:
+            self._registry = site_of(self.open()).registry
         return self._registry
 
     @property
     def opened(self):
         return self.connection is not None
+
+    def close_if_unchanged(self):
+        """Close the connection now if the transaction has nothing of it
+        to commit (the request only read through it).
+
+        Then the transaction's end skips the connection's bookkeeping
+        (polling for invalidations, which its next ``open`` does anyway);
+        for a read-only request that is a good part of its cost.
+        """
+        connection = self.connection
+        if connection is None:
+            return
+        try:
+            connection.close()
+        except ConnectionStateError:
+            return      # joined: it ends with the transaction
+        except Exception:
+            self.close()    # the outage handling below
+            return
+        self.connection = self._registry = None
 
     def close(self):
         """Return the connection to the pool (after the transaction).

@@ -129,6 +129,7 @@ class SessionMiddleware:
             except BaseException:
                 manager.abort()
                 raise
+            site.close_if_unchanged()
             end_transaction(manager)
         finally:
             current.leave(token)
