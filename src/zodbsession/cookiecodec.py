@@ -67,8 +67,12 @@ class CookieCodec:
         return bool(self._ciphers)
 
     def encode(self, document):
-        text = json.dumps(document, separators=(',', ':'),
-                          ensure_ascii=False, allow_nan=False)
+        return self.encode_text(json.dumps(
+            document, separators=(',', ':'), ensure_ascii=False,
+            allow_nan=False))
+
+    def encode_text(self, text):
+        """``encode`` for a document already serialized as JSON text."""
         plain = text.encode('utf-8')
         if self._ciphers:
             nonce = os.urandom(NONCE_BYTES)

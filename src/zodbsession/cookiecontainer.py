@@ -179,13 +179,19 @@ class CookieSessionView:
         self.transaction_manager = _transaction_manager_of(
             container, request)
         self._loaded = False
-        self._document = None     # what the cookie held, if valid
+        # What the browser holds, if valid: its 't', 'o' and 'c' ...
+        self._document = None
+        # ... its packages as canonical JSON text (for change detection
+        # and fresh copies) ...
+        self._packages_text = None
+        # ... and those packages as objects, until handed to the session.
+        self._packages = None
         self._data = None         # JSONSessionData in use, if any
         self._client_id = None
         self._removed = False
         self._joined = None
         self._value = None        # cookie value to send after commit
-        self._sent = None         # ... and the document it encodes
+        self._sent = None         # ... and (document, packages text)
 
     @property
     def timeout(self):
@@ -214,6 +220,9 @@ class CookieSessionView:
                 document = self.container.codec.decode(value)
             if document is not None and not self._valid(document):
                 document = None
+            if document is not None:
+                self._packages = document.pop('d')
+                self._packages_text = _canonical(self._packages)
             self._document = document
         return self._document
 
@@ -249,10 +258,13 @@ class CookieSessionView:
         if document is None or document['c'] != _client_digest(client_id):
             return default
         self._client_id = str(client_id)
-        # A private copy: in-place changes to its lists and dicts must not
-        # reach the document they are compared with at commit.
-        self._data = JSONSessionData.from_plain(
-            json.loads(json.dumps(document['d'])), document['t'])
+        # The session's own objects: in-place changes to them are found at
+        # commit by comparing with the canonical text read from the
+        # cookie; after an abort, a fresh copy is made from that text.
+        packages, self._packages = self._packages, None
+        if packages is None:
+            packages = json.loads(self._packages_text)
+        self._data = JSONSessionData.from_plain(packages, document['t'])
         self._data._created = document.get('o', 0)
         return self._data
 
@@ -306,18 +318,21 @@ class CookieSessionView:
         self._value = None
         if self._removed or self._data is None:
             return
-        packages = self._data.check_all()
+        packages_text = _canonical(self._data.check_all())
         now = int(clock.now())
         previous = self._document
         digest = _client_digest(self._client_id)
         unchanged = (previous is not None
                      and previous['c'] == digest
-                     and _canonical(previous['d']) == _canonical(packages))
+                     and self._packages_text == packages_text)
         if unchanged and now - previous['t'] <= self.container.resolution:
             return
-        document = {'t': now, 'o': self._data.getCreated(), 'c': digest,
-                    'd': packages}
-        value = self.container.codec.encode(document)
+        document = {'t': now, 'o': self._data.getCreated(), 'c': digest}
+        # The packages are already JSON text: put the document together
+        # around it rather than encode them again.
+        value = self.container.codec.encode_text(
+            json.dumps(document, separators=(',', ':'))[:-1]
+            + ',"d":' + packages_text + '}')
         size = len(self.container.cookie_name) + 1 + len(value)
         if size > self.container.max_size:
             raise SessionTooLarge(
@@ -327,7 +342,7 @@ class CookieSessionView:
                 ' in it, or register a server-side container for the'
                 ' package')
         self._value = value
-        self._sent = document
+        self._sent = (document, packages_text)
 
     def tpc_finish(self, txn):
         try:
@@ -341,8 +356,10 @@ class CookieSessionView:
             elif self._value is not None:
                 cookies.set_cookie(name, self._value, **attributes)
                 forbid_caching(cookies)
-                # What the browser now holds, detached from live values.
-                self._document = json.loads(json.dumps(self._sent))
+                # What the browser now holds (the live values stay the
+                # session's).
+                self._document, self._packages_text = self._sent
+                self._packages = None
         finally:
             self._value = self._sent = None
             self._joined = None
@@ -375,4 +392,6 @@ class CookieSessionView:
 
 
 def _canonical(packages):
-    return json.dumps(packages, sort_keys=True, separators=(',', ':'))
+    """One spelling of JSON data: equal data, equal text."""
+    return json.dumps(packages, sort_keys=True, separators=(',', ':'),
+                      ensure_ascii=False, allow_nan=False)

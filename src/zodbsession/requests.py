@@ -6,6 +6,7 @@ response applies them: the middleware, a Pyramid response callback, or
 ``PendingResponse.apply`` called by hand.
 """
 import re
+import time
 
 import webob.cookies
 from zope.interface import implementer
@@ -33,6 +34,8 @@ SITE_KEY = 'zodbsession.site'
 TRANSACTION_MANAGER_KEY = 'zodbsession.transaction_manager'
 # The request's ISession, so that every ISession(request) shares it.
 SESSION_KEY = 'zodbsession.session'
+# (Cookie header, {name: raw value}) of the request.
+_PARSED_COOKIES_KEY = 'zodbsession.request_cookies'
 
 
 class PendingResponse:
@@ -94,9 +97,8 @@ class PendingResponse:
         """[(name, value)] to append to the response headers."""
         result = []
         for name, (value, attributes) in self.cookies.items():
-            # make_cookie with value None writes an expired cookie.
-            result.append(('Set-Cookie', webob.cookies.make_cookie(
-                name, value, **attributes)))
+            result.append(('Set-Cookie', set_cookie_header(
+                name, value, attributes)))
         result.extend(self.headers.items())
         return result
 
@@ -107,6 +109,37 @@ class PendingResponse:
                 response.headerlist.append((name, value))
             else:
                 response.headers[name] = value
+
+
+# The attributes part of Set-Cookie headers WebOb wrote during the current
+# second, by attributes: (second, {attributes: text}).
+_attribute_texts = (None, {})
+
+
+def set_cookie_header(name, value, attributes):
+    """The Set-Cookie header WebOb's ``make_cookie`` writes (value None:
+    an expired cookie that deletes it).
+
+    WebOb's serialization takes longer than the rest of a cookie-session
+    request; a session cookie's attributes rarely change, so the text
+    WebOb wrote for them (its expiry date moves once a second) is kept
+    and used with every plain name and value.
+    """
+    if (value is None or not _PLAIN_COOKIE_VALUE.match(name)
+            or not _PLAIN_COOKIE_VALUE.match(value) or not name or not value):
+        return webob.cookies.make_cookie(name, value, **attributes)
+    global _attribute_texts
+    second = int(time.time())
+    cached_second, texts = _attribute_texts
+    if cached_second != second:
+        texts = {}
+        _attribute_texts = (second, texts)
+    key = tuple(sorted(attributes.items()))
+    text = texts.get(key)
+    if text is None:
+        text = texts[key] = webob.cookies.make_cookie(
+            'n', 'v', **attributes)[len('n=v'):]
+    return name + '=' + value + text
 
 
 def environ_registry(request):
@@ -125,13 +158,22 @@ def cookie_value(header, name):
     without an '=' (one 64 KB header costs a worker about a minute), and
     the header comes from the client.
     """
-    if not isinstance(header, str):
-        return None
-    found = None
-    for piece in _COOKIE_SEPARATORS.split(header):
-        key, equals, value = piece.partition('=')
-        if equals and key.strip(_COOKIE_SPACE) == name:
-            found = value.strip(_COOKIE_SPACE)
+    return _cookie_text(_raw_cookies(header).get(name))
+
+
+def _raw_cookies(header):
+    """{name: raw value} of a Cookie header, the last of repeated names."""
+    found = {}
+    if isinstance(header, str):
+        for piece in _COOKIE_SEPARATORS.split(header):
+            key, equals, value = piece.partition('=')
+            if equals:
+                found[key.strip(_COOKIE_SPACE)] = value.strip(_COOKIE_SPACE)
+    return found
+
+
+def _cookie_text(found):
+    """A raw cookie value as text (None stays None); None if invalid."""
     if found is None:
         return None
     if _PLAIN_COOKIE_VALUE.match(found):
@@ -191,7 +233,14 @@ class EnvironCookies:
         return self.get_request_cookie(name)
 
     def get_request_cookie(self, name):
-        return cookie_value(self.environ.get('HTTP_COOKIE'), name)
+        # The header is split once per request, however many cookies are
+        # read from it (the client id's, each cookie container's).
+        header = self.environ.get('HTTP_COOKIE')
+        parsed = self.environ.get(_PARSED_COOKIES_KEY)
+        if parsed is None or parsed[0] is not header:
+            parsed = self.environ[_PARSED_COOKIES_KEY] = (
+                header, _raw_cookies(header))
+        return _cookie_text(parsed[1].get(name))
 
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,
                    secure=False, httponly=True, samesite='Lax'):
