@@ -174,3 +174,46 @@ def test_pyramid_blank_request_callbacks(sessions):
     response = Response()
     request._process_response_callbacks(response)
     assert client_id in response.headers['Set-Cookie']
+
+
+SET_COOKIE_CASES = [
+    ('zodbsession', 'abc.DEF-_123', dict(
+        max_age=3600, path='/', domain=None, secure=False, httponly=True,
+        samesite='lax')),
+    ('data', 'pXYZ.sig', dict(
+        max_age=None, path='/shop', domain='example.com', secure=True,
+        httponly=False, samesite='none')),
+    # Values and names WebOb must quote or check are left to it.
+    ('data', 'a b', dict(max_age=60, path='/')),
+    ('data', '', dict(max_age=60, path='/')),
+    ('we!rd', 'value', dict(max_age=60, path='/')),
+    ('data', None, dict(path='/', domain=None)),       # deletion
+]
+
+
+@pytest.mark.filterwarnings('ignore::RuntimeWarning')
+@pytest.mark.parametrize('name,value,attributes', SET_COOKIE_CASES)
+def test_set_cookie_header_is_what_webob_writes(name, value, attributes):
+    import time
+    import webob.cookies
+    from zodbsession.requests import set_cookie_header
+    # Twice: the first call fills the cache, the second reads it. Both
+    # must equal WebOb's own text for the same second.
+    for _ in range(2):
+        while True:
+            second = int(time.time())
+            ours = set_cookie_header(name, value, attributes)
+            theirs = webob.cookies.make_cookie(name, value, **attributes)
+            if int(time.time()) == second:
+                break   # else the expiry date moved in between: again
+        assert ours == theirs
+
+
+def test_cookies_follow_a_changed_header(registry):
+    # The header is parsed once per request, but a changed header (a
+    # middleware rewriting it) is parsed again.
+    request = wsgi_request(HTTP_COOKIE='a=1; b=2')
+    assert request.get_request_cookie('a') == '1'
+    request.environ['HTTP_COOKIE'] = 'a=3'
+    assert request.get_request_cookie('a') == '3'
+    assert request.get_request_cookie('b') is None

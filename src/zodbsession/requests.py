@@ -125,8 +125,8 @@ def set_cookie_header(name, value, attributes):
     WebOb wrote for them (its expiry date moves once a second) is kept
     and used with every plain name and value.
     """
-    if (value is None or not _PLAIN_COOKIE_VALUE.match(name)
-            or not _PLAIN_COOKIE_VALUE.match(value) or not name or not value):
+    if not (name and value and _PLAIN_COOKIE_VALUE.match(name)
+            and _PLAIN_COOKIE_VALUE.match(value)):
         return webob.cookies.make_cookie(name, value, **attributes)
     global _attribute_texts
     second = int(time.time())

@@ -123,11 +123,14 @@ class Session:
         get_incoming = getattr(manager, 'getIncomingId', None)
         if issued_at is None or get_incoming is None:
             return False
+        # Cheapest first: a client that brought no id (most new sessions)
+        # costs one cookie lookup.
+        if get_incoming(self.request) != client_id:
+            return False
         age = expiry.max_age(container.timeout, container.resolution)
         issued = issued_at(client_id)
         return (age is not None and issued is not None
                 and issued + age < clock.now()
-                and get_incoming(self.request) == client_id
                 and not self.exists())
 
     def _remove_data(self, client_id):

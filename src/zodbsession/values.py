@@ -13,6 +13,9 @@ import persistent
 
 PROTOCOL = 4
 
+# Values of these types (the most common ones) are pickled directly.
+_FLAT_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+
 
 class _HoldsPersistentObject(Exception):
     pass
@@ -37,6 +40,9 @@ def encode(pkg_id, key, value):
     Raise TypeError naming the package id, key and type when the value
     cannot be stored.
     """
+    if type(value) in _FLAT_TYPES:
+        # Nothing inside to be persistent or unpicklable.
+        return pickle.dumps(value, PROTOCOL)
     buffer = io.BytesIO()
     try:
         _ValuePickler(buffer, PROTOCOL).dump(value)
