@@ -29,7 +29,7 @@ from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.jsondata import JSONSessionData
 from zodbsession.lookup import registry_for
-from zodbsession.requests import TRANSACTION_MANAGER_KEY
+from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 from zodbsession.signing import normalize_secrets
 
 BROWSER_COOKIE_LIMIT = 4096

@@ -12,7 +12,7 @@ from zope.interface.interfaces import IComponentLookup
 
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
-from zodbsession.requests import REGISTRY_KEY
+from zodbsession.environkeys import REGISTRY_KEY
 
 
 def registry_for(request):

@@ -11,9 +11,12 @@ import time
 import webob.cookies
 from zope.interface import implementer
 
+from zodbsession.environkeys import PENDING_KEY
+from zodbsession.environkeys import REGISTRY_KEY
+from zodbsession.environkeys import SESSION_KEY  # noqa: F401 (re-exported)
+from zodbsession.environkeys import SITE_KEY  # noqa: F401 (re-exported)
+from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 from zodbsession.interfaces import IRequestCookies
-
-PENDING_KEY = 'zodbsession.response'
 
 _COOKIE_SEPARATORS = re.compile('[;,]')
 _COOKIE_SPACE = ' \t'
@@ -24,16 +27,6 @@ _COOKIE_VALUE = re.compile('|'.join((
 # they need neither its regular expression nor unquoting.
 _PLAIN_COOKIE_VALUE = re.compile(r'[A-Za-z0-9_.\-]*\Z')
 
-# Set by whoever hosts the request (the middleware, the Pyramid
-# integration): a callable returning the component registry that serves
-# it, loaded on first use ...
-REGISTRY_KEY = 'zodbsession.registry'
-# ... the hosting's per-request site (zodbsession.site.ConnectionSite) ...
-SITE_KEY = 'zodbsession.site'
-# ... and the transaction manager of the request's transaction.
-TRANSACTION_MANAGER_KEY = 'zodbsession.transaction_manager'
-# The request's ISession, so that every ISession(request) shares it.
-SESSION_KEY = 'zodbsession.session'
 # (Cookie header, {name: raw value}) of the request.
 _PARSED_COOKIES_KEY = 'zodbsession.request_cookies'
 

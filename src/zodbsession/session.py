@@ -12,7 +12,7 @@ from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.lookup import all_containers
 from zodbsession.lookup import container_for
 from zodbsession.lookup import registry_for
-from zodbsession.requests import SESSION_KEY
+from zodbsession.environkeys import SESSION_KEY
 
 
 @implementer(ISession, ISessionLifecycle)

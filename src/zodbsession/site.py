@@ -31,7 +31,7 @@ from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.ram import RAMSessionDataContainer
-from zodbsession.requests import SITE_KEY
+from zodbsession.environkeys import SITE_KEY
 
 log = logging.getLogger(__name__)
 

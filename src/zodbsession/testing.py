@@ -23,7 +23,7 @@ from zodbsession.clientid import CookieClientIdManager
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.registration import register_adapters
 from zodbsession.registration import register_session_utilities
-from zodbsession.requests import PENDING_KEY
+from zodbsession.environkeys import PENDING_KEY
 from zodbsession.requests import WSGIRequest
 
 TEST_SECRET = 'test-secret-do-not-use-in-production'

@@ -15,11 +15,11 @@ pyramid_retry's policy when the application includes it).
 
 import transaction
 
-from zodbsession.requests import PENDING_KEY
-from zodbsession.requests import REGISTRY_KEY
-from zodbsession.requests import SESSION_KEY
-from zodbsession.requests import SITE_KEY
-from zodbsession.requests import TRANSACTION_MANAGER_KEY
+from zodbsession.environkeys import PENDING_KEY
+from zodbsession.environkeys import REGISTRY_KEY
+from zodbsession.environkeys import SESSION_KEY
+from zodbsession.environkeys import SITE_KEY
+from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 from zodbsession.retry import RetryPolicy
 from zodbsession.requests import PendingResponse
 from zodbsession.site import ConnectionSite
