@@ -181,6 +181,8 @@ def render_concurrency(data):
     for name, run in data['runs'].items():
         rows.append([
             name, f"{run['requests_per_second']:.0f}",
+            ' '.join(f'{value:.0f}' for value in run.get(
+                'requests_per_second_by_round', ())),
             times(run.get('throughput_over_zope_session')),
             f"{run['retries']}", f"{100 * run['retry_rate']:.2f}%",
             f"{run['exhausted']}", f"{run['clients_with_lost_updates']}"])
@@ -189,11 +191,15 @@ def render_concurrency(data):
         f" {settings['processes']} worker processes x"
         f" {settings['requests_per_process']} requests, half creating a"
         ' session, half updating one of their own; up to'
-        f" {settings['retries']} retries per request. zodbsession-warm:"
+        f" {settings['retries']} retries per request;"
+        f" {settings.get('rounds', 1)} round(s) of every run, interleaved:"
+        ' requests/s is the median round, retries count all rounds.'
+        ' zodbsession-warm:'
         ' the current time slice already holds the existing sessions;'
         ' zodbsession-fresh: a slice just began (new sessions start an'
         ' empty tree).', '',
-        table(['run', 'requests/s', 'vs zope.session', 'retries',
+        table(['run', 'requests/s', 'by round', 'vs zope.session',
+               'retries',
                'retry rate', 'retries ran out', 'clients with lost updates'],
               rows), '']
     for name, run in data['runs'].items():
