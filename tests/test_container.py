@@ -287,3 +287,45 @@ def test_sweep_does_not_load_expired_sessions(db, clock):
     loaded = [obj for obj in connection._cache.cache_data.values()
               if isinstance(obj, SessionData) and obj._p_changed is not None]
     assert loaded == []
+
+
+def test_each_thread_files_its_new_sessions_in_a_tree_of_its_own(db, clock):
+    # Placement: the ids a thread issues start with its own character, so
+    # the sessions it creates share one tree per slice, and concurrent
+    # processes (threads) rarely add sessions to the same tree.
+    import threading
+    from zodbsession import CookieClientIdManager
+    from zodbsession import placement
+    from zodbsession.container import SHARDS
+    manager = CookieClientIdManager(secret='placement-test-secret-0123')
+    issued = {}
+
+    def issue(name, char):
+        placement._home.char = char     # what the thread drew at random
+        issued[name] = [manager.generateUniqueId() for _ in range(40)]
+
+    threads = [threading.Thread(target=issue, args=('first', 'A')),
+               threading.Thread(target=issue, args=('second', 'x'))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(i.startswith('A') for i in issued['first'])
+    assert all(i.startswith('x') for i in issued['second'])
+
+    new_container(db)
+    manager, container = open_container(db)
+    for client_id in issued['first'] + issued['second']:
+        container[client_id] = SessionData()
+    manager.commit()
+    (slice_,) = container._slices.values()
+    sizes = {index: len(tree) for index, tree in enumerate(slice_.trees)
+             if len(tree)}
+    first = placement.ALPHABET.index('A') % SHARDS
+    second = placement.ALPHABET.index('x') % SHARDS
+    assert sizes == {first: 40, second: 40}
+    # Every session is found again, whichever tree holds it.
+    assert all(container.get(i) is not None
+               for i in issued['first'] + issued['second'])
+    manager.abort()
+    container._p_jar.close()

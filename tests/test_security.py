@@ -18,6 +18,7 @@ from zodbsession import IClientId
 from zodbsession import ISession
 from zodbsession import RAMSessionDataContainer
 from zodbsession import clientid as clientid_module
+from zodbsession import placement
 from zodbsession import signing
 from zodbsession.clientid import CookieClientIdManager
 from zodbsession.clock import ManualClock
@@ -129,7 +130,10 @@ def test_client_id_is_256_bits_from_secrets(monkeypatch):
     calls.clear()
     client_id = manager.generateUniqueId()
     assert calls == [32]
-    random_part = client_id.split('.')[0]
+    # The placement character (where the session is filed), then the
+    # random bits.
+    placement_char, random_part = client_id[0], client_id.split('.')[0][1:]
+    assert placement_char == placement.home_character()
     assert len(b64decode(random_part)) * 8 == 256
 
 

@@ -6,6 +6,7 @@ from zope.interface import implementer
 from zope.schema.fieldproperty import FieldProperty
 
 from zodbsession import clock
+from zodbsession import placement
 from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
@@ -14,7 +15,7 @@ from zodbsession.lookup import registry_for
 from zodbsession.signing import Signer
 
 ID_BYTES = 32           # 256 bits of entropy per client id
-ID_MAX_LENGTH = 128     # a signed id is about 96 characters; reject longer
+ID_MAX_LENGTH = 128     # a signed id is about 97 characters; reject longer
 DEFAULT_NAMESPACE = 'zodbsession'
 _SALT = 'zodbsession.clientid'
 # cookieLifetime 0 means "never expire": ten years is as close as
@@ -128,9 +129,11 @@ class CookieClientIdManager(persistent.Persistent):
     # -- the cookie ---------------------------------------------------------
 
     def generateUniqueId(self):
-        """A new signed id: 256 random bits, the time it was issued, and
-        their HMAC-SHA256."""
-        payload = f'{_secrets.token_urlsafe(ID_BYTES)}.{int(clock.now()):x}'
+        """A new signed id: this thread's placement character (see
+        zodbsession.placement), 256 random bits, the time it was issued,
+        and their HMAC-SHA256."""
+        payload = (f'{placement.home_character()}'
+                   f'{_secrets.token_urlsafe(ID_BYTES)}.{int(clock.now()):x}')
         return self._signer.sign(payload)
 
     def issuedAt(self, client_id):

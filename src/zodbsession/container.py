@@ -16,6 +16,7 @@ from zope.schema.fieldproperty import FieldProperty
 
 from zodbsession import clock
 from zodbsession import expiry
+from zodbsession import placement
 from zodbsession.interfaces import ISessionDataContainer
 
 # Implicit sweeping (when a request opens a new slice) drops at most this
@@ -35,8 +36,9 @@ class SessionTree(OOBTree):
 
 
 # Trees per slice. A young tree splits its buckets often, and two
-# concurrent splits in one tree conflict; spread over this many trees,
-# the new sessions of concurrent requests rarely share one.
+# concurrent splits in one tree conflict; with each thread filing its new
+# sessions in a tree of its own choosing (zodbsession.placement), the new
+# sessions of concurrent requests rarely share one.
 SHARDS = 32
 
 
@@ -51,6 +53,7 @@ class Slice(persistent.Persistent):
         self.trees = tuple(SessionTree() for _shard in range(SHARDS))
 
     def _tree(self, key):
+        # The key's first byte is its placement.
         return self.trees[key[0] % len(self.trees)]
 
     def get(self, key, default=None):
@@ -71,13 +74,16 @@ class Slice(persistent.Persistent):
 
 
 def client_key(client_id):
-    """The key of a client id: a digest, short and of fixed size.
+    """The key of a client id: a digest, short and of fixed size, whose
+    first byte is the id's placement (see zodbsession.placement).
 
     128 bits make an accidental collision between two clients as likely
     as guessing an id.
     """
-    return hashlib.blake2b(
-        str(client_id).encode('utf-8'), digest_size=16).digest()
+    text = str(client_id)
+    digest = hashlib.blake2b(text.encode('utf-8'), digest_size=16).digest()
+    where = placement.placement_of(text)
+    return digest if where is None else bytes((where,)) + digest[1:]
 
 
 @implementer(ISessionDataContainer)
