@@ -39,7 +39,7 @@ class SessionTree(OOBTree):
 # concurrent splits in one tree conflict; with each thread filing its new
 # sessions in a tree of its own choosing (zodbsession.placement), the new
 # sessions of concurrent requests rarely share one.
-SHARDS = 32
+SHARDS = 64    # one per placement character
 
 
 class Slice(persistent.Persistent):

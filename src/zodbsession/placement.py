@@ -6,30 +6,42 @@ every tree, and each new session would invalidate (and sometimes conflict
 with) the same few buckets in the other processes' caches, above all in
 a young slice whose trees are still small.
 
-So a client id starts with a placement character: the first character of
-a URL-safe base64 alphabet position that each thread picks once, at
-random, for the ids it issues. The sessions a thread creates then share
-one tree per slice, which other processes rarely write. The character is
-no secret and needs none: it only says where a session is filed, and the
-id's 256 random bits follow it. Ids of other formats place by their
-first character too, which is as random as the rest of them.
+So a client id starts with a placement character, which a thread takes
+once for the ids it issues: the sessions a thread creates then share one
+tree per slice, which other threads and processes rarely write. The
+character comes from the process id and the thread's rank in its process,
+so that sibling worker processes (forked one after another, with
+consecutive ids) and the threads of one process get different ones.
+It is no secret and needs none: it only says where a session is filed,
+and the id's 256 random bits follow it. Ids of other formats place by
+their first character too, which is as random as the rest of them.
 """
-import random
+import itertools
+import os
 import string
 import threading
 
 ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits \
     + '-_'
 _INDEX = {char: index for index, char in enumerate(ALPHABET)}
+# Threads of one process take consecutive characters, from a block of
+# this many per process.
+THREADS_PER_PROCESS = 8
+
 _home = threading.local()
+_thread_ranks = itertools.count()
 
 
 def home_character():
-    """This thread's placement character, chosen on first use."""
-    char = getattr(_home, 'char', None)
-    if char is None:
-        char = _home.char = random.choice(ALPHABET)
-    return char
+    """This thread's placement character."""
+    home = getattr(_home, 'value', None)
+    pid = os.getpid()
+    # Compared with the pid, so that a process forked from one that had
+    # already chosen takes its own.
+    if home is None or home[0] != pid:
+        index = pid * THREADS_PER_PROCESS + next(_thread_ranks)
+        home = _home.value = (pid, ALPHABET[index % len(ALPHABET)])
+    return home[1]
 
 
 def placement_of(client_id):

@@ -1,0 +1,51 @@
+"""Placement characters: where a thread's new sessions are filed."""
+import os
+import threading
+
+from zodbsession import CookieClientIdManager
+from zodbsession import placement
+from zodbsession.container import SHARDS
+from zodbsession.container import client_key
+
+
+def characters_of_threads(count):
+    found = [None] * count
+
+    def take(index):
+        found[index] = placement.home_character()
+    threads = [threading.Thread(target=take, args=(index,))
+               for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return found
+
+
+def test_threads_of_a_process_take_different_characters():
+    chars = characters_of_threads(placement.THREADS_PER_PROCESS)
+    assert len(set(chars)) == len(chars)
+    # ... and keep theirs.
+    assert placement.home_character() == placement.home_character()
+
+
+def test_a_forked_process_takes_its_own_character():
+    # As a worker forked from a parent that had chosen one finds it.
+    placement._home.value = (os.getpid() + 1, 'Q')
+    placement.home_character()
+    assert placement._home.value[0] == os.getpid()
+
+
+def test_every_character_has_a_tree_of_its_own():
+    trees = {index % SHARDS for index in range(len(placement.ALPHABET))}
+    assert len(trees) == len(placement.ALPHABET)
+
+
+def test_ids_are_placed_by_their_first_character():
+    manager = CookieClientIdManager(secret='placement-test-secret-0123')
+    client_id = manager.generateUniqueId()
+    assert client_id[0] == placement.home_character()
+    assert client_key(client_id)[0] == placement.ALPHABET.index(client_id[0])
+    # Ids of other formats are placed too, and still get 16-byte keys.
+    assert len(client_key('some-other-id')) == 16
+    assert client_key('\u00e9t\u00e9') != client_key('ete')
