@@ -484,55 +484,50 @@ def run_library(name, library, scenario, args):
     return run
 
 
+def _totals(parts):
+    """Counts summed over workers (or rounds) of one run."""
+    requests = sum(part['requests'] for part in parts)
+    retries = sum(part['retries'] for part in parts)
+    conflicts = collections.Counter()
+    for part in parts:
+        conflicts.update(part['conflicts'])
+    return {
+        'requests': requests,
+        'retries': retries,
+        'retry_rate': retries / requests,
+        'exhausted': sum(part['exhausted'] for part in parts),
+        'clients_with_lost_updates': sum(
+            part['clients_with_lost_updates'] for part in parts),
+        'conflicts': dict(conflicts.most_common()),
+    }
+
+
 def combine_rounds(rounds):
     """One run's rounds as one: median throughput, summed counts."""
     import statistics
-    requests = sum(r['requests'] for r in rounds)
-    retries = sum(r['retries'] for r in rounds)
-    conflicts = collections.Counter()
-    for r in rounds:
-        conflicts.update(r['conflicts'])
-    return {
-        'library': rounds[0]['library'],
-        'scenario': rounds[0]['scenario'],
-        'requests': requests,
-        'retries': retries,
-        'retry_rate': retries / requests,
-        'exhausted': sum(r['exhausted'] for r in rounds),
-        'clients_with_lost_updates': sum(
-            r['clients_with_lost_updates'] for r in rounds),
-        'requests_per_second': statistics.median(
+    return dict(
+        _totals(rounds),
+        library=rounds[0]['library'],
+        scenario=rounds[0]['scenario'],
+        requests_per_second=statistics.median(
             r['requests_per_second'] for r in rounds),
-        'requests_per_second_by_round': [
+        requests_per_second_by_round=[
             r['requests_per_second'] for r in rounds],
-        'wall_seconds': sum(r['wall_seconds'] for r in rounds),
-        'conflicts': dict(conflicts.most_common()),
-        'rounds': rounds,
-    }
+        wall_seconds=sum(r['wall_seconds'] for r in rounds),
+        rounds=rounds)
 
 
 def summarize(library, results, prefill, storage_bytes):
-    requests = sum(r['requests'] for r in results)
-    retries = sum(r['retries'] for r in results)
+    totals = _totals(results)
     wall = max(r['end'] for r in results) - min(r['start'] for r in results)
-    conflicts = collections.Counter()
-    for r in results:
-        conflicts.update(r['conflicts'])
-    return {
-        'library': library,
-        'requests': requests,
-        'retries': retries,
-        'retry_rate': retries / requests,
-        'exhausted': sum(r['exhausted'] for r in results),
-        'clients_with_lost_updates': sum(
-            r['clients_with_lost_updates'] for r in results),
-        'wall_seconds': wall,
-        'requests_per_second': requests / wall,
-        'conflicts': dict(conflicts.most_common()),
-        'prefill_seconds': prefill['seconds'],
-        'storage_bytes': storage_bytes,
-        'workers': results,
-    }
+    return dict(
+        totals,
+        library=library,
+        wall_seconds=wall,
+        requests_per_second=totals['requests'] / wall,
+        prefill_seconds=prefill['seconds'],
+        storage_bytes=storage_bytes,
+        workers=results)
 
 
 def parse_args(argv):
