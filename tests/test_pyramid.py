@@ -489,6 +489,26 @@ def test_pyramid_session_can_live_in_a_cookie_container(db):
     assert stored(db, app.cookies['zodbsession']) is None
 
 
+def test_pyramid_session_can_live_in_a_ram_container(db, mode):
+    # The RAM container joins the request's own transaction, whichever
+    # manager runs it (pyramid_tm's explicit one included): the session
+    # is kept when that transaction commits, and only then.
+    app = make_app(db, mode)
+    change_site(db, lambda site: site.register_container(
+        'pyramid.session', zodbsession.RAMSessionDataContainer()))
+    sign_in(app)
+    page = app.get('/')
+    assert page.json['user'] == 'alice'
+    assert page.json['flash'] == ['Welcome, alice']
+    assert stored(db, app.cookies['zodbsession']) is None
+    # An exception view aborts: what the failing view stored is not
+    # kept.
+    app.get('/boom', expect_errors=True)
+    page = app.get('/')
+    assert page.json['user'] == 'alice'
+    assert page.json['flash'] == []
+
+
 def test_own_package_id(db):
     app = make_app(db, pkg_id='app.session')
     sign_in(app)

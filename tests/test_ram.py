@@ -300,3 +300,36 @@ def test_reading_a_value_whose_pickle_is_unstable_writes_nothing(
     assert container['client']['pkg']['tags'] == tags
     transaction.commit()
     assert container._store.version == version
+
+
+def test_bound_to_a_request_it_follows_the_requests_manager(container):
+    # pyramid_tm may run a request in an explicit transaction manager of
+    # its own; bound to such a request, the container joins that
+    # manager's transactions, not the thread's.
+    from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
+    from zodbsession.requests import WSGIRequest
+    manager = transaction.TransactionManager(explicit=True)
+    request = WSGIRequest({TRANSACTION_MANAGER_KEY: manager})
+    bound = container.bind(request)
+    assert bound.timeout == container.timeout
+    verifyObject(ISessionDataContainer, bound)
+
+    manager.begin()
+    data = SessionData()
+    data['pkg'] = SessionPkgData()
+    data['pkg']['n'] = 1
+    bound['client'] = data
+    transaction.commit()        # the thread's transaction: not ours
+    assert 'client' not in container
+    manager.abort()
+    assert 'client' not in container
+
+    manager.begin()
+    bound['client'] = data
+    manager.commit()
+    assert container['client']['pkg']['n'] == 1
+    transaction.abort()
+
+    # Bound to a request of the thread's own manager, it is itself.
+    plain = WSGIRequest({TRANSACTION_MANAGER_KEY: transaction.manager})
+    assert container.bind(plain) is container

@@ -12,7 +12,6 @@ import hashlib
 import json
 
 import persistent
-import transaction
 from zope.interface import implementer
 from zope.schema.fieldproperty import FieldProperty
 
@@ -29,7 +28,7 @@ from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.jsondata import JSONSessionData
 from zodbsession.lookup import registry_for
-from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
+from zodbsession.lookup import transaction_manager_for
 from zodbsession.signing import normalize_secrets
 
 BROWSER_COOKIE_LIMIT = 4096
@@ -157,18 +156,6 @@ def _views_of(request):
     return views
 
 
-def _transaction_manager_of(container, request):
-    """The manager of the request's transaction (pyramid_tm may use its
-    own): as the hosting says, else that of the connection which loaded
-    the container, else the thread's."""
-    environ = getattr(request, 'environ', None)
-    if isinstance(environ, dict) and TRANSACTION_MANAGER_KEY in environ:
-        return environ[TRANSACTION_MANAGER_KEY]
-    jar = getattr(container, '_p_jar', None)
-    return jar.transaction_manager if jar is not None else (
-        transaction.manager)
-
-
 @implementer(ISessionDataContainer)
 class CookieSessionView:
     """One request's view of a cookie container, and its data manager."""
@@ -176,8 +163,8 @@ class CookieSessionView:
     def __init__(self, container, request):
         self.container = container
         self.request = request
-        self.transaction_manager = _transaction_manager_of(
-            container, request)
+        self.transaction_manager = transaction_manager_for(
+            request, container)
         self._loaded = False
         # What the browser holds, if valid: its 't', 'o' and 'c' ...
         self._document = None

@@ -7,12 +7,14 @@ a persistent registry loaded through the request's own connection when
 the middleware runs (an IComponentLookup adapter of the request), else the
 current site manager.
 """
+import transaction
 import zope.component
 from zope.interface.interfaces import IComponentLookup
 
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.environkeys import REGISTRY_KEY
+from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 
 
 def registry_for(request):
@@ -53,3 +55,16 @@ def all_containers(request):
             ISessionDataContainer):
         seen[id(container)] = container
     return [_bound(container, request) for container in seen.values()]
+
+
+def transaction_manager_for(request, container=None):
+    """The manager of the request's transaction, which containers that
+    keep their data outside ZODB join: as the hosting says (pyramid_tm
+    may run an explicit manager of its own), else that of the connection
+    which loaded ``container``, else the thread's."""
+    environ = getattr(request, 'environ', None)
+    if isinstance(environ, dict) and TRANSACTION_MANAGER_KEY in environ:
+        return environ[TRANSACTION_MANAGER_KEY]
+    jar = getattr(container, '_p_jar', None)
+    return jar.transaction_manager if jar is not None else (
+        transaction.manager)

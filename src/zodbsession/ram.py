@@ -20,7 +20,9 @@ from zodbsession import expiry
 from zodbsession.container import IMPLICIT_SWEEP_LIMIT
 from zodbsession.container import client_key
 from zodbsession.data import SessionData
+from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.lookup import transaction_manager_for
 from zodbsession.merge import merge_session_states
 
 _EMPTY_STATE = {'t': 0, 'p': {}}
@@ -227,49 +229,9 @@ class RAMTransaction:
             self.store.lock.release()
 
 
-@implementer(ISessionDataContainer)
-class RAMSessionDataContainer(persistent.Persistent):
-    """Sessions in the memory of this process, shared by its threads.
-
-    The container object itself may be stored in a ZODB (for instance as
-    a persistent utility registration); its data never is, and is lost
-    when the process ends.
-    """
-
-    __parent__ = __name__ = None
-
-    timeout = FieldProperty(ISessionDataContainer['timeout'])
-    resolution = FieldProperty(ISessionDataContainer['resolution'])
-    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
-
-    # zope.session's switch: True leaves all sweeping to sweep().
-    disable_implicit_sweeps = False
-
-    def __init__(self, timeout=3600, resolution=300, lifetime=0):
-        self.timeout = timeout
-        self.resolution = resolution
-        self.lifetime = lifetime
-        self.key = secrets.token_hex(16)
-
-    def __repr__(self):
-        return (f'<{type(self).__name__} timeout={self.timeout}'
-                f' resolution={self.resolution}>')
-
-    @property
-    def _store(self):
-        return _store_for(self.key)
-
-    def _transaction(self):
-        manager = transaction.manager
-        txn = manager.get()
-        store = self._store
-        try:
-            return txn.data(store)
-        except KeyError:
-            data_manager = RAMTransaction(self, store, manager)
-            txn.join(data_manager)
-            txn.set_data(store, data_manager)
-            return data_manager
+class _RAMMapping:
+    """The mapping of client ids to session data, read and written
+    through the data manager ``_transaction()`` returns."""
 
     def _live(self, client_id, now):
         key = client_key(client_id)
@@ -309,9 +271,80 @@ class RAMSessionDataContainer(persistent.Persistent):
             raise KeyError(client_id)
         txn.delete(key)
 
+
+@implementer(ISessionDataContainer, IRequestBoundContainer)
+class RAMSessionDataContainer(_RAMMapping, persistent.Persistent):
+    """Sessions in the memory of this process, shared by its threads.
+
+    The container object itself may be stored in a ZODB (for instance as
+    a persistent utility registration); its data never is, and is lost
+    when the process ends.
+    """
+
+    __parent__ = __name__ = None
+
+    timeout = FieldProperty(ISessionDataContainer['timeout'])
+    resolution = FieldProperty(ISessionDataContainer['resolution'])
+    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
+
+    # zope.session's switch: True leaves all sweeping to sweep().
+    disable_implicit_sweeps = False
+
+    def __init__(self, timeout=3600, resolution=300, lifetime=0):
+        self.timeout = timeout
+        self.resolution = resolution
+        self.lifetime = lifetime
+        self.key = secrets.token_hex(16)
+
+    def __repr__(self):
+        return (f'<{type(self).__name__} timeout={self.timeout}'
+                f' resolution={self.resolution}>')
+
+    @property
+    def _store(self):
+        return _store_for(self.key)
+
+    def bind(self, request):
+        """This container, joining the transactions of the manager that
+        runs ``request``'s (pyramid_tm may run an explicit one)."""
+        manager = transaction_manager_for(request, self)
+        if manager is transaction.manager or (
+                manager is transaction.manager.manager):
+            return self     # the thread's manager: nothing to bind
+        return _BoundRAMContainer(self, manager)
+
+    def _transaction(self, manager=None):
+        manager = manager if manager is not None else transaction.manager
+        txn = manager.get()
+        store = self._store
+        try:
+            return txn.data(store)
+        except KeyError:
+            data_manager = RAMTransaction(self, store, manager)
+            txn.join(data_manager)
+            txn.set_data(store, data_manager)
+            return data_manager
+
     def sweep(self):
         """Remove expired sessions; costs what expires."""
         return self._store.sweep(clock.now(), self.timeout, self.resolution)
 
     def count(self):
         return len(self._store.entries)
+
+
+@implementer(ISessionDataContainer)
+class _BoundRAMContainer(_RAMMapping):
+    """A RAM container bound to one request's transaction manager: its
+    store and settings, that manager's transactions."""
+
+    def __init__(self, container, transaction_manager):
+        self.container = container
+        self.transaction_manager = transaction_manager
+
+    def __getattr__(self, name):
+        # Settings (timeout, resolution, lifetime), sweep(), count().
+        return getattr(self.container, name)
+
+    def _transaction(self):
+        return self.container._transaction(self.transaction_manager)
