@@ -593,7 +593,7 @@ secure = false
 retries = 1
 
 [app:app]
-use = call:zodbsession.testing_servers:counter_app_factory
+use = call:zodbsession.testing_workers:counter_app_factory
 """
 
 
