@@ -8,11 +8,8 @@ and no request ever uses a connection, or a persistent object, that
 another running request uses. Every wait is bounded.
 """
 import contextlib
-import http.cookies
 import json
 import threading
-import urllib.error
-import urllib.parse
 import urllib.request
 
 import pytest
@@ -20,6 +17,7 @@ import waitress.server
 
 from zodbsession.pyramid.hosting import HOSTING_KEY
 from zodbsession.site import site_of
+from zodbsession.testing_workers import SessionHTTPClient
 
 from test_pyramid import db  # noqa: F401  (the fixture)
 from test_pyramid import make_config
@@ -51,43 +49,24 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class Browser:
-    """Cookies across requests; answers (status, headers, JSON or None)."""
+class Browser(SessionHTTPClient):
+    """One browser of the Pyramid application: redirects are answers, not
+    followed; answers are (status, headers, JSON or None)."""
 
     def __init__(self, url):
+        super().__init__()
         self.url = url
-        self.cookies = {}
-        self._lock = threading.Lock()
         self._opener = urllib.request.build_opener(_NoRedirect)
 
-    def request(self, path, form=None, headers=None):
-        data = None if form is None else urllib.parse.urlencode(
-            form).encode()
-        outgoing = urllib.request.Request(self.url + path, data=data,
-                                          headers=headers or {})
-        with self._lock:
-            if self.cookies:
-                outgoing.add_header('Cookie', '; '.join(
-                    f'{k}={v}' for k, v in self.cookies.items()))
-        try:
-            reply = self._opener.open(outgoing, timeout=TIMEOUT)
-        except urllib.error.HTTPError as error:
-            reply = error
-        with reply:
-            body = reply.read()
-            self._receive(reply.headers.get_all('Set-Cookie') or [])
-            content = (json.loads(body) if reply.headers.get_content_type()
-                       == 'application/json' else None)
-            return reply.status, reply.headers, content
+    def _open(self, outgoing, timeout):
+        return self._opener.open(outgoing, timeout=timeout)
 
-    def _receive(self, headers):
-        with self._lock:
-            for header in headers:
-                for name, morsel in http.cookies.SimpleCookie(header).items():
-                    if morsel['max-age'] == '0' or not morsel.value:
-                        self.cookies.pop(name, None)
-                    else:
-                        self.cookies[name] = morsel.value
+    def request(self, path, form=None, headers=None):
+        status, reply_headers, body = self.send(
+            self.url, path, form, timeout=TIMEOUT, headers=headers)
+        content = (json.loads(body) if reply_headers.get_content_type()
+                   == 'application/json' else None)
+        return status, reply_headers, content
 
 
 class ConnectionWatch:

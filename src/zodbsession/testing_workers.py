@@ -113,12 +113,13 @@ class SessionHTTPClient:
             self._receive(reply.headers.get_all('Set-Cookie') or [])
             return json.loads(reply.read())
 
-    def send(self, url, path, form=None, timeout=REQUEST_TIMEOUT):
+    def send(self, url, path, form=None, timeout=REQUEST_TIMEOUT,
+             headers=None):
         """Like ``request``, but any HTTP status is an answer: returns
         ``(status, headers, body bytes)``. Connection failures raise."""
-        outgoing = self._outgoing(url, path, form)
+        outgoing = self._outgoing(url, path, form, headers)
         try:
-            reply = urllib.request.urlopen(outgoing, timeout=timeout)
+            reply = self._open(outgoing, timeout)
         except urllib.error.HTTPError as error:
             reply = error
         with reply:
@@ -126,12 +127,16 @@ class SessionHTTPClient:
             self._receive(reply.headers.get_all('Set-Cookie') or [])
             return reply.status, reply.headers, body
 
-    def _outgoing(self, url, path, form):
-        """The request to send: a GET, or a POST of ``form``, with the
-        cookies of earlier answers."""
+    def _open(self, outgoing, timeout):
+        return urllib.request.urlopen(outgoing, timeout=timeout)
+
+    def _outgoing(self, url, path, form, headers=None):
+        """The request to send: a GET, or a POST of ``form``, with
+        ``headers`` and the cookies of earlier answers."""
         data = None if form is None else urllib.parse.urlencode(
             form).encode()
-        outgoing = urllib.request.Request(url + path, data=data)
+        outgoing = urllib.request.Request(url + path, data=data,
+                                          headers=headers or {})
         with self._lock:
             if self.cookies:
                 outgoing.add_header('Cookie', '; '.join(
