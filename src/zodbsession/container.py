@@ -12,7 +12,6 @@ import persistent
 from BTrees.LOBTree import LOBTree
 from BTrees.OOBTree import OOBTree
 from zope.interface import implementer
-from zope.schema.fieldproperty import FieldProperty
 
 from zodbsession import clock
 from zodbsession import expiry
@@ -87,18 +86,13 @@ def client_key(client_id):
 
 
 @implementer(ISessionDataContainer)
-class PersistentSessionDataContainer(persistent.Persistent):
+class PersistentSessionDataContainer(expiry.ExpirySettings,
+                                     persistent.Persistent):
     """Stores SessionData in a ZODB, expiring it after ``timeout`` seconds.
 
     The last-access time is written at most once per ``resolution``
     seconds, so most reads write nothing.
     """
-
-    __parent__ = __name__ = None
-
-    timeout = FieldProperty(ISessionDataContainer['timeout'])
-    resolution = FieldProperty(ISessionDataContainer['resolution'])
-    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
 
     # zope.session's switch: True leaves all sweeping to sweep().
     disable_implicit_sweeps = False
@@ -108,10 +102,6 @@ class PersistentSessionDataContainer(persistent.Persistent):
         self.resolution = resolution
         self.lifetime = lifetime
         self._slices = LOBTree()
-
-    def __repr__(self):
-        return (f'<{type(self).__name__} timeout={self.timeout}'
-                f' resolution={self.resolution}>')
 
     # -- lookup ---------------------------------------------------------
 

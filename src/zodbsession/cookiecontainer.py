@@ -13,7 +13,6 @@ import json
 
 import persistent
 from zope.interface import implementer
-from zope.schema.fieldproperty import FieldProperty
 
 from zodbsession import clock
 from zodbsession import expiry
@@ -45,7 +44,8 @@ def _client_digest(client_id):
 
 
 @implementer(IRequestBoundContainer)
-class CookieSessionDataContainer(persistent.Persistent):
+class CookieSessionDataContainer(expiry.ExpirySettings,
+                                 persistent.Persistent):
     """Session data kept client-side, in one cookie per container.
 
     ``secret``: one or more signing secrets (the first signs; default:
@@ -57,12 +57,6 @@ class CookieSessionDataContainer(persistent.Persistent):
     Cookie attributes default to the client id manager's; ``path``,
     ``domain``, ``secure``, ``httpOnly`` and ``sameSite`` override them.
     """
-
-    __parent__ = __name__ = None
-
-    timeout = FieldProperty(ISessionDataContainer['timeout'])
-    resolution = FieldProperty(ISessionDataContainer['resolution'])
-    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
 
     def __init__(self, secret=None, encryption_key=None,
                  cookie_name='zodbsession_data', timeout=3600, resolution=60,

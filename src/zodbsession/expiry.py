@@ -5,6 +5,26 @@ is identified by the (exclusive) end of the time range it covers. Once a
 slice's end is older than ``timeout + resolution`` every session in it has
 expired, so sweeping drops whole slices without reading their sessions.
 """
+from zope.schema.fieldproperty import FieldProperty
+
+from zodbsession.interfaces import ISessionDataContainer
+
+
+class ExpirySettings:
+    """What every container says about how long a session lives:
+    ``timeout``, ``resolution`` and ``lifetime``, validated on assignment.
+    """
+
+    __parent__ = __name__ = None
+
+    timeout = FieldProperty(ISessionDataContainer['timeout'])
+    resolution = FieldProperty(ISessionDataContainer['resolution'])
+    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
+
+    def __repr__(self):
+        return (f'<{type(self).__name__} timeout={self.timeout}'
+                f' resolution={self.resolution}>')
+
 
 # With no timeout nothing expires, but sessions still move between slices
 # as they are used, so that setting a timeout later works; long slices

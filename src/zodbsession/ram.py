@@ -13,7 +13,6 @@ import persistent
 import transaction
 from ZODB.POSException import ConflictError
 from zope.interface import implementer
-from zope.schema.fieldproperty import FieldProperty
 
 from zodbsession import clock
 from zodbsession import expiry
@@ -273,19 +272,14 @@ class _RAMMapping:
 
 
 @implementer(ISessionDataContainer, IRequestBoundContainer)
-class RAMSessionDataContainer(_RAMMapping, persistent.Persistent):
+class RAMSessionDataContainer(_RAMMapping, expiry.ExpirySettings,
+                              persistent.Persistent):
     """Sessions in the memory of this process, shared by its threads.
 
     The container object itself may be stored in a ZODB (for instance as
     a persistent utility registration); its data never is, and is lost
     when the process ends.
     """
-
-    __parent__ = __name__ = None
-
-    timeout = FieldProperty(ISessionDataContainer['timeout'])
-    resolution = FieldProperty(ISessionDataContainer['resolution'])
-    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
 
     # zope.session's switch: True leaves all sweeping to sweep().
     disable_implicit_sweeps = False
@@ -295,10 +289,6 @@ class RAMSessionDataContainer(_RAMMapping, persistent.Persistent):
         self.resolution = resolution
         self.lifetime = lifetime
         self.key = secrets.token_hex(16)
-
-    def __repr__(self):
-        return (f'<{type(self).__name__} timeout={self.timeout}'
-                f' resolution={self.resolution}>')
 
     @property
     def _store(self):
