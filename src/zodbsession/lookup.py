@@ -17,16 +17,22 @@ from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 
 
+def environ_registry(request):
+    """The registry the host of ``request`` put in its WSGI environ, or
+    None. (The IComponentLookup adapter of WSGI and WebOb requests.)"""
+    environ = getattr(request, 'environ', None)
+    load_registry = (environ.get(REGISTRY_KEY)
+                     if isinstance(environ, dict) else None)
+    return None if load_registry is None else load_registry()
+
+
 def registry_for(request):
     """The component registry that serves ``request``."""
-    # The host's registry (what the IComponentLookup adapter of WSGI and
-    # WebOb requests returns), asked for directly: this runs several
-    # times per request.
-    environ = getattr(request, 'environ', None)
-    if type(environ) is dict:
-        load_registry = environ.get(REGISTRY_KEY)
-        if load_registry is not None:
-            return load_registry()
+    # The host's registry asked for directly, not through the adapter:
+    # this runs several times per request.
+    registry = environ_registry(request)
+    if registry is not None:
+        return registry
     registry = IComponentLookup(request, None)
     return registry if registry is not None else (
         zope.component.getSiteManager())

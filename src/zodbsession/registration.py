@@ -12,9 +12,9 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.lookup import environ_registry
 from zodbsession.requests import EnvironCookies
 from zodbsession.requests import WSGIRequest
-from zodbsession.requests import environ_registry
 from zodbsession.session import session_of
 
 

@@ -12,7 +12,6 @@ import webob.cookies
 from zope.interface import implementer
 
 from zodbsession.environkeys import PENDING_KEY
-from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import SESSION_KEY  # noqa: F401 (re-exported)
 from zodbsession.environkeys import SITE_KEY  # noqa: F401 (re-exported)
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
@@ -133,13 +132,6 @@ def set_cookie_header(name, value, attributes):
         text = texts[key] = webob.cookies.make_cookie(
             'n', 'v', **attributes)[len('n=v'):]
     return name + '=' + value + text
-
-
-def environ_registry(request):
-    """IComponentLookup of a request whose host put a registry in its
-    environ; None (no adapter) otherwise."""
-    load_registry = request.environ.get(REGISTRY_KEY)
-    return None if load_registry is None else load_registry()
 
 
 def cookie_value(header, name):
