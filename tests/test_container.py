@@ -8,9 +8,9 @@ from zope.interface.verify import verifyObject
 from zodbsession import ISessionDataContainer
 from zodbsession import PersistentSessionDataContainer
 from zodbsession import SessionData
-from zodbsession import SessionPkgData
 from zodbsession.clock import ManualClock
 from zodbsession.clock import use_clock
+from zodbsession.testing import add_session
 from zodbsession.container import IMPLICIT_SWEEP_LIMIT
 from zodbsession.testing import last_transaction_records
 
@@ -36,14 +36,6 @@ def new_container(db, **settings):
         **settings)
     manager.commit()
     connection.close()
-
-
-def add_session(container, client_id, **items):
-    data = SessionData()
-    data['pkg'] = SessionPkgData()
-    data['pkg'].update(items)
-    container[client_id] = data
-    return data
 
 
 def stored(db, client_id, **items):

@@ -13,6 +13,7 @@ from zodbsession import SessionData
 from zodbsession import SessionPkgData
 from zodbsession.clock import ManualClock
 from zodbsession.clock import use_clock
+from zodbsession.testing import add_session
 from zodbsession.container import IMPLICIT_SWEEP_LIMIT
 from zodbsession.expiry import slice_length
 
@@ -70,14 +71,6 @@ def worker():
     yield running
     running.run(transaction.abort)
     running.stop()
-
-
-def add_session(container, client_id, **items):
-    data = SessionData()
-    data['pkg'] = SessionPkgData()
-    data['pkg'].update(items)
-    container[client_id] = data
-    return data
 
 
 def committed(container, client_id, **items):

@@ -12,8 +12,6 @@ import webob.cookies
 from zope.interface import implementer
 
 from zodbsession.environkeys import PENDING_KEY
-from zodbsession.environkeys import SESSION_KEY  # noqa: F401 (re-exported)
-from zodbsession.environkeys import SITE_KEY  # noqa: F401 (re-exported)
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 from zodbsession.interfaces import IRequestCookies
 

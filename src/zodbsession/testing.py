@@ -21,6 +21,8 @@ import zope.component.testing
 from zodbsession import clock
 from zodbsession.clientid import CookieClientIdManager
 from zodbsession.container import PersistentSessionDataContainer
+from zodbsession.data import SessionData
+from zodbsession.data import SessionPkgData
 from zodbsession.registration import register_adapters
 from zodbsession.registration import register_session_utilities
 from zodbsession.environkeys import PENDING_KEY
@@ -137,6 +139,16 @@ class SessionTestClient:
         else:
             self.cookies[name.strip()] = webob.cookies.RequestCookies(
                 {'HTTP_COOKIE': morsel_text}).get(name.strip(), value)
+
+
+def add_session(container, client_id, **items):
+    """Store a new session for ``client_id`` in ``container``, holding
+    ``items`` in package ``'pkg'``; returns its SessionData."""
+    data = SessionData()
+    data['pkg'] = SessionPkgData()
+    data['pkg'].update(items)
+    container[client_id] = data
+    return data
 
 
 def run_in_threads(targets, timeout):
