@@ -25,6 +25,7 @@ from zodbsession.site import ensure_site
 from zodbsession.site import site_of
 from zodbsession.testing import TEST_SECRET
 from zodbsession.testing import last_transaction_records
+from zodbsession.transactions import has_transaction
 from zodbsession.wsgi import ATTEMPT_KEY
 from zodbsession.wsgi import REQUEST_KEY
 from zodbsession.wsgi import SESSION_KEY
@@ -221,6 +222,65 @@ def test_a_read_only_request_within_resolution_writes_nothing(db, clock):
     classes = [name for _oid, name in last_transaction_records(db)]
     assert 'zodbsession.data.SessionData' in classes
     assert len(classes) <= 3
+
+
+def test_a_read_only_request_starts_no_transaction(db, clock):
+    """Reading the session creates no transaction on the thread's manager
+    (so there is none to commit); the first change starts one."""
+    manager = transaction.manager.manager
+    seen = {}
+
+    def handle(request):
+        session = ISession(request.environ[REQUEST_KEY])
+        value = session[PKG].get('k')
+        seen['after read'] = has_transaction(manager)
+        if request.path == '/write':
+            session[PKG]['k'] = 'w'
+            seen['after write'] = has_transaction(manager)
+        return value
+
+    app = browser(db, handle)
+    app.get('/write')       # a new client: its session is created
+    assert seen['after write'] is True
+    before = db.storage.lastTransaction()
+    assert app.get('/read').text == 'w'
+    assert seen['after read'] is False
+    assert has_transaction(manager) is False
+    assert db.storage.lastTransaction() == before
+
+
+@pytest.mark.parametrize('path', ['/read', '/write'])
+def test_a_transaction_left_on_the_thread_is_not_committed(db, path):
+    """Work an earlier caller left uncommitted on the thread's manager
+    is aborted when a request starts, never committed with it."""
+    def handle(request):
+        session = ISession(request.environ[REQUEST_KEY])
+        if request.path == '/write':
+            session[PKG]['k'] = 'v'
+        return 'ok'
+
+    app = browser(db, handle)
+    stray = db.open()
+    stray.root()['stray'] = 'uncommitted'
+    assert has_transaction(transaction.manager.manager)
+    assert app.get(path).text == 'ok'
+    stray.close()
+    with db.transaction() as connection:
+        assert 'stray' not in connection.root()
+
+
+def test_an_explicit_thread_manager_gets_a_transaction_begun(db):
+    transaction.manager.explicit = True
+    try:
+        app = browser(db, set_items(k='v'))
+        app.get('/')
+        client_id = app.cookies[COOKIE]
+        assert stored(db, client_id) == {'k': 'v'}
+        assert browser(db, read_items).get(
+            '/', headers={'Cookie': f'{COOKIE}={client_id}'}).text == (
+            "[('k', 'v')]")
+    finally:
+        transaction.manager.explicit = False
 
 
 # -- retries ------------------------------------------------------------------

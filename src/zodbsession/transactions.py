@@ -1,10 +1,23 @@
 """How a request's transaction ends: one rule for every hosting."""
 
 
+def has_transaction(manager):
+    """Whether ``manager`` has a transaction under way, asked without
+    starting one (``manager.get()`` would).
+
+    A manager of another make, whose state this cannot see, is taken to
+    have one: then the request ends the way it always did.
+    """
+    return getattr(manager, '_txn', True) is not None
+
+
 def end_transaction(manager, abort=False):
     """Commit the manager's transaction, or abort it when ``abort`` is
     true or the transaction is doomed. A failed commit is aborted and
-    its error raised, for the retry policy to judge."""
+    its error raised, for the retry policy to judge. With no transaction
+    under way (the request changed nothing) there is nothing to end."""
+    if not has_transaction(manager):
+        return
     if abort or manager.isDoomed():
         manager.abort()
         return

@@ -4,7 +4,9 @@ Per request: one transaction, committed when the application returns and
 aborted when it raises; a conflict re-runs the request (its body is kept
 for that) up to ``retries`` times. The connection comes from the pool only
 when the request touches its session, so requests that never do cost
-nothing. The application finds:
+nothing; and the transaction starts only when something joins it (the
+thread's manager starts it then), so a request that only reads commits
+nothing and skips the transaction's bookkeeping. The application finds:
 
 - ``environ['zodbsession.session']``: the request's ISession, with
   ``invalidate()``, ``regenerate()``, ``delete()`` and ``persist()``;
@@ -33,6 +35,7 @@ from zodbsession.session import Session
 from zodbsession.site import ConnectionSite
 from zodbsession.site import ensure_site
 from zodbsession.transactions import end_transaction
+from zodbsession.transactions import has_transaction
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +123,15 @@ class SessionMiddleware:
         environ[REQUEST_KEY] = request
         environ[SESSION_KEY] = Session(request)
         environ[ATTEMPT_KEY] = attempt
-        _begin(manager)
+        _start(manager)
         token = current.enter(request)
         try:
             try:
                 status, headers, body, exc_info = _call_app(
                     self.app, environ)
             except BaseException:
-                manager.abort()
+                if has_transaction(manager):
+                    manager.abort()
                 raise
             site.close_if_unchanged()
             end_transaction(manager)
@@ -142,24 +146,36 @@ class SessionMiddleware:
         return status, headers, body, exc_info
 
 
-def _begin(manager):
-    """Begin the request's transaction.
+def _start(manager):
+    """Start the request with no transaction left from before it.
+
+    The thread's (implicit) manager starts the request's transaction when
+    the first data manager joins, and a connection opened without one
+    reads the latest state all the same; so nothing is begun here, and a
+    request that only reads never creates a transaction. An explicit
+    manager has no such start: its transaction is begun now.
 
     A ZODB connection that an earlier request on this thread could not
     close during a storage outage may still follow the thread's
-    transactions and poll the dead storage at every begin; then even a
-    request that never touches its session would fail. Such followers
-    are dropped (requests register what they need anew).
+    transactions and poll the dead storage when one begins or ends; such
+    followers are dropped (requests register what they need anew).
     """
     try:
-        manager.begin()
+        _clear(manager)
     except Exception as exc:
         if not is_storage_unavailable(exc):
             raise
         log.warning('dropping transaction synchronizers left behind by a'
                     ' storage outage: %s: %s', type(exc).__name__, exc)
         manager.clearSynchs()
+        _clear(manager)
+
+
+def _clear(manager):
+    if getattr(manager, 'explicit', False):
         manager.begin()
+    elif has_transaction(manager):
+        manager.abort()
 
 
 def _buffered_body(environ):
