@@ -3,7 +3,6 @@ import secrets as _secrets
 
 import persistent
 from zope.interface import implementer
-from zope.schema.fieldproperty import FieldProperty
 
 from zodbsession import clock
 from zodbsession import placement
@@ -13,6 +12,7 @@ from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.lookup import registry_for
 from zodbsession.signing import Signer
+from zodbsession.validated import Setting
 
 ID_BYTES = 32           # 256 bits of entropy per client id
 ID_MAX_LENGTH = 128     # a signed id is about 97 characters; reject longer
@@ -63,21 +63,21 @@ class CookieClientIdManager(persistent.Persistent):
 
     __parent__ = __name__ = None
 
-    namespace = FieldProperty(ICookieClientIdManager['namespace'])
-    cookieLifetime = FieldProperty(ICookieClientIdManager['cookieLifetime'])
-    thirdparty = FieldProperty(ICookieClientIdManager['thirdparty'])
-    domain = FieldProperty(ICookieClientIdManager['domain'])
-    path = FieldProperty(ICookieClientIdManager['path'])
-    secure = FieldProperty(ICookieClientIdManager['secure'])
-    postOnly = FieldProperty(ICookieClientIdManager['postOnly'])
-    httpOnly = FieldProperty(ICookieClientIdManager['httpOnly'])
-    sameSite = FieldProperty(ICookieClientIdManager['sameSite'])
+    namespace = Setting(ICookieClientIdManager['namespace'])
+    cookieLifetime = Setting(ICookieClientIdManager['cookieLifetime'])
+    thirdparty = Setting(ICookieClientIdManager['thirdparty'])
+    domain = Setting(ICookieClientIdManager['domain'])
+    path = Setting(ICookieClientIdManager['path'])
+    secure = Setting(ICookieClientIdManager['secure'])
+    postOnly = Setting(ICookieClientIdManager['postOnly'])
+    httpOnly = Setting(ICookieClientIdManager['httpOnly'])
+    sameSite = Setting(ICookieClientIdManager['sameSite'])
 
     def __init__(self, namespace=None, secret=None, **settings):
         self.namespace = namespace or DEFAULT_NAMESPACE
         self.secret = secret if secret is not None else generate_secret()
-        # Store every default: FieldProperty binds a copy of the field on
-        # each read of an unset attribute, and several are read per request.
+        # Every setting is given a value (a Setting has no default of its
+        # own to fall back on).
         for name in _DEFAULTED_FIELDS:
             self.__dict__[name] = ICookieClientIdManager[name].default
         for name, value in settings.items():

@@ -5,21 +5,21 @@ is identified by the (exclusive) end of the time range it covers. Once a
 slice's end is older than ``timeout + resolution`` every session in it has
 expired, so sweeping drops whole slices without reading their sessions.
 """
-from zope.schema.fieldproperty import FieldProperty
-
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.validated import Setting
 
 
 class ExpirySettings:
     """What every container says about how long a session lives:
-    ``timeout``, ``resolution`` and ``lifetime``, validated on assignment.
+    ``timeout``, ``resolution`` and ``lifetime``, validated on assignment
+    (each container's constructor assigns all three).
     """
 
     __parent__ = __name__ = None
 
-    timeout = FieldProperty(ISessionDataContainer['timeout'])
-    resolution = FieldProperty(ISessionDataContainer['resolution'])
-    lifetime = FieldProperty(ISessionDataContainer['lifetime'])
+    timeout = Setting(ISessionDataContainer['timeout'])
+    resolution = Setting(ISessionDataContainer['resolution'])
+    lifetime = Setting(ISessionDataContainer['lifetime'])
 
     def __repr__(self):
         return (f'<{type(self).__name__} timeout={self.timeout}'
