@@ -10,7 +10,7 @@ from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IRequestCookies
-from zodbsession.lookup import registry_for
+from zodbsession.lookup import utility_for
 from zodbsession.signing import Signer
 from zodbsession.validated import Setting
 
@@ -34,7 +34,7 @@ class ClientId(str):
     """``IClientId(request)``: the client id from the IClientIdManager."""
 
     def __new__(cls, request):
-        manager = registry_for(request).getUtility(IClientIdManager)
+        manager = utility_for(request, IClientIdManager)
         return str.__new__(cls, manager.getClientId(request))
 
 

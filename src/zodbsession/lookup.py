@@ -10,11 +10,48 @@ current site manager.
 import transaction
 import zope.component
 from zope.interface.interfaces import IComponentLookup
+from zope.interface.registry import Components
 
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
+
+
+# A frozen registry remembers at most this many answers (package ids are
+# names in the application's code, so a handful in practice).
+MAX_REMEMBERED = 1024
+
+
+class FrozenRegistry(Components):
+    """A registry filled once and then only read (the site's snapshot):
+    what a lookup found stays true, so it is remembered."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._found = {}
+
+    def container(self, pkg_id):
+        """The container for ``pkg_id``: named after it, else unnamed."""
+        found = self._found.get(pkg_id)
+        if found is None:
+            found = self.queryUtility(ISessionDataContainer, pkg_id)
+            if found is None:
+                found = self.getUtility(ISessionDataContainer)
+            self._remember(pkg_id, found)
+        return found
+
+    def utility(self, provided):
+        """The unnamed ``provided`` utility (ComponentLookupError if none)."""
+        found = self._found.get(provided)
+        if found is None:
+            found = self.getUtility(provided)
+            self._remember(provided, found)
+        return found
+
+    def _remember(self, key, found):
+        if len(self._found) < MAX_REMEMBERED:
+            self._found[key] = found
 
 
 def environ_registry(request):
@@ -42,6 +79,8 @@ def container_for(pkg_id, request=None):
     """The ISessionDataContainer that holds ``pkg_id``'s data."""
     registry = (zope.component.getSiteManager() if request is None
                 else registry_for(request))
+    if isinstance(registry, FrozenRegistry):
+        return _bound(registry.container(pkg_id), request)
     container = registry.queryUtility(ISessionDataContainer, pkg_id)
     if container is None:
         container = registry.getUtility(ISessionDataContainer)
@@ -52,6 +91,14 @@ def _bound(container, request):
     if request is not None and IRequestBoundContainer.providedBy(container):
         return container.bind(request)
     return container
+
+
+def utility_for(request, provided):
+    """The unnamed ``provided`` utility of the registry serving ``request``."""
+    registry = registry_for(request)
+    if isinstance(registry, FrozenRegistry):
+        return registry.utility(provided)
+    return registry.getUtility(provided)
 
 
 def all_containers(request):

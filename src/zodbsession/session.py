@@ -11,7 +11,7 @@ from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.lookup import all_containers
 from zodbsession.lookup import container_for
-from zodbsession.lookup import registry_for
+from zodbsession.lookup import utility_for
 from zodbsession.environkeys import SESSION_KEY
 
 
@@ -35,8 +35,8 @@ class Session:
     def _manager(self):
         manager = self._client_id_manager
         if manager is None:
-            manager = self._client_id_manager = registry_for(
-                self.request).getUtility(IClientIdManager)
+            manager = self._client_id_manager = utility_for(
+                self.request, IClientIdManager)
         return manager
 
     def _container(self, pkg_id):

@@ -17,7 +17,6 @@ import persistent
 import transaction
 import zope.component
 from zope.interface import implementer
-from zope.interface.registry import Components
 from ZODB.POSException import ConflictError
 from ZODB.POSException import ConnectionStateError
 from zope.component.persistentregistry import PersistentComponents
@@ -30,6 +29,7 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.lookup import FrozenRegistry
 from zodbsession.ram import RAMSessionDataContainer
 from zodbsession.environkeys import SITE_KEY
 
@@ -217,7 +217,7 @@ _PROCESS_LEVEL = (RAMSessionDataContainer, CookieSessionDataContainer)
 def take_snapshot(site):
     """A non-persistent registry equivalent to ``site``'s, or None when
     the site holds something a snapshot cannot stand in for."""
-    snapshot = Components(
+    snapshot = FrozenRegistry(
         'zodbsession.snapshot',
         bases=(zope.component.getGlobalSiteManager(),))
     utilities = site.registry.utilities
@@ -247,10 +247,17 @@ class _SnapshotCache:
     def __init__(self):
         self._lock = threading.Lock()
         self._entries = weakref.WeakKeyDictionary()   # db -> (registry, due)
+        # (db, registry, due) of the last snapshot taken: most processes
+        # serve one database, and this spares a weak-key lookup per
+        # request. Set and reset under the lock only, so forget() wins.
+        self._last = (None, None, 0)
 
     def get(self, db):
-        entry = self._entries.get(db)
         now = time.monotonic()
+        last_db, registry, due = self._last
+        if last_db is db and due > now:
+            return registry
+        entry = self._entries.get(db)
         if entry is not None and entry[1] > now:
             return entry[0]
         with self._lock:
@@ -269,6 +276,7 @@ class _SnapshotCache:
                             SNAPSHOT_TTL + now - entry[1], exc_info=True)
                 registry = entry[0]
             self._entries[db] = (registry, now + SNAPSHOT_TTL)
+            self._last = (db, registry, now + SNAPSHOT_TTL)
             return registry
 
     def _take(self, db):
@@ -284,6 +292,7 @@ class _SnapshotCache:
     def forget(self, db):
         with self._lock:
             self._entries.pop(db, None)
+            self._last = (None, None, 0)
 
 
 snapshots = _SnapshotCache()
