@@ -9,7 +9,7 @@ from zodbsession import placement
 from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
-from zodbsession.interfaces import IRequestCookies
+from zodbsession.lookup import cookies_of
 from zodbsession.lookup import utility_for
 from zodbsession.signing import Signer
 from zodbsession.validated import Setting
@@ -116,7 +116,7 @@ class CookieClientIdManager(persistent.Persistent):
         if client_id is None:
             if self.thirdparty or (
                     self.postOnly
-                    and IRequestCookies(request).method != 'POST'):
+                    and cookies_of(request).method != 'POST'):
                 raise MissingClientIdException(
                     f'no valid {self.namespace!r} cookie in the request')
             client_id = self.generateUniqueId()
@@ -153,7 +153,7 @@ class CookieClientIdManager(persistent.Persistent):
 
     def getRequestId(self, request):
         """The request's valid client id, or None. Never raises."""
-        value = IRequestCookies(request).get_cookie(self.namespace)
+        value = cookies_of(request).get_cookie(self.namespace)
         if value is None:
             return None
         if self.thirdparty:
@@ -165,13 +165,13 @@ class CookieClientIdManager(persistent.Persistent):
         response during this request; None if there is none."""
         if self.thirdparty:
             return None
-        value = IRequestCookies(request).get_request_cookie(self.namespace)
+        value = cookies_of(request).get_request_cookie(self.namespace)
         return value if value is not None and self.verify(value) else None
 
     def setRequestId(self, request, client_id):
         if self.thirdparty:
             return
-        cookies = IRequestCookies(request)
+        cookies = cookies_of(request)
         max_age = self.cookieLifetime
         if max_age == 0:
             max_age = _FOREVER
@@ -189,7 +189,7 @@ class CookieClientIdManager(persistent.Persistent):
         """Make the client forget its id (and so its session)."""
         if self.thirdparty:
             return
-        cookies = IRequestCookies(request)
+        cookies = cookies_of(request)
         cookies.delete_cookie(
             self.namespace, path=self.path or cookies.application_path or '/',
             domain=self.domain or None)

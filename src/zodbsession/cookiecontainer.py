@@ -23,9 +23,9 @@ from zodbsession.clientid import generate_secret
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IRequestBoundContainer
-from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.jsondata import JSONSessionData
+from zodbsession.lookup import cookies_of
 from zodbsession.lookup import registry_for
 from zodbsession.lookup import transaction_manager_for
 from zodbsession.signing import normalize_secrets
@@ -194,7 +194,7 @@ class CookieSessionView:
     def _read(self):
         if not self._loaded:
             self._loaded = True
-            value = IRequestCookies(self.request).get_cookie(
+            value = cookies_of(self.request).get_cookie(
                 self.container.cookie_name)
             document = None
             if value and len(value) <= self.container.max_size:
@@ -327,7 +327,7 @@ class CookieSessionView:
 
     def tpc_finish(self, txn):
         try:
-            cookies = IRequestCookies(self.request)
+            cookies = cookies_of(self.request)
             attributes = self._cookie_attributes(cookies)
             name = self.container.cookie_name
             if self._removed:

@@ -13,6 +13,7 @@ from zope.interface.interfaces import IComponentLookup
 from zope.interface.registry import Components
 
 from zodbsession.interfaces import IRequestBoundContainer
+from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
@@ -108,6 +109,15 @@ def all_containers(request):
             ISessionDataContainer):
         seen[id(container)] = container
     return [_bound(container, request) for container in seen.values()]
+
+
+def cookies_of(request):
+    """``IRequestCookies(request)``; the middleware's request is its own,
+    and asking whether it provides the interface costs a quarter of
+    adapting it (the client id's cookie is read on most requests)."""
+    if IRequestCookies.providedBy(request):
+        return request
+    return IRequestCookies(request)
 
 
 def transaction_manager_for(request, container=None):
