@@ -27,11 +27,9 @@ Run:  python bench/bench_cookies.py [--quick] [--rounds 15] [--requests 2000]
       [--profile] [--output cookies.json]
 """
 import argparse
-import cProfile
 import gc
 import io
 import os
-import pstats
 import sys
 import time
 
@@ -275,16 +273,10 @@ def time_batch(peer, requests):
 
 
 def profile(peer, requests, limit=25):
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(requests):
-        peer.one_request()
-    profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats('tottime').print_stats(limit)
-    stats.sort_stats('cumulative').print_stats(limit)
-    return out.getvalue()
+    def serve():
+        for _ in range(requests):
+            peer.one_request()
+    return common.profile_text(serve, limit, ('tottime', 'cumulative'))
 
 
 def main(argv=None):

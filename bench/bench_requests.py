@@ -476,17 +476,7 @@ def worker(name, directory, sessions, warmup_rw):
 
 
 def profile(run, variant, count, limit):
-    import cProfile
-    import pstats
-    profiler = cProfile.Profile()
-    profiler.enable()
-    run(variant, count)
-    profiler.disable()
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats('cumulative').print_stats(limit)
-    stats.sort_stats('tottime').print_stats(limit)
-    return text.getvalue()
+    return common.profile_text(lambda: run(variant, count), limit)
 
 
 # -- the driver ---------------------------------------------------------------

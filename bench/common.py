@@ -188,3 +188,20 @@ def progress(message):
     """Progress to stderr, so a worker's stdout stays clean."""
     sys.stderr.write(message + '\n')
     sys.stderr.flush()
+
+
+def profile_text(function, limit, sort_orders=('cumulative', 'tottime')):
+    """Run ``function()`` under cProfile; its statistics as text, the
+    ``limit`` top rows in each of ``sort_orders``."""
+    import cProfile
+    import io
+    import pstats
+    profiler = cProfile.Profile()
+    profiler.enable()
+    function()
+    profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    for order in sort_orders:
+        stats.sort_stats(order).print_stats(limit)
+    return text.getvalue()
