@@ -84,26 +84,33 @@ class CookieCodec:
 
     def decode(self, value):
         """The document, or None when the value is not one of ours."""
+        return self.decode_text(value)[0]
+
+    def decode_text(self, value):
+        """(document, its JSON text), or (None, None) when the value is
+        not one of ours."""
         payload = self._signer.unsign(value)
         if not payload:
-            return None
+            return None, None
         mode, body = payload[0], payload[1:]
         try:
             raw = b64decode(body)
         except ValueError:
-            return None
+            return None, None
         if mode == 'e':
             raw = self._open(raw)
         elif mode != 'p' or self._ciphers:
             # Once encryption is on, clear-text cookies are not accepted.
-            return None
+            return None, None
         if raw is None:
-            return None
+            return None, None
         try:
-            document = json.loads(raw.decode('utf-8'))
+            text = raw.decode('utf-8')
+            document = json.loads(text)
         except (UnicodeDecodeError, ValueError, RecursionError):
-            return None
-        return document if isinstance(document, dict) else None
+            return None, None
+        return (document, text) if isinstance(document, dict) else (
+            None, None)
 
     def _open(self, raw):
         nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]

@@ -43,6 +43,20 @@ def _client_digest(client_id):
                            digest_size=9).hexdigest()
 
 
+# One spelling of JSON data (equal data, equal text), so a change is seen
+# by comparing texts. One encoder for every request.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(',', ':'),
+                              ensure_ascii=False, allow_nan=False)
+_canonical = _CANONICAL.encode
+
+
+def _document_head(issued, created, digest):
+    """The document's JSON up to its packages' text: the packages come
+    last, so the text read back yields them without encoding them again.
+    (``issued`` and ``created`` are ints, ``digest`` is hex.)"""
+    return '{"t":%d,"o":%d,"c":"%s","d":' % (issued, created, digest)
+
+
 @implementer(IRequestBoundContainer)
 class CookieSessionDataContainer(expiry.ExpirySettings,
                                  persistent.Persistent):
@@ -173,6 +187,7 @@ class CookieSessionView:
         self._joined = None
         self._value = None        # cookie value to send after commit
         self._sent = None         # ... and (document, packages text)
+        self._digests = None      # (client id, its digest)
 
     @property
     def timeout(self):
@@ -196,14 +211,15 @@ class CookieSessionView:
             self._loaded = True
             value = cookies_of(self.request).get_cookie(
                 self.container.cookie_name)
-            document = None
+            document = text = None
             if value and len(value) <= self.container.max_size:
-                document = self.container.codec.decode(value)
+                document, text = self.container.codec.decode_text(value)
             if document is not None and not self._valid(document):
                 document = None
             if document is not None:
                 self._packages = document.pop('d')
-                self._packages_text = _canonical(self._packages)
+                self._packages_text = _packages_text(
+                    document, text, self._packages)
             self._document = document
         return self._document
 
@@ -229,16 +245,24 @@ class CookieSessionView:
             current.join(self)
             self._joined = current
 
+    def _digest(self, client_id):
+        # The client's digest, computed once per client id and view.
+        known = self._digests
+        if known is None or known[0] != client_id:
+            known = self._digests = (client_id, _client_digest(client_id))
+        return known[1]
+
     def get(self, client_id, default=None):
         self._join()
         if self._removed:
             return default
-        if self._data is not None and self._client_id == str(client_id):
+        client_id = str(client_id)
+        if self._data is not None and self._client_id == client_id:
             return self._data
         document = self._read()
-        if document is None or document['c'] != _client_digest(client_id):
+        if document is None or document['c'] != self._digest(client_id):
             return default
-        self._client_id = str(client_id)
+        self._client_id = client_id
         # The session's own objects: in-place changes to them are found at
         # commit by comparing with the canonical text read from the
         # cookie; after an abort, a fresh copy is made from that text.
@@ -302,18 +326,16 @@ class CookieSessionView:
         packages_text = _canonical(self._data.check_all())
         now = int(clock.now())
         previous = self._document
-        digest = _client_digest(self._client_id)
+        digest = self._digest(self._client_id)
         unchanged = (previous is not None
                      and previous['c'] == digest
                      and self._packages_text == packages_text)
         if unchanged and now - previous['t'] <= self.container.resolution:
             return
-        document = {'t': now, 'o': self._data.getCreated(), 'c': digest}
-        # The packages are already JSON text: put the document together
-        # around it rather than encode them again.
+        created = int(self._data.getCreated())
+        document = {'t': now, 'o': created, 'c': digest}
         value = self.container.codec.encode_text(
-            json.dumps(document, separators=(',', ':'))[:-1]
-            + ',"d":' + packages_text + '}')
+            _document_head(now, created, digest) + packages_text + '}')
         size = len(self.container.cookie_name) + 1 + len(value)
         if size > self.container.max_size:
             raise SessionTooLarge(
@@ -357,22 +379,44 @@ class CookieSessionView:
 
     def _cookie_attributes(self, cookies):
         manager = registry_for(self.request).queryUtility(IClientIdManager)
-        settings = {}
+        inherited = None
         if ICookieClientIdManager.providedBy(manager):
-            settings = {name: getattr(manager, name)
-                        for name in COOKIE_ATTRIBUTES}
-        settings.update(self.container.cookie_attributes)
+            inherited = tuple(getattr(manager, name)
+                              for name in COOKIE_ATTRIBUTES)
+        container = self.container
+        # What the attributes are made of; they are made again only when
+        # it changes (settings rarely do).
+        sources = (inherited, container.cookie_attributes,
+                   cookies.application_path, container.timeout)
+        made = getattr(container, '_v_cookie_attributes', None)
+        if made is None or made[0] != sources:
+            made = container._v_cookie_attributes = (
+                sources, self._make_cookie_attributes(*sources))
+        return made[1]
+
+    @staticmethod
+    def _make_cookie_attributes(inherited, own, application_path, timeout):
+        settings = dict(zip(COOKIE_ATTRIBUTES, inherited or ()))
+        settings.update(own)
         same_site = settings.get('sameSite', 'Lax')
         return dict(
-            path=settings.get('path') or cookies.application_path or '/',
+            path=settings.get('path') or application_path or '/',
             domain=settings.get('domain') or None,
             secure=bool(settings.get('secure')) or same_site == 'None',
             httponly=settings.get('httpOnly', True),
             samesite=same_site,
-            max_age=self.container.timeout or None)
+            max_age=timeout or None)
 
 
-def _canonical(packages):
-    """One spelling of JSON data: equal data, equal text."""
-    return json.dumps(packages, sort_keys=True, separators=(',', ':'),
-                      ensure_ascii=False, allow_nan=False)
+def _packages_text(document, text, packages):
+    """The canonical text of a cookie's packages: as written, when the
+    cookie has the layout tpc_vote writes (then no encoding is needed),
+    else encoded again."""
+    try:
+        head = _document_head(document['t'], document.get('o', 0),
+                              document['c'])
+    except TypeError:
+        head = None
+    if head is not None and text.startswith(head) and text.endswith('}'):
+        return text[len(head):-1]
+    return _canonical(packages)

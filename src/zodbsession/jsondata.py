@@ -4,6 +4,7 @@ import math
 from zodbsession.data import SessionData
 
 _SCALARS = (str, bool, int, type(None))
+_UNCHANGEABLE = frozenset(_SCALARS)
 
 
 def _type_name(value):
@@ -59,6 +60,16 @@ class JSONSessionData(SessionData):
     def _check_value(self, pkg_id, key, value):
         check_json(pkg_id, key, value)
 
+    def to_plain(self):
+        # Values set here are kept live (never pickled), so the live dicts
+        # are the data: no copy, no view per package. (Unpickled data,
+        # whose values are not all live, takes the general way.)
+        live, stored = self._live, self._stored
+        if any(len(live.get(pkg_id, ())) != len(items)
+               for pkg_id, items in stored.items()):
+            return super().to_plain()
+        return {pkg_id: live[pkg_id] for pkg_id in stored}
+
     def check_all(self):
         """Check every value again (lists may have been mutated).
 
@@ -68,5 +79,8 @@ class JSONSessionData(SessionData):
         packages = self.to_plain()
         for pkg_id, items in packages.items():
             for key, value in items.items():
-                check_json(pkg_id, key, value)
+                # A str, int, bool or None cannot have changed since it
+                # was checked; anything else is checked again.
+                if type(value) not in _UNCHANGEABLE:
+                    check_json(pkg_id, key, value)
         return packages
