@@ -26,7 +26,7 @@ from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.jsondata import JSONSessionData
 from zodbsession.lookup import cookies_of
-from zodbsession.lookup import registry_for
+from zodbsession.lookup import query_utility_for
 from zodbsession.lookup import transaction_manager_for
 from zodbsession.signing import normalize_secrets
 
@@ -378,7 +378,7 @@ class CookieSessionView:
         self._joined = None
 
     def _cookie_attributes(self, cookies):
-        manager = registry_for(self.request).queryUtility(IClientIdManager)
+        manager = query_utility_for(self.request, IClientIdManager)
         inherited = None
         if ICookieClientIdManager.providedBy(manager):
             inherited = tuple(getattr(manager, name)

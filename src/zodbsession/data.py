@@ -77,6 +77,15 @@ class SessionPkgData(MutableMapping):
         live[key] = value
         return value
 
+    def get(self, key, default=None):
+        # Mapping.get by way of __getitem__ and KeyError, without them.
+        stored, live = self._dicts()
+        if key in live:
+            return live[key]
+        if key not in stored:
+            return default
+        return self[key]
+
     def __setitem__(self, key, value):
         if self._owner is not None:
             self._owner._check_value(self._pkg_id, key, value)

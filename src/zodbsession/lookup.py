@@ -19,6 +19,8 @@ from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 
 
+_UNKNOWN = object()
+
 # A frozen registry remembers at most this many answers (package ids are
 # names in the application's code, so a handful in practice).
 MAX_REMEMBERED = 1024
@@ -47,6 +49,14 @@ class FrozenRegistry(Components):
         found = self._found.get(provided)
         if found is None:
             found = self.getUtility(provided)
+            self._remember(provided, found)
+        return found
+
+    def query_utility(self, provided):
+        """The unnamed ``provided`` utility, or None."""
+        found = self._found.get(provided, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self.queryUtility(provided)
             self._remember(provided, found)
         return found
 
@@ -100,6 +110,14 @@ def utility_for(request, provided):
     if isinstance(registry, FrozenRegistry):
         return registry.utility(provided)
     return registry.getUtility(provided)
+
+
+def query_utility_for(request, provided):
+    """The unnamed ``provided`` utility serving ``request``, or None."""
+    registry = registry_for(request)
+    if isinstance(registry, FrozenRegistry):
+        return registry.query_utility(provided)
+    return registry.queryUtility(provided)
 
 
 def all_containers(request):

@@ -124,7 +124,8 @@ def set_cookie_header(name, value, attributes):
     if cached_second != second:
         texts = {}
         _attribute_texts = (second, texts)
-    key = tuple(sorted(attributes.items()))
+    # set_cookie always lists the attributes in one order: no sorting.
+    key = tuple(attributes.items())
     text = texts.get(key)
     if text is None:
         text = texts[key] = webob.cookies.make_cookie(

@@ -74,6 +74,14 @@ def normalize_secrets(secrets, setting='secret'):
     return tuple(result)
 
 
+def _unwrapped(mac):
+    inner = getattr(mac, '_hmac', None)
+    if inner is not None and all(
+            hasattr(inner, name) for name in ('copy', 'update', 'digest')):
+        return inner
+    return mac
+
+
 class Signer:
     """Signs and verifies text values.
 
@@ -83,11 +91,13 @@ class Signer:
 
     def __init__(self, secrets, salt, max_length=DEFAULT_MAX_LENGTH):
         # One keyed HMAC per secret, copied for each value: the key
-        # schedule is computed once, not on every request.
+        # schedule is computed once, not on every request. Where the hmac
+        # module wraps OpenSSL's HMAC object, that object is used itself
+        # (same copy/update/digest, without a Python layer per call).
         self._macs = tuple(
-            hmac.new(hashlib.sha256(salt.encode('utf-8') + b'\0'
-                                    + secret).digest(),
-                     digestmod=hashlib.sha256)
+            _unwrapped(hmac.new(hashlib.sha256(salt.encode('utf-8') + b'\0'
+                                               + secret).digest(),
+                                digestmod=hashlib.sha256))
             for secret in normalize_secrets(secrets))
         self.max_length = max_length
 
