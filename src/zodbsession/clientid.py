@@ -42,13 +42,15 @@ def generate_secret():
     return _secrets.token_urlsafe(32)
 
 
-def forbid_caching(cookies):
+def forbid_caching(cookies, committed=False):
     """Keep caches from storing a response that sets a session cookie:
     replayed to somebody else, it would hand them this client's session.
     """
-    cookies.set_header('Cache-Control', 'no-cache="Set-Cookie,Set-Cookie2"')
-    cookies.set_header('Pragma', 'no-cache')
-    cookies.set_header('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT')
+    cookies.set_header('Cache-Control', 'no-cache="Set-Cookie,Set-Cookie2"',
+                       committed=committed)
+    cookies.set_header('Pragma', 'no-cache', committed=committed)
+    cookies.set_header('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT',
+                       committed=committed)
 
 
 @implementer(ICookieClientIdManager)

@@ -357,8 +357,12 @@ class CookieSessionView:
                     cookies.delete_cookie(name, path=attributes['path'],
                                           domain=attributes['domain'])
             elif self._value is not None:
-                cookies.set_cookie(name, self._value, **attributes)
-                forbid_caching(cookies)
+                # The transaction has committed: nothing may take the
+                # cookie back (and the response need not follow later
+                # transactions for it).
+                cookies.set_cookie(name, self._value, committed=True,
+                                   **attributes)
+                forbid_caching(cookies, committed=True)
                 # What the browser now holds (the live values stay the
                 # session's).
                 self._document, self._packages_text = self._sent

@@ -275,14 +275,19 @@ class IRequestCookies(Interface):
         """The cookie's value as the request brought it, or None."""
 
     def set_cookie(name, value, max_age=None, path='/', domain=None,
-                   secure=False, httponly=True, samesite='Lax'):
+                   secure=False, httponly=True, samesite='Lax',
+                   committed=False):
         """Set a cookie on the response.
 
-        ``max_age`` None makes a browser-session cookie.
+        ``max_age`` None makes a browser-session cookie. ``committed``
+        true: the cookie belongs to a transaction that has committed (it
+        is set from a data manager's ``tpc_finish``), so no later abort
+        may take it back.
         """
 
     def delete_cookie(name, path='/', domain=None):
         """Make the client forget a cookie."""
 
-    def set_header(name, value):
-        """Set (replace) a response header."""
+    def set_header(name, value, committed=False):
+        """Set (replace) a response header (``committed``: as for
+        ``set_cookie``)."""

@@ -37,7 +37,10 @@ class PublisherCookies:
         return IHTTPApplicationRequest(self.request).getCookies().get(name)
 
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,
-                   secure=False, httponly=True, samesite='Lax'):
+                   secure=False, httponly=True, samesite='Lax',
+                   committed=False):
+        # The publisher builds the response after the transaction ends;
+        # ``committed`` needs no bookkeeping here.
         options = {'path': path}
         if max_age is not None:
             options['max_age'] = max_age
@@ -57,5 +60,5 @@ class PublisherCookies:
             options['domain'] = domain
         self.request.response.expireCookie(name, **options)
 
-    def set_header(self, name, value):
+    def set_header(self, name, value, committed=False):
         self.request.response.setHeader(name, value)

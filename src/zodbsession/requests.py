@@ -37,6 +37,14 @@ class PendingResponse:
         self._kept = ({}, {})
         self._followed = None
 
+    def add(self, kind, name, entry, committed=False):
+        """Add a cookie (kind ``'cookies'``) or header (``'headers'``);
+        ``committed``: it belongs to a committed transaction, and a later
+        ``discard()`` keeps it."""
+        getattr(self, kind)[name] = entry
+        if committed:
+            self._kept[kind == 'headers'][name] = entry
+
     def follow(self, transaction_manager):
         """Keep or discard what is pending as ``transaction_manager``'s
         transactions commit or abort, from the current one on."""
@@ -192,22 +200,27 @@ class EnvironCookies:
 
     @property
     def _pending(self):
+        return self._pending_response(committed=False)
+
+    def _pending_response(self, committed):
         pending = self.environ.get(PENDING_KEY)
         if pending is None:
             pending = PendingResponse.of(self.environ)
-            # Under the middleware: cookies go out only for transactions
-            # that commit (including one that persist() committed before
-            # a later one was aborted). Requests that set no cookie never
-            # pay for following the transaction.
-            manager = self.environ.get(TRANSACTION_MANAGER_KEY)
-            if manager is not None:
-                pending.follow(manager)
             # Pyramid: get the cookies onto whatever response the view
             # returns.
             add_callback = getattr(self.request, 'add_response_callback',
                                    None)
             if add_callback is not None:
                 add_callback(lambda request, response: pending.apply(response))
+        if not committed and pending._followed is None:
+            # Under the middleware: cookies go out only for transactions
+            # that commit (including one that persist() committed before
+            # a later one was aborted). Requests that set no cookie, or
+            # only committed ones, never pay for following the
+            # transaction.
+            manager = self.environ.get(TRANSACTION_MANAGER_KEY)
+            if manager is not None:
+                pending.follow(manager)
         return pending
 
     def get_cookie(self, name):
@@ -227,17 +240,20 @@ class EnvironCookies:
         return _cookie_text(parsed[1].get(name))
 
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,
-                   secure=False, httponly=True, samesite='Lax'):
+                   secure=False, httponly=True, samesite='Lax',
+                   committed=False):
         attributes = dict(max_age=max_age, path=path, domain=domain,
                           secure=secure, httponly=httponly,
                           samesite=samesite.lower() if samesite else None)
-        self._pending.cookies[name] = (value, attributes)
+        self._pending_response(committed).add(
+            'cookies', name, (value, attributes), committed)
 
     def delete_cookie(self, name, path='/', domain=None):
         self._pending.cookies[name] = (None, dict(path=path, domain=domain))
 
-    def set_header(self, name, value):
-        self._pending.headers[name] = value
+    def set_header(self, name, value, committed=False):
+        self._pending_response(committed).add(
+            'headers', name, value, committed)
 
 
 class WSGIRequest(EnvironCookies):
