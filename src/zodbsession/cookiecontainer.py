@@ -10,6 +10,7 @@ cookie as it was. The data is bound to the client id, so it follows
 """
 import hashlib
 import json
+import operator
 
 import persistent
 from zope.interface import implementer
@@ -224,19 +225,23 @@ class CookieSessionView:
         return self._document
 
     def _valid(self, document):
+        # Exact types: JSON gives nothing else, and true is not a time.
         issued = document.get('t')
+        created = document.get('o', 0)
         packages = document.get('d')
-        if not isinstance(issued, int) or not isinstance(packages, dict):
+        if (type(issued) is not int or type(created) is not int
+                or type(packages) is not dict
+                or type(document.get('c')) is not str):
             return False
-        if not isinstance(document.get('c'), str):
-            return False
-        if any(not isinstance(items, dict) for items in packages.values()):
-            return False
+        for items in packages.values():
+            if type(items) is not dict:
+                return False
+        container = self.container
         now = clock.now()
-        if expiry.outlived(document.get('o', 0), now,
-                           self.container.lifetime):
+        if container.lifetime and expiry.outlived(created, now,
+                                                  container.lifetime):
             return False
-        timeout = self.container.timeout
+        timeout = container.timeout
         return not timeout or now - issued <= timeout
 
     def _join(self):
@@ -385,8 +390,7 @@ class CookieSessionView:
         manager = query_utility_for(self.request, IClientIdManager)
         inherited = None
         if ICookieClientIdManager.providedBy(manager):
-            inherited = tuple(getattr(manager, name)
-                              for name in COOKIE_ATTRIBUTES)
+            inherited = _manager_attributes(manager)
         container = self.container
         # What the attributes are made of; they are made again only when
         # it changes (settings rarely do).
@@ -410,6 +414,9 @@ class CookieSessionView:
             httponly=settings.get('httpOnly', True),
             samesite=same_site,
             max_age=timeout or None)
+
+
+_manager_attributes = operator.attrgetter(*COOKIE_ATTRIBUTES)
 
 
 def _packages_text(document, text, packages):
