@@ -112,3 +112,70 @@ def test_signature_has_one_spelling():
     assert variants
     for variant in variants:
         assert signer.unsign(payload + '.' + variant) is None, variant
+
+
+# -- remembering values that passed ---------------------------------------------
+
+def _forget_keys(signer):
+    """Make ``signer`` check with a key nobody signs with: from then on
+    only what it remembers can pass."""
+    signer._macs = Signer(OTHER, 'elsewhere')._macs
+
+
+def test_a_remembered_value_passes_without_its_hmac_being_computed():
+    signer = Signer(SECRET, 'salt', remember=10)
+    seen, unseen = signer.sign('seen'), signer.sign('unseen')
+    assert signer.unsign(seen) == 'seen'
+    _forget_keys(signer)
+    assert signer.unsign(seen) == 'seen'      # remembered
+    assert signer.unsign(unseen) is None      # checked, and fails now
+
+
+def test_values_are_not_remembered_by_default():
+    signer = Signer(SECRET, 'salt')
+    signed = signer.sign('payload')
+    assert signer.unsign(signed) == 'payload'
+    _forget_keys(signer)
+    assert signer.unsign(signed) is None
+
+
+def test_a_value_that_failed_is_never_remembered():
+    signer = Signer(SECRET, 'salt', remember=10)
+    signed = signer.sign('payload')
+    forged = signed[:-1] + ('B' if signed[-1] != 'B' else 'C')
+    for _ in range(2):
+        assert signer.unsign(forged) is None
+    assert forged not in signer._passed
+
+
+def test_remembering_is_bounded():
+    signer = Signer(SECRET, 'salt', remember=3)
+    for index in range(10):
+        assert signer.unsign(signer.sign(f'v{index}')) == f'v{index}'
+        assert len(signer._passed) <= 3
+    # The newest is among the remembered ones.
+    assert signer.sign('v9') in signer._passed
+
+
+def test_a_str_subclass_equal_to_anything_is_checked_in_full():
+    signer = Signer(SECRET, 'salt', remember=10)
+    signed = signer.sign('payload')
+    assert signer.unsign(signed) == 'payload'
+
+    class EqualToAll(str):
+        def __eq__(self, other):
+            return True
+
+        def __hash__(self):
+            return hash(signed)
+
+    assert signer.unsign(EqualToAll('forged.value')) is None
+
+
+def test_new_client_id_secrets_forget_what_the_old_ones_passed():
+    from zodbsession.clientid import CookieClientIdManager
+    manager = CookieClientIdManager(secret=SECRET)
+    client_id = manager.generateUniqueId()
+    assert manager.verify(client_id)
+    manager.secret = OTHER
+    assert not manager.verify(client_id)

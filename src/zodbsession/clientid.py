@@ -16,6 +16,9 @@ from zodbsession.validated import Setting
 
 ID_BYTES = 32           # 256 bits of entropy per client id
 ID_MAX_LENGTH = 128     # a signed id is about 97 characters; reject longer
+# Client ids verified lately, remembered so a client's next requests skip
+# the HMAC (zodbsession.signing.Signer): at most about 3 MB.
+REMEMBERED_IDS = 16384
 DEFAULT_NAMESPACE = 'zodbsession'
 _SALT = 'zodbsession.clientid'
 # cookieLifetime 0 means "never expire": ten years is as close as
@@ -98,7 +101,8 @@ class CookieClientIdManager(persistent.Persistent):
 
     @secret.setter
     def secret(self, value):
-        signer = Signer(value, _SALT, ID_MAX_LENGTH)   # validates
+        signer = Signer(value, _SALT, ID_MAX_LENGTH,    # validates
+                        remember=REMEMBERED_IDS)
         self._secrets = tuple(value) if isinstance(
             value, (list, tuple)) else (value,)
         self._v_signer = signer
@@ -108,7 +112,7 @@ class CookieClientIdManager(persistent.Persistent):
         signer = getattr(self, '_v_signer', None)
         if signer is None:
             signer = self._v_signer = Signer(
-                self._secrets, _SALT, ID_MAX_LENGTH)
+                self._secrets, _SALT, ID_MAX_LENGTH, remember=REMEMBERED_IDS)
         return signer
 
     # -- IClientIdManager -----------------------------------------------

@@ -87,9 +87,17 @@ class Signer:
 
     ``salt`` separates uses of the same secrets (client ids, cookie
     sessions), so a signature made for one is worthless for the other.
+
+    ``remember``: how many values that passed to remember, so that the
+    same value is not checked again (0: none). For values a client sends
+    unchanged with request after request (client ids): only values that
+    passed enter, a value is found only if equal in full, and the memory
+    belongs to this signer, so new secrets start with none. Full, it is
+    emptied and starts again.
     """
 
-    def __init__(self, secrets, salt, max_length=DEFAULT_MAX_LENGTH):
+    def __init__(self, secrets, salt, max_length=DEFAULT_MAX_LENGTH,
+                 remember=0):
         # One keyed HMAC per secret, copied for each value: the key
         # schedule is computed once, not on every request. Where the hmac
         # module wraps OpenSSL's HMAC object, that object is used itself
@@ -100,6 +108,8 @@ class Signer:
                                 digestmod=hashlib.sha256))
             for secret in normalize_secrets(secrets))
         self.max_length = max_length
+        self._remember = remember
+        self._passed = {}     # value -> payload
 
     def __repr__(self):
         # Never show key material.
@@ -123,6 +133,11 @@ class Signer:
         """
         if not isinstance(value, str) or len(value) > self.max_length:
             return None
+        # (Exactly str: a subclass could make any value equal a remembered
+        # one.)
+        payload = self._passed.get(value) if type(value) is str else None
+        if payload is not None:
+            return payload
         payload, sep, signature = value.rpartition('.')
         if not sep or not value.isascii():
             return None
@@ -135,4 +150,10 @@ class Signer:
         for keyed_mac in self._macs:
             valid |= hmac.compare_digest(
                 signature, self._signature(keyed_mac, data))
-        return payload if valid else None
+        if not valid:
+            return None
+        if self._remember:
+            if len(self._passed) >= self._remember:
+                self._passed.clear()
+            self._passed[value] = payload
+        return payload
