@@ -94,7 +94,8 @@ class CookieCodec:
             return None, None
         mode, body = payload[0], payload[1:]
         try:
-            raw = b64decode(body)
+            # The signature covers this text: it is as we wrote it.
+            raw = b64decode(body, canonical=False)
         except ValueError:
             return None, None
         if mode == 'e':

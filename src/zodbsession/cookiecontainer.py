@@ -274,8 +274,8 @@ class CookieSessionView:
         packages, self._packages = self._packages, None
         if packages is None:
             packages = json.loads(self._packages_text)
-        self._data = JSONSessionData.from_plain(packages, document['t'])
-        self._data._created = document.get('o', 0)
+        self._data = JSONSessionData.from_plain(
+            packages, document['t'], document.get('o', 0))
         return self._data
 
     def __getitem__(self, client_id):
@@ -294,9 +294,8 @@ class CookieSessionView:
             for pkg_id, items in plain.items():
                 for key, value in items.items():
                     JSONSessionData()._check_value(pkg_id, key, value)
-            created = session_data.getCreated()
-            session_data = JSONSessionData.from_plain(plain)
-            session_data._created = created
+            session_data = JSONSessionData.from_plain(
+                plain, created=session_data.getCreated())
         session_data.setLastAccessTime(clock.now())
         self._data = session_data
         self._client_id = str(client_id)

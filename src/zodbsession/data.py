@@ -201,10 +201,14 @@ class SessionData(persistent.Persistent, MutableMapping):
         return {pkg_id: dict(self[pkg_id]) for pkg_id in self._stored}
 
     @classmethod
-    def from_plain(cls, packages, last_access=0):
-        """A SessionData holding ``{pkg_id: {key: value}}``."""
-        data = cls()
+    def from_plain(cls, packages, last_access=0, created=None):
+        """A SessionData holding ``{pkg_id: {key: value}}`` (``created``
+        None: created now)."""
+        data = cls.__new__(cls)
         data._last_access = last_access
+        data._created = int(clock.now()) if created is None else created
+        data._stored = {}
+        data._live = {}
         for pkg_id, items in packages.items():
             data._stored[pkg_id] = dict.fromkeys(items, _LIVE)
             data._live[pkg_id] = dict(items)

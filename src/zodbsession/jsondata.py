@@ -65,9 +65,9 @@ class JSONSessionData(SessionData):
         # are the data: no copy, no view per package. (Unpickled data,
         # whose values are not all live, takes the general way.)
         live, stored = self._live, self._stored
-        if any(len(live.get(pkg_id, ())) != len(items)
-               for pkg_id, items in stored.items()):
-            return super().to_plain()
+        for pkg_id, items in stored.items():
+            if len(live.get(pkg_id, ())) != len(items):
+                return super().to_plain()
         return {pkg_id: live[pkg_id] for pkg_id in stored}
 
     def check_all(self):

@@ -157,7 +157,12 @@ def _raw_cookies(header):
     """{name: raw value} of a Cookie header, the last of repeated names."""
     found = {}
     if isinstance(header, str):
-        for piece in _COOKIE_SEPARATORS.split(header):
+        # Most headers have no ',' (it separates cookies in old-style
+        # headers only): a plain split then does the regular expression's
+        # work.
+        pieces = (_COOKIE_SEPARATORS.split(header) if ',' in header
+                  else header.split(';'))
+        for piece in pieces:
             key, equals, value = piece.partition('=')
             if equals:
                 found[key.strip(_COOKIE_SPACE)] = value.strip(_COOKIE_SPACE)

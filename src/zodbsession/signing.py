@@ -27,8 +27,12 @@ def b64encode(data):
         _TO_URLSAFE).rstrip(b'=').decode('ascii')
 
 
-def b64decode(text):
-    """Decode unpadded URL-safe base64; raise ValueError on bad input."""
+def b64decode(text, canonical=True):
+    """Decode unpadded URL-safe base64; raise ValueError on bad input.
+
+    ``canonical`` false skips the check that ``text`` is the one spelling
+    of its bytes: for text a valid signature covers (it is what we wrote).
+    """
     try:
         if isinstance(text, str):
             text = text.encode('ascii')
@@ -41,9 +45,9 @@ def b64decode(text):
             strict_mode=True)
     except (ValueError, UnicodeError) as exc:  # binascii.Error included
         raise ValueError('not URL-safe base64') from exc
-    # b64decode also takes '+', '/' and non-zero spare bits; accept only
-    # the one canonical spelling, so a signed value has a single form.
-    if b64encode(data).encode('ascii') != text:
+    # a2b_base64 takes non-zero spare bits; accept only the one
+    # canonical spelling, so a signed value has a single form.
+    if canonical and b64encode(data).encode('ascii') != text:
         raise ValueError('not canonical URL-safe base64')
     return data
 

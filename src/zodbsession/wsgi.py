@@ -224,7 +224,7 @@ def _call_app(app, environ):
 
     result = app(environ, start_response)
     try:
-        body = [chunk for chunk in result]
+        body = list(result)
     finally:
         close = getattr(result, 'close', None)
         if close is not None:
