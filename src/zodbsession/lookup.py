@@ -129,10 +129,23 @@ def all_containers(request):
     return [_bound(container, request) for container in seen.values()]
 
 
+# Classes that implement IRequestCookies: their instances are their own.
+_COOKIE_CLASSES = set()
+
+
 def cookies_of(request):
-    """``IRequestCookies(request)``; the middleware's request is its own,
-    and asking whether it provides the interface costs a quarter of
-    adapting it (the client id's cookie is read on most requests)."""
+    """``IRequestCookies(request)``; the middleware's request is its own.
+
+    Requests are read several times per request (the client id's cookie,
+    each cookie container's): a class known to implement the interface
+    is answered by a set lookup, without asking zope.interface.
+    """
+    cls = type(request)
+    if cls in _COOKIE_CLASSES:
+        return request
+    if IRequestCookies.implementedBy(cls):
+        _COOKIE_CLASSES.add(cls)
+        return request
     if IRequestCookies.providedBy(request):
         return request
     return IRequestCookies(request)
