@@ -224,6 +224,10 @@ BAD_COOKIES = {
         site, good, lambda document: document.pop('d')),
     'time not a number': lambda site, good: _resigned(
         site, good, lambda document: document.update(t='soon')),
+    'time true': lambda site, good: _resigned(
+        site, good, lambda document: document.update(t=True)),
+    'creation time not a number': lambda site, good: _resigned(
+        site, good, lambda document: document.update(o='long ago')),
     'data not an object': lambda site, good: _resigned(
         site, good, lambda document: document.update(d=[1])),
     'package data not an object': lambda site, good: _resigned(
@@ -583,6 +587,27 @@ def test_cookie_is_set_only_when_changed_or_due(make_site, clock):
     # The refresh moved the timeout: alive past the first cookie's end.
     clock.advance(3600)
     assert visit(browser).json[PREFS] == {'n': 1}
+
+
+def test_a_cookie_in_another_layout_is_read_and_not_resent_unchanged(
+        site, clock):
+    # tpc_vote writes the packages last, so their text is taken from the
+    # cookie as it is; a validly signed cookie laid out otherwise (keys in
+    # another order, spaces) is read the same, and unchanged data is still
+    # seen as unchanged.
+    browser = site.browser()
+    written = site.codec.decode(data_cookie(
+        visit(browser, setter(PREFS, b=[1, 2], a='x'))))
+    relaid = {'d': written['d'], 'c': written['c'], 'o': written['o'],
+              't': written['t']}
+    put_cookie(browser, DATA, Signer(SECRET, _SALT).sign(
+        'p' + b64encode(json.dumps(relaid, indent=1).encode())))
+    response = visit(browser, setter(PREFS, a='x'))
+    assert response.json[PREFS] == {'a': 'x', 'b': [1, 2]}
+    assert data_cookie(response) is None
+    changed = visit(browser, setter(PREFS, a='y'))
+    assert site.codec.decode(data_cookie(changed))['d'] == {
+        PREFS: {'a': 'y', 'b': [1, 2]}}
 
 
 def test_requests_that_do_not_use_the_package_send_no_data_cookie(site):

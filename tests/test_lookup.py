@@ -47,3 +47,38 @@ def test_what_it_remembers_is_bounded(monkeypatch):
     for index in range(10):
         assert registry.container(f'pkg{index}') is unnamed
     assert len(registry._found) == 3
+
+
+def test_query_utility_remembers_a_missing_utility_as_none():
+    registry, _unnamed = frozen()
+    assert registry.query_utility(IClientIdManager) is None
+    assert registry.query_utility(IClientIdManager) is None
+    assert registry._found[IClientIdManager] is None
+    # utility() still refuses what is missing.
+    with pytest.raises(ComponentLookupError):
+        registry.utility(IClientIdManager)
+
+
+def test_cookies_of_a_request_that_is_its_own_cookies():
+    from zope.interface import alsoProvides
+    from zope.interface import implementer
+
+    from zodbsession.interfaces import IRequestCookies
+
+    @implementer(IRequestCookies)
+    class OwnCookies:
+        pass
+
+    class Plain:
+        pass
+
+    own = OwnCookies()
+    assert lookup.cookies_of(own) is own
+    assert lookup.cookies_of(own) is own          # the class is known now
+    assert OwnCookies in lookup._COOKIE_CLASSES
+    marked = Plain()
+    alsoProvides(marked, IRequestCookies)         # one instance only
+    assert lookup.cookies_of(marked) is marked
+    assert Plain not in lookup._COOKIE_CLASSES
+    with pytest.raises(TypeError):                # nothing adapts Plain
+        lookup.cookies_of(Plain())

@@ -217,3 +217,27 @@ def test_cookies_follow_a_changed_header(registry):
     request.environ['HTTP_COOKIE'] = 'a=3'
     assert request.get_request_cookie('a') == '3'
     assert request.get_request_cookie('b') is None
+
+
+def test_a_committed_cookie_outlives_a_later_abort(registry):
+    import transaction
+
+    from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
+
+    manager = transaction.TransactionManager()
+    request = wsgi_request()
+    request.environ[TRANSACTION_MANAGER_KEY] = manager
+    cookies = IRequestCookies(request)
+    manager.begin()
+    # As a cookie container's tpc_finish sets them.
+    cookies.set_cookie('kept', 'one', committed=True)
+    cookies.set_header('X-Kept', 'yes', committed=True)
+    pending = request.environ[PENDING_KEY]
+    assert pending._followed is None       # nothing of it to take back
+    cookies.set_cookie('dropped', 'two')
+    cookies.set_header('X-Dropped', 'yes')
+    assert pending._followed is manager
+    manager.abort()
+    assert set(pending.cookies) == {'kept'}
+    assert pending.headers == {'X-Kept': 'yes'}
+    pending.stop_following()
