@@ -56,7 +56,9 @@ class Slice(persistent.Persistent):
         return self.trees[key[0] % len(self.trees)]
 
     def get(self, key, default=None):
-        return self._tree(key).get(key, default)
+        # _tree's choice, written out: this runs on every request.
+        trees = self.trees
+        return trees[key[0] % len(trees)].get(key, default)
 
     def __setitem__(self, key, data):
         self._tree(key)[key] = data
@@ -137,10 +139,14 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         """The client's live SessionData (its last access brought up to
         date), or None."""
         now = clock.now()
-        key, found = self._live(client_id, now)
+        # _live, written out: this runs on every request.
+        key = client_key(client_id)
+        found = self._find(key, now)
         if found is None:
             return None
         end, slice_, data = found
+        if expiry.session_ended(data, now, self):
+            return None
         if expiry.needs_touch(data.getLastAccessTime(), now,
                               self.resolution):
             self._touch(key, end, slice_, data, now)

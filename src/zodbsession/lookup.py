@@ -90,6 +90,11 @@ def container_for(pkg_id, request=None):
     """The ISessionDataContainer that holds ``pkg_id``'s data."""
     registry = (zope.component.getSiteManager() if request is None
                 else registry_for(request))
+    return container_in(registry, pkg_id, request)
+
+
+def container_in(registry, pkg_id, request=None):
+    """``container_for`` with the registry already found."""
     if isinstance(registry, FrozenRegistry):
         return _bound(registry.container(pkg_id), request)
     container = registry.queryUtility(ISessionDataContainer, pkg_id)
@@ -106,7 +111,11 @@ def _bound(container, request):
 
 def utility_for(request, provided):
     """The unnamed ``provided`` utility of the registry serving ``request``."""
-    registry = registry_for(request)
+    return utility_in(registry_for(request), provided)
+
+
+def utility_in(registry, provided):
+    """``utility_for`` with the registry already found."""
     if isinstance(registry, FrozenRegistry):
         return registry.utility(provided)
     return registry.getUtility(provided)

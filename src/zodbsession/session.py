@@ -10,8 +10,9 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.lookup import all_containers
-from zodbsession.lookup import container_for
-from zodbsession.lookup import utility_for
+from zodbsession.lookup import container_in
+from zodbsession.lookup import registry_for
+from zodbsession.lookup import utility_in
 from zodbsession.environkeys import SESSION_KEY
 
 
@@ -30,20 +31,28 @@ class Session:
         # change under a request that is being served.
         self._client_id_manager = None
         self._containers = {}
+        self._found_registry = None
+
+    @property
+    def _registry(self):
+        registry = self._found_registry
+        if registry is None:
+            registry = self._found_registry = registry_for(self.request)
+        return registry
 
     @property
     def _manager(self):
         manager = self._client_id_manager
         if manager is None:
-            manager = self._client_id_manager = utility_for(
-                self.request, IClientIdManager)
+            manager = self._client_id_manager = utility_in(
+                self._registry, IClientIdManager)
         return manager
 
     def _container(self, pkg_id):
         container = self._containers.get(pkg_id)
         if container is None:
-            container = self._containers[pkg_id] = container_for(
-                pkg_id, self.request)
+            container = self._containers[pkg_id] = container_in(
+                self._registry, pkg_id, self.request)
         return container
 
     @property
