@@ -56,9 +56,7 @@ class Slice(persistent.Persistent):
         return self.trees[key[0] % len(self.trees)]
 
     def get(self, key, default=None):
-        # _tree's choice, written out: this runs on every request.
-        trees = self.trees
-        return trees[key[0] % len(trees)].get(key, default)
+        return self._tree(key).get(key, default)
 
     def __setitem__(self, key, data):
         self._tree(key)[key] = data
@@ -139,14 +137,10 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         """The client's live SessionData (its last access brought up to
         date), or None."""
         now = clock.now()
-        # _live, written out: this runs on every request.
-        key = client_key(client_id)
-        found = self._find(key, now)
+        key, found = self._live(client_id, now)
         if found is None:
             return None
         end, slice_, data = found
-        if expiry.session_ended(data, now, self):
-            return None
         if expiry.needs_touch(data.getLastAccessTime(), now,
                               self.resolution):
             self._touch(key, end, slice_, data, now)

@@ -238,8 +238,7 @@ class CookieSessionView:
                 return False
         container = self.container
         now = clock.now()
-        if container.lifetime and expiry.outlived(created, now,
-                                                  container.lifetime):
+        if expiry.outlived(created, now, container.lifetime):
             return False
         timeout = container.timeout
         return not timeout or now - issued <= timeout
@@ -419,14 +418,11 @@ _manager_attributes = operator.attrgetter(*COOKIE_ATTRIBUTES)
 
 
 def _packages_text(document, text, packages):
-    """The canonical text of a cookie's packages: as written, when the
-    cookie has the layout tpc_vote writes (then no encoding is needed),
-    else encoded again."""
-    try:
-        head = _document_head(document['t'], document.get('o', 0),
-                              document['c'])
-    except TypeError:
-        head = None
-    if head is not None and text.startswith(head) and text.endswith('}'):
+    """The canonical text of a valid cookie's packages: as written, when
+    the cookie has the layout tpc_vote writes (then no encoding is
+    needed), else encoded again."""
+    head = _document_head(document['t'], document.get('o', 0),
+                          document['c'])
+    if text.startswith(head) and text.endswith('}'):
         return text[len(head):-1]
     return _canonical(packages)

@@ -257,12 +257,8 @@ class EnvironCookies:
         self._pending.cookies[name] = (None, dict(path=path, domain=domain))
 
     def set_header(self, name, value, committed=False):
-        # Three of these come with every session cookie: the short way
-        # when the pending response is ready.
-        pending = self.environ.get(PENDING_KEY)
-        if pending is None or not (committed or pending._followed):
-            pending = self._pending_response(committed)
-        pending.add('headers', name, value, committed)
+        self._pending_response(committed).add(
+            'headers', name, value, committed)
 
 
 class WSGIRequest(EnvironCookies):
