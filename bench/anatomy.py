@@ -1,0 +1,269 @@
+"""Where the time of a request goes, step by step, against its target.
+
+Two requests miss their targets in ``make bench``: the read-only request
+of an existing client (bench_requests.py ``ro``: at most 1.3x the bare
+ZODB floor) and the read-write request whose data is in a signed cookie
+(bench_cookies.py: faster than Pyramid's ``SignedCookieSessionFactory``).
+This script takes each apart. Every row is a request, or the part of one
+named, run in this one process with the same peers the benchmarks use;
+rounds interleave the rows, and each figure is the median over rounds of
+the mean time per call, so that the rows can be compared with each other
+and with the budget the target leaves.
+
+Read-only request (10,000 sessions, ``--sessions``; FileStorage under
+``--dir``, tmpfs by default so that no fsync blurs the figures):
+
+- floor: bench_requests' floor (begin, open, read one object, abort,
+  close);
+- floor without its transaction: open, read, close;
+- zodbsession's storage work alone: open, the container by its object id,
+  the client's session, the counter, close (no WSGI, no cookie, no
+  registry, no transaction);
+- the middleware around an application that does not touch the session;
+  then one that only opens the request's connection; then one that only
+  reads the (signed) client id;
+- the whole request.
+
+Signed-cookie request:
+
+- Pyramid: bench_cookies' Pyramid peer;
+- the same work as one bare WSGI function: verify the client id's
+  signature, verify and decode the data cookie, add 1, encode and sign it,
+  set the cookie (no framework, no transaction);
+- a transaction with one data manager that does nothing: join, commit;
+- the middleware around an application that does not touch the session;
+- the whole request (bench_cookies' zodbsession peer, signed).
+
+Run:  python bench/anatomy.py [--rounds 15] [--calls 1000] [--sessions 10000]
+      [--dir DIR]
+"""
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
+READ_ONLY_TARGET = 1.3      # bench_requests: ro at most 1.3x the floor
+
+
+def measure(rows, rounds, calls):
+    """{label: median over rounds of µs per call}, rows interleaved and
+    their order rotated every round."""
+    samples = {label: [] for label in rows}
+    labels = list(rows)
+    for round_ in range(rounds):
+        shift = round_ % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            call = rows[label]
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            samples[label].append(
+                (time.perf_counter() - start) / calls * 1e6)
+    return {label: statistics.median(values)
+            for label, values in samples.items()}
+
+
+def print_table(title, figures, baseline):
+    print(f'\n{title}')
+    width = max(len(label) for label in figures)
+    for label, micros in figures.items():
+        print(f'  {label:<{width}}  {micros:7.1f} µs'
+              f'  {micros / figures[baseline]:5.2f}x {baseline}')
+
+
+def _no_session_app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'ok']
+
+
+def _app_that(step):
+    """A WSGI application that does ``step(environ)`` and nothing else."""
+    def app(environ, start_response):
+        step(environ)
+        return _no_session_app(environ, start_response)
+    return app
+
+
+# -- the read-only request -----------------------------------------------------
+
+def read_only_rows(directory, sessions):
+    import transaction
+
+    import bench_requests
+    from zodbsession.site import site_of
+    from zodbsession.wsgi import SessionMiddleware
+
+    floor = bench_requests.FloorPeer(directory, sessions)
+    floor.build()
+    floor.reopen()
+    ours = bench_requests.ZodbsessionPeer(directory, sessions)
+    ours.build()
+    ours.reopen()
+    for index in range(sessions):      # warm both caches
+        floor.request('ro', index)
+        ours.request('ro', index)
+
+    manager = transaction.manager.manager
+    connection = ours.db.open()
+    container_oid = site_of(connection).container._p_oid
+    connection.close()
+
+    indexes = itertools.cycle(range(sessions))
+    floor_keys = itertools.cycle(floor.keys)
+    client_ids = itertools.cycle(ours.client_ids)
+    environs = itertools.cycle(ours.environs['ro'])
+
+    def floor_without_transaction():
+        connection = floor.db.open()
+        connection.root()['objects'][next(floor_keys)].n
+        connection.close()
+
+    def storage_work_alone():
+        connection = ours.db.open(transaction_manager=manager)
+        container = connection.get(container_oid)
+        container.get(next(client_ids))[bench_requests.PKG_ID]['n']
+        connection.close()
+
+    def through(app):
+        middleware = SessionMiddleware(app, db=ours.db)
+        return lambda: middleware(next(environs), _start_response)
+
+    return {
+        'floor': lambda: floor.request('ro', next(indexes)),
+        'floor without its transaction': floor_without_transaction,
+        "zodbsession's storage work alone": storage_work_alone,
+        'middleware, session untouched': through(_no_session_app),
+        'middleware + open the connection': through(_app_that(
+            lambda environ: environ['zodbsession.site'].open())),
+        'middleware + read the client id': through(_app_that(
+            lambda environ: environ['zodbsession.session'].client_id)),
+        'the whole request': lambda: ours.request('ro', next(indexes)),
+    }, (floor, ours)
+
+
+def _start_response(status, headers, exc_info=None):
+    return None
+
+
+# -- the signed-cookie request -------------------------------------------------
+
+class BareCookieWork:
+    """What our signed-cookie request does, as one WSGI function."""
+
+    def __init__(self, codec, package, secret):
+        from zodbsession.signing import Signer
+        self.codec = codec
+        self.package = package
+        self.id_signer = Signer([secret], 'bare-client-id')
+        client_id = self.id_signer.sign('A' + 'x' * 42)
+        document = {'t': int(time.time()), 'o': 0, 'c': 'bare',
+                    'd': {package: {'n': 1}}}
+        self.environ = {
+            'HTTP_COOKIE': f'id={client_id}; data={codec.encode(document)}'}
+
+    def app(self, environ, start_response):
+        cookies = dict(part.strip().split('=', 1)
+                       for part in environ['HTTP_COOKIE'].split(';'))
+        if self.id_signer.unsign(cookies['id']) is None:
+            raise AssertionError('the bare client id did not verify')
+        document = self.codec.decode(cookies['data'])
+        data = document['d'][self.package]
+        data['n'] = data.get('n', 0) + 1
+        document['t'] = int(time.time())
+        start_response('200 OK', [
+            ('Content-Type', 'text/plain'),
+            ('Set-Cookie', f'data={self.codec.encode(document)}; Path=/;'
+                           ' HttpOnly; SameSite=Lax; Max-Age=3600')])
+        return [b'ok']
+
+    def request(self):
+        for _chunk in self.app(dict(self.environ), _start_response):
+            pass
+
+
+class NothingDataManager:
+    """A data manager that takes part in a transaction and does nothing."""
+
+    def __init__(self, transaction_manager):
+        self.transaction_manager = transaction_manager
+
+    def abort(self, transaction):
+        pass
+
+    tpc_begin = commit = tpc_vote = tpc_finish = tpc_abort = abort
+
+    def sortKey(self):
+        return 'anatomy.nothing'
+
+
+def cookie_rows(directory):
+    import transaction
+
+    import bench_cookies
+    from zodbsession.wsgi import SessionMiddleware
+
+    ours = bench_cookies.ZodbsessionPeer(directory, encrypted=False)
+    pyramid = bench_cookies.PyramidPeer()
+    bare = BareCookieWork(ours.container.codec, bench_cookies.PKG_ID,
+                          bench_cookies.SECRET)
+    manager = transaction.manager.manager
+    nothing = NothingDataManager(manager)
+
+    def one_transaction():
+        manager.get().join(nothing)
+        manager.commit()
+
+    middleware = SessionMiddleware(_no_session_app, db=ours.db)
+
+    def middleware_only():
+        for _chunk in middleware(dict(ours.environ), _start_response):
+            pass
+
+    return {
+        'Pyramid': pyramid.one_request,
+        'the same work as one bare WSGI function': bare.request,
+        'a transaction with a data manager': one_transaction,
+        'middleware, session untouched': middleware_only,
+        'the whole request': ours.one_request,
+    }, (ours,)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--rounds', type=int, default=15)
+    parser.add_argument('--calls', type=int, default=1000)
+    parser.add_argument('--sessions', type=int, default=10000)
+    parser.add_argument('--dir', default='/dev/shm'
+                        if os.path.isdir('/dev/shm') else None)
+    args = parser.parse_args(argv)
+    print(common.machine_line())
+    with tempfile.TemporaryDirectory(dir=args.dir) as directory:
+        rows, peers = read_only_rows(directory, args.sessions)
+        figures = measure(rows, args.rounds, args.calls)
+        print_table(f'Read-only request, {args.sessions:,} sessions'
+                    f' ({directory})', figures, 'floor')
+        budget = READ_ONLY_TARGET * figures['floor']
+        alone = figures["zodbsession's storage work alone"]
+        print(f'  target {READ_ONLY_TARGET}x the floor: {budget:.1f} µs,'
+              f' leaving {budget - alone:.1f} µs above the storage work'
+              f' for the WSGI layer, the client id and the registry; the'
+              f' whole request spends {figures["the whole request"] - alone:.1f}')
+        for peer in peers:
+            peer.db.close()
+
+        rows, peers = cookie_rows(directory)
+        figures = measure(rows, args.rounds, args.calls)
+        print_table('Signed-cookie read-write request', figures, 'Pyramid')
+        for peer in peers:
+            peer.close()
+
+
+if __name__ == '__main__':
+    main()
