@@ -1,10 +1,11 @@
 """Where the time of a request goes, step by step, against its target.
 
-Two requests miss their targets in ``make bench``: the read-only request
-of an existing client (bench_requests.py ``ro``: at most 1.3x the bare
-ZODB floor) and the read-write request whose data is in a signed cookie
-(bench_cookies.py: faster than Pyramid's ``SignedCookieSessionFactory``).
-This script takes each apart. Every row is a request, or the part of one
+Three requests miss their targets in ``make bench``: the read-only
+request of an existing client (bench_requests.py ``ro``: at most 1.3x the
+bare ZODB floor), a new client's request (``new``: at most 1.5x the
+read-write floor) and the read-write request whose data is in a signed
+cookie (bench_cookies.py: faster than Pyramid's
+``SignedCookieSessionFactory``). This script takes each apart. Every row is a request, or the part of one
 named, run in this one process with the same peers the benchmarks use;
 rounds interleave the rows, and each figure is the median over rounds of
 the mean time per call, so that the rows can be compared with each other
@@ -34,8 +35,18 @@ Signed-cookie request:
 - the middleware around an application that does not touch the session;
 - the whole request (bench_cookies' zodbsession peer, signed).
 
+New client (bench_requests.py ``new``: at most 1.5x the read-write floor),
+on a disk (``--disk-dir``, the temporary directory by default), where
+commits wait for fsync as in the benchmark:
+
+- floor: bench_requests' read-write floor (one small object changed);
+- ZODB alone adding one new small object to an OOBTree, and to the
+  SessionTree (small buckets) our container files sessions in: the least
+  any ZODB session store can do for a new client;
+- the whole request (no cookie in, a session of one key created).
+
 Run:  python bench/anatomy.py [--rounds 15] [--calls 1000] [--sessions 10000]
-      [--dir DIR]
+      [--dir DIR] [--disk-dir DIR] [--new-calls 200]
 """
 import argparse
 import itertools
@@ -50,6 +61,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 READ_ONLY_TARGET = 1.3      # bench_requests: ro at most 1.3x the floor
+NEW_CLIENT_TARGET = 1.5     # bench_requests: new at most 1.5x the rw floor
 
 
 def measure(rows, rounds, calls):
@@ -152,6 +164,47 @@ def _start_response(status, headers, exc_info=None):
     return None
 
 
+# -- the new client ------------------------------------------------------------
+
+def new_client_rows(directory, sessions):
+    import transaction
+    from BTrees.OOBTree import OOBTree
+
+    import bench_requests
+    from zodbsession.container import SessionTree
+
+    floor = bench_requests.FloorPeer(directory, sessions)
+    floor.build()
+    floor.reopen()
+    ours = bench_requests.ZodbsessionPeer(directory, sessions)
+    ours.build()
+    ours.reopen()
+    with floor.db.transaction() as connection:
+        connection.root()['new in OOBTree'] = OOBTree()
+        connection.root()['new in SessionTree'] = SessionTree()
+    manager = transaction.manager.manager
+    indexes = itertools.cycle(range(sessions))
+
+    def add_one_object(tree_name):
+        def request():
+            manager.begin()
+            connection = floor.db.open(transaction_manager=manager)
+            tree = connection.root()[tree_name]
+            tree[os.urandom(16)] = bench_requests.Counter()
+            manager.commit()
+            connection.close()
+        return request
+
+    return {
+        'floor (read-write)': lambda: floor.request('rw', next(indexes)),
+        'ZODB alone: a new object in an OOBTree': add_one_object(
+            'new in OOBTree'),
+        'ZODB alone: a new object in a SessionTree': add_one_object(
+            'new in SessionTree'),
+        'the whole request': lambda: ours.request('new', 0),
+    }, (floor, ours)
+
+
 # -- the signed-cookie request -------------------------------------------------
 
 class BareCookieWork:
@@ -242,6 +295,8 @@ def main(argv=None):
     parser.add_argument('--sessions', type=int, default=10000)
     parser.add_argument('--dir', default='/dev/shm'
                         if os.path.isdir('/dev/shm') else None)
+    parser.add_argument('--disk-dir', default=None)
+    parser.add_argument('--new-calls', type=int, default=200)
     args = parser.parse_args(argv)
     print(common.machine_line())
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
@@ -263,6 +318,16 @@ def main(argv=None):
         print_table('Signed-cookie read-write request', figures, 'Pyramid')
         for peer in peers:
             peer.close()
+
+    with tempfile.TemporaryDirectory(dir=args.disk_dir) as directory:
+        rows, peers = new_client_rows(directory, args.sessions)
+        figures = measure(rows, args.rounds, args.new_calls)
+        baseline = 'floor (read-write)'
+        print_table(f'New client ({directory})', figures, baseline)
+        print(f'  target {NEW_CLIENT_TARGET}x the floor:'
+              f' {NEW_CLIENT_TARGET * figures[baseline]:.1f} µs')
+        for peer in peers:
+            peer.db.close()
 
 
 if __name__ == '__main__':
