@@ -103,6 +103,24 @@ def _app_that(step):
     return app
 
 
+def _start_response(status, headers, exc_info=None):
+    return None
+
+
+def _built_peers(directory, sessions):
+    """bench_requests' floor and zodbsession peers, each holding
+    ``sessions`` clients, their caches warm."""
+    import bench_requests
+    floor = bench_requests.FloorPeer(directory, sessions)
+    ours = bench_requests.ZodbsessionPeer(directory, sessions)
+    for peer in (floor, ours):
+        peer.build()
+        peer.reopen()
+        for index in range(sessions):
+            peer.request('ro', index)
+    return floor, ours
+
+
 # -- the read-only request -----------------------------------------------------
 
 def read_only_rows(directory, sessions):
@@ -112,15 +130,7 @@ def read_only_rows(directory, sessions):
     from zodbsession.site import site_of
     from zodbsession.wsgi import SessionMiddleware
 
-    floor = bench_requests.FloorPeer(directory, sessions)
-    floor.build()
-    floor.reopen()
-    ours = bench_requests.ZodbsessionPeer(directory, sessions)
-    ours.build()
-    ours.reopen()
-    for index in range(sessions):      # warm both caches
-        floor.request('ro', index)
-        ours.request('ro', index)
+    floor, ours = _built_peers(directory, sessions)
 
     manager = transaction.manager.manager
     connection = ours.db.open()
@@ -160,10 +170,6 @@ def read_only_rows(directory, sessions):
     }, (floor, ours)
 
 
-def _start_response(status, headers, exc_info=None):
-    return None
-
-
 # -- the new client ------------------------------------------------------------
 
 def new_client_rows(directory, sessions):
@@ -173,12 +179,7 @@ def new_client_rows(directory, sessions):
     import bench_requests
     from zodbsession.container import SessionTree
 
-    floor = bench_requests.FloorPeer(directory, sessions)
-    floor.build()
-    floor.reopen()
-    ours = bench_requests.ZodbsessionPeer(directory, sessions)
-    ours.build()
-    ours.reopen()
+    floor, ours = _built_peers(directory, sessions)
     with floor.db.transaction() as connection:
         connection.root()['new in OOBTree'] = OOBTree()
         connection.root()['new in SessionTree'] = SessionTree()
