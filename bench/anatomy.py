@@ -5,11 +5,12 @@ request of an existing client (bench_requests.py ``ro``: at most 1.3x the
 bare ZODB floor), a new client's request (``new``: at most 1.5x the
 read-write floor) and the read-write request whose data is in a signed
 cookie (bench_cookies.py: faster than Pyramid's
-``SignedCookieSessionFactory``). This script takes each apart. Every row is a request, or the part of one
-named, run in this one process with the same peers the benchmarks use;
-rounds interleave the rows, and each figure is the median over rounds of
-the mean time per call, so that the rows can be compared with each other
-and with the budget the target leaves.
+``SignedCookieSessionFactory``). This script takes each apart. Every row
+is a request, or the part of one named, run in this one process with the
+same peers the benchmarks use; rounds interleave the rows, and each
+figure is the median over rounds of the mean time per call, so that the
+rows can be compared with each other and with the budget the target
+leaves.
 
 Read-only request (10,000 sessions, ``--sessions``; FileStorage under
 ``--dir``, tmpfs by default so that no fsync blurs the figures):
@@ -41,8 +42,8 @@ commits wait for fsync as in the benchmark:
 
 - floor: bench_requests' read-write floor (one small object changed);
 - ZODB alone adding one new small object to an OOBTree, and to the
-  SessionTree (small buckets) our container files sessions in: the least
-  any ZODB session store can do for a new client;
+  SessionTree (small buckets) our container files sessions in: what ZODB
+  alone costs to add one record to an index, before any session logic;
 - the whole request (no cookie in, a session of one key created).
 
 Run:  python bench/anatomy.py [--rounds 15] [--calls 1000] [--sessions 10000]
