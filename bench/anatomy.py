@@ -59,10 +59,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_cookies  # noqa: E402
+import bench_requests  # noqa: E402
 import common  # noqa: E402
 
-READ_ONLY_TARGET = 1.3      # bench_requests: ro at most 1.3x the floor
-NEW_CLIENT_TARGET = 1.5     # bench_requests: new at most 1.5x the rw floor
+# The ratios bench_requests holds zodbsession's requests to, by variant.
+_TARGETS = {variant: ratio for peer, variant, _base, _base_variant, ratio
+            in bench_requests.TARGETS if peer == 'zodbsession'}
+READ_ONLY_TARGET = _TARGETS['ro']
+NEW_CLIENT_TARGET = _TARGETS['new']
 
 
 def measure(rows, rounds, calls):
@@ -104,14 +109,9 @@ def _app_that(step):
     return app
 
 
-def _start_response(status, headers, exc_info=None):
-    return None
-
-
 def _built_peers(directory, sessions):
     """bench_requests' floor and zodbsession peers, each holding
     ``sessions`` clients, their caches warm."""
-    import bench_requests
     floor = bench_requests.FloorPeer(directory, sessions)
     ours = bench_requests.ZodbsessionPeer(directory, sessions)
     for peer in (floor, ours):
@@ -127,7 +127,6 @@ def _built_peers(directory, sessions):
 def read_only_rows(directory, sessions):
     import transaction
 
-    import bench_requests
     from zodbsession.site import site_of
     from zodbsession.wsgi import SessionMiddleware
 
@@ -156,7 +155,8 @@ def read_only_rows(directory, sessions):
 
     def through(app):
         middleware = SessionMiddleware(app, db=ours.db)
-        return lambda: middleware(next(environs), _start_response)
+        return lambda: middleware(next(environs),
+                                  bench_requests._start_response)
 
     return {
         'floor': lambda: floor.request('ro', next(indexes)),
@@ -177,7 +177,6 @@ def new_client_rows(directory, sessions):
     import transaction
     from BTrees.OOBTree import OOBTree
 
-    import bench_requests
     from zodbsession.container import SessionTree
 
     floor, ours = _built_peers(directory, sessions)
@@ -209,11 +208,12 @@ def new_client_rows(directory, sessions):
 
 # -- the signed-cookie request -------------------------------------------------
 
-class BareCookieWork:
+class BareCookieWork(bench_cookies.WSGIPeer):
     """What our signed-cookie request does, as one WSGI function."""
 
     def __init__(self, codec, package, secret):
         from zodbsession.signing import Signer
+        super().__init__(self.bare_app)
         self.codec = codec
         self.package = package
         self.id_signer = Signer([secret], 'bare-client-id')
@@ -223,7 +223,7 @@ class BareCookieWork:
         self.environ = {
             'HTTP_COOKIE': f'id={client_id}; data={codec.encode(document)}'}
 
-    def app(self, environ, start_response):
+    def bare_app(self, environ, start_response):
         cookies = dict(part.strip().split('=', 1)
                        for part in environ['HTTP_COOKIE'].split(';'))
         if self.id_signer.unsign(cookies['id']) is None:
@@ -237,10 +237,6 @@ class BareCookieWork:
             ('Set-Cookie', f'data={self.codec.encode(document)}; Path=/;'
                            ' HttpOnly; SameSite=Lax; Max-Age=3600')])
         return [b'ok']
-
-    def request(self):
-        for _chunk in self.app(dict(self.environ), _start_response):
-            pass
 
 
 class NothingDataManager:
@@ -261,7 +257,6 @@ class NothingDataManager:
 def cookie_rows(directory):
     import transaction
 
-    import bench_cookies
     from zodbsession.wsgi import SessionMiddleware
 
     ours = bench_cookies.ZodbsessionPeer(directory, encrypted=False)
@@ -275,17 +270,16 @@ def cookie_rows(directory):
         manager.get().join(nothing)
         manager.commit()
 
-    middleware = SessionMiddleware(_no_session_app, db=ours.db)
-
-    def middleware_only():
-        for _chunk in middleware(dict(ours.environ), _start_response):
-            pass
+    # The middleware alone, on the whole request's cookies.
+    middleware_only = bench_cookies.WSGIPeer(
+        SessionMiddleware(_no_session_app, db=ours.db))
+    middleware_only.environ = ours.environ
 
     return {
         'Pyramid': pyramid.one_request,
-        'the same work as one bare WSGI function': bare.request,
+        'the same work as one bare WSGI function': bare.one_request,
         'a transaction with a data manager': one_transaction,
-        'middleware, session untouched': middleware_only,
+        'middleware, session untouched': middleware_only.one_request,
         'the whole request': ours.one_request,
     }, (ours,)
 
