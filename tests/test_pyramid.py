@@ -399,11 +399,27 @@ def test_retries_are_bounded(db):
     state = app.app.registry.state
     app.post('/count')
     state.interfere = 5
-    with pytest.raises(ConflictError):
-        app.post('/count')
+    response = app.post('/count', status=503)
+    assert response.headers['Retry-After'] == '5'
     assert state.runs['count'] == 3         # 1 + one attempt + one retry
     assert state.interfere == 3
     assert stored(db, app.cookies['zodbsession'])['count'] == 300
+    assert open_connections(db) == []
+
+
+def test_pyramid_retry_running_out_answers_503(db):
+    """pyramid_retry's attempts (3 by default) run out on a conflict
+    that persists: a 503, never a traceback, and nothing kept."""
+    app = make_app(db, 'tm')
+    state = app.app.registry.state
+    app.post('/count')
+    state.interfere = 5
+    response = app.post('/count', status=503)
+    assert response.headers['Retry-After'] == '5'
+    assert state.runs['count'] == 4         # 1 + pyramid_retry's three
+    assert state.interfere == 2
+    # What the last interfering commit stored; none of the attempts.
+    assert stored(db, app.cookies['zodbsession'])['count'] == 400
     assert open_connections(db) == []
 
 
@@ -617,11 +633,22 @@ def test_factory_without_include_says_what_to_do(db):
 
 
 def test_execution_policy(db):
-    ours = make_app(db, 'tm_only').app.registry.queryUtility(
-        IExecutionPolicy)
-    assert ours.__module__ == 'zodbsession.pyramid.hosting'
-    theirs = make_app(db, 'tm').app.registry.queryUtility(IExecutionPolicy)
-    assert theirs.__module__ == 'pyramid_retry'
+    """pyramid_retry, when included, decides how often (its
+    retry.attempts); without it, zodbsession's policy does (no count by
+    default: the budget in seconds)."""
+    app = make_app(db, 'tm', settings={'retry.attempts': 2})
+    state = app.app.registry.state
+    app.post('/count')
+    state.interfere = 5
+    app.post('/count', status=503)
+    assert state.runs['count'] == 3         # 1 + pyramid_retry's two
+
+    app = make_app(db, 'tm_only')
+    state = app.app.registry.state
+    app.post('/count')
+    state.interfere = 5
+    assert app.post('/count').json['count'] == 501
+    assert state.runs['count'] == 7         # 1 + five conflicts + one
 
 
 def test_negative_retries_rejected(db):

@@ -362,7 +362,9 @@ def test_a_doomed_request_sends_no_session_cookie(db):
     assert db.storage.lastTransaction() == before
 
 
-def test_retries_run_out(db):
+def test_retries_run_out(db, caplog):
+    """A conflict that persists: 503 with Retry-After, nothing written,
+    and the log names what the request changed."""
     attempts = []
 
     def always_conflict(request):
@@ -372,15 +374,59 @@ def test_retries_run_out(db):
 
     app = browser(db, always_conflict, retries=2)
     before = db.storage.lastTransaction()
-    with pytest.raises(ConflictError):
-        app.get('/')
+    response = app.get('/', status=503)
+    assert response.headers['Retry-After'] == '5'
+    assert set_cookies(response) == []
     assert attempts == [0, 1, 2]
     assert db.storage.lastTransaction() == before
+    assert 'giving up on a request after 3 attempt(s)' in caplog.text
 
     attempts.clear()
-    with pytest.raises(ConflictError):
-        browser(db, always_conflict, retries=0).get('/')
+    browser(db, always_conflict, retries=0).get('/', status=503)
     assert attempts == [0]
+
+
+def test_retries_are_bounded_by_time_by_default(db):
+    """Without a count, the time budget ends a conflict that never
+    resolves (the default budget is 10 s; a short one keeps this test
+    short)."""
+    attempts = []
+
+    def always_conflict(request):
+        attempts.append(request.environ[ATTEMPT_KEY])
+        raise ConflictError('always')
+
+    app = browser(db, always_conflict, retry_timeout=0.3)
+    app.get('/', status=503)
+    assert len(attempts) > 3
+    assert attempts == list(range(len(attempts)))
+
+
+def test_an_exhausted_conflict_names_the_keys_it_changed(db, caplog):
+    """A real conflict: another request changes the same key while this
+    one runs; with no retry left, the log names the package and key."""
+    setup = browser(db, set_items(n=0))
+    setup.get('/')
+
+    def increment(request):
+        data = ISession(request.environ[REQUEST_KEY])[PKG]
+        data['n'] = data['n'] + 1
+        if 'interfere' in request.params:
+            # Another request of the client (in a thread of its own, as a
+            # server would run it) commits the same key first.
+            other = webtest.TestApp(patient)
+            other.set_cookie(COOKIE, setup.cookies[COOKIE])
+            run_in_threads([lambda: other.get('/')])
+        return 'ok'
+
+    patient = SessionMiddleware(view(increment), db=db, secret=TEST_SECRET)
+    impatient = SessionMiddleware(view(increment), db=db, retries=0,
+                                  secret=TEST_SECRET)
+    app = webtest.TestApp(impatient)
+    app.set_cookie(COOKIE, setup.cookies[COOKIE])
+    app.get('/?interfere=1', status=503)
+    assert f"changed session key '{PKG}/n'" in caplog.text
+    assert stored(db, setup.cookies[COOKIE]) == {"n": 1}
 
 
 def test_negative_retries_are_rejected(db):

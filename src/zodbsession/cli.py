@@ -16,7 +16,8 @@ import transaction
 from zodbsession import db as zdb
 from zodbsession.site import ROOT_KEY
 from zodbsession.site import run_in_transaction
-from zodbsession.wsgi import DEFAULT_RETRIES
+from zodbsession.retry import DEFAULT_RETRIES
+from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
 
 PROG = 'zodbsession'
 
@@ -59,15 +60,21 @@ def _bounded_int(low, high=None):
     return convert
 
 
-def _days(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(
-            f'expected a number of days >= 0, got {text!r}')
-    return value
+def _non_negative(unit):
+    def convert(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1
+        if not value >= 0 or value == float('inf'):
+            raise argparse.ArgumentTypeError(
+                f'expected a number of {unit} >= 0, got {text!r}')
+        return value
+    return convert
+
+
+_days = _non_negative('days')
+_seconds = _non_negative('seconds')
 
 
 def build_parser():
@@ -106,10 +113,16 @@ def build_parser():
     serve.add_argument('--threads', type=_bounded_int(1, 256), default=8,
                        help='worker threads, each with its own database'
                             ' connection (default: 8)')
-    serve.add_argument('--retries', type=_bounded_int(0, 100),
+    serve.add_argument('--retries', type=_bounded_int(0, 1000),
                        default=DEFAULT_RETRIES,
-                       help='times a request is re-run after a database'
-                            f' conflict (default: {DEFAULT_RETRIES})')
+                       help='most times a request is re-run after a'
+                            ' database conflict (default: no count, only'
+                            ' --retry-timeout)')
+    serve.add_argument('--retry-timeout', type=_seconds, metavar='SECONDS',
+                       default=DEFAULT_RETRY_TIMEOUT,
+                       help='seconds from its start after which a'
+                            ' conflicting request is answered with a 503'
+                            f' (default: {DEFAULT_RETRY_TIMEOUT:g})')
     serve.set_defaults(run=run_serve)
 
     stats = command(
@@ -167,7 +180,8 @@ def run_serve(args):
     database = _open(args)
     try:
         database.setPoolSize(args.threads)
-        app = make_app(database, retries=args.retries)
+        app = make_app(database, retries=args.retries,
+                       retry_timeout=args.retry_timeout)
         try:
             server = waitress.create_server(
                 app, host=args.host, port=args.port, threads=args.threads,

@@ -15,7 +15,10 @@ from collections.abc import MutableMapping
 import persistent
 from zope.interface import implementer
 
+from ZODB.POSException import ConflictError
+
 from zodbsession import clock
+from zodbsession import conflicts
 from zodbsession import values
 from zodbsession.interfaces import ISessionData
 from zodbsession.interfaces import ISessionPkgData
@@ -232,4 +235,9 @@ class SessionData(persistent.Persistent, MutableMapping):
         self._live = {pkg_id: {} for pkg_id in self._stored}
 
     def _p_resolveConflict(self, old, committed, new):
-        return merge_session_states(old, committed, new)
+        try:
+            return merge_session_states(old, committed, new)
+        except ConflictError as error:
+            # ZODB drops the reason; keep it for the log (which key).
+            conflicts.merge_failed(error)
+            raise

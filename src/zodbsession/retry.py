@@ -1,53 +1,183 @@
 """The one retry policy: which failed requests run again, and when.
 
 A request that failed with a TransientError (a ZODB ConflictError, say)
-runs again, up to ``retries`` times, after a short random pause that
-doubles with each attempt. Without the pause, the process whose cache is
-coldest keeps losing the race for a hot key to the others and can run out
-of attempts; with it, the contenders spread out.
+runs again while its time budget lasts: ``retry_timeout`` seconds from
+the start of its first attempt (10 by default), and at most ``retries``
+times when that is given (by default there is no count: a count small
+enough to bound a request is too small for a few threads incrementing
+one counter, and a budget in seconds is what a client waiting for the
+page feels).
+
+Two things keep the attempts few:
+
+- a client's contending requests take turns within the process
+  (``zodbsession.contention``): after a conflict, each of them runs
+  alone, so threads of one process never conflict over a client again;
+- before each new attempt, a short random pause that doubles with each
+  attempt: what still contends for a record comes from other processes,
+  and the pauses spread those few contenders out.
 
 An unreachable storage is not retried, although ZEO's ClientDisconnected
 is a TransientError: the attempt has already waited for the server, and
 retrying would hold the worker several times as long.
 """
+import contextlib
 import logging
 import random
 import time
 
 from transaction.interfaces import TransientError
 
+from zodbsession.contention import client_turns
 from zodbsession.db import is_storage_unavailable
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRIES = 3
+# No limit on the number of retries; the time budget bounds them.
+DEFAULT_RETRIES = None
+# Seconds from a request's first attempt after which it retries no more.
+DEFAULT_RETRY_TIMEOUT = 10.0
 
 # Pause before attempt n (n >= 1): uniform in [0, min(CAP, BASE * 2**n)].
 BACKOFF_BASE = 0.001
 BACKOFF_CAP = 0.05
 
 
-class RetryPolicy:
+def _check_retries(retries):
+    if retries is None:
+        return None
+    if isinstance(retries, bool) or not isinstance(retries, int) or (
+            retries < 0):
+        raise ValueError(f'retries must be a whole number >= 0 (or None:'
+                         f' no limit but retry_timeout), got {retries!r}')
+    return retries
 
-    def __init__(self, retries=DEFAULT_RETRIES, backoff_base=BACKOFF_BASE,
-                 backoff_cap=BACKOFF_CAP):
-        if not isinstance(retries, int) or retries < 0:
-            raise ValueError(f'retries must be a whole number >= 0, got'
-                             f' {retries!r}')
-        self.retries = retries
+
+def _check_timeout(retry_timeout):
+    if isinstance(retry_timeout, bool) or not isinstance(
+            retry_timeout, (int, float)) or not retry_timeout >= 0:
+        raise ValueError(f'retry_timeout must be a number of seconds >= 0,'
+                         f' got {retry_timeout!r}')
+    return float(retry_timeout)
+
+
+class RetryPolicy:
+    """How a host re-runs requests that conflicted.
+
+    ``retries``: the most re-runs of one request (None: no count, only
+    the budget); ``retry_timeout``: seconds from the first attempt's
+    start after which a conflict is not retried but answered with a 503.
+    """
+
+    def __init__(self, retries=DEFAULT_RETRIES,
+                 retry_timeout=DEFAULT_RETRY_TIMEOUT,
+                 backoff_base=BACKOFF_BASE, backoff_cap=BACKOFF_CAP,
+                 turns=client_turns):
+        self.retries = _check_retries(retries)
+        self.retry_timeout = _check_timeout(retry_timeout)
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.turns = turns
         self._random = random.Random()
 
-    def retry(self, error, attempt):
-        """Whether to run again after ``error`` ended attempt ``attempt``
-        (0-based); if so, pause first."""
-        if (not isinstance(error, TransientError)
-                or attempt >= self.retries
-                or is_storage_unavailable(error)):
+    @property
+    def enabled(self):
+        """Whether a request may run more than once (then hosts keep its
+        body for the replay)."""
+        return self.retries != 0 and self.retry_timeout > 0
+
+    def start(self, client_key=None):
+        """The retry state of one request.
+
+        ``client_key()`` names the request's client (for instance the
+        value of its client id cookie), or returns None; it is called at
+        most once, and only when the request has to take turns.
+        """
+        return RetryRun(self, client_key)
+
+
+class RetryRun:
+    """One request's attempts, as its host runs them::
+
+        run = policy.start(client_key)
+        while True:
+            try:
+                with run.turn():
+                    response = attempt(run.number)
+            except Exception as error:
+                if run.retry(error):
+                    continue
+                ...   # run.ran_out(error): answer 503
+    """
+
+    def __init__(self, policy, client_key):
+        self.policy = policy
+        self.number = 0
+        self.started = time.monotonic()
+        self._client_key = client_key
+        self._key = None
+        self._key_known = client_key is None
+
+    def elapsed(self):
+        return time.monotonic() - self.started
+
+    def remaining(self):
+        return self.policy.retry_timeout - self.elapsed()
+
+    def key(self):
+        if not self._key_known:
+            self._key_known = True
+            self._key = self._client_key()
+        return self._key
+
+    @contextlib.contextmanager
+    def turn(self):
+        """Run one attempt, in the client's turn when its requests take
+        turns (always after this request conflicted)."""
+        turns = self.policy.turns
+        contending = self.number > 0
+        ticket = None
+        if contending or turns.contended():
+            ticket = turns.take(self.key(), contending, self.remaining())
+        try:
+            yield self
+        finally:
+            turns.give_back(ticket)
+
+    def retryable(self, error):
+        """Whether ``error`` is one that a new attempt may not meet."""
+        return (isinstance(error, TransientError)
+                and not is_storage_unavailable(error))
+
+    def retry(self, error):
+        """Whether to run again after ``error`` ended the current attempt;
+        if so, pause first, and count the attempt."""
+        policy = self.policy
+        if not self.retryable(error) or not policy.enabled:
             return False
-        log.info('retrying request after %s (attempt %d of %d)',
-                 type(error).__name__, attempt + 1, self.retries)
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** attempt)
-        time.sleep(self._random.uniform(0, ceiling))
+        if policy.retries is not None and self.number >= policy.retries:
+            return False
+        ceiling = min(policy.backoff_cap,
+                      policy.backoff_base * 2 ** self.number)
+        pause = policy._random.uniform(0, ceiling)
+        if self.elapsed() + pause >= policy.retry_timeout:
+            return False
+        log.info('retrying request after %s (attempt %d, %.3f s so far)',
+                 type(error).__name__, self.number + 1, self.elapsed())
+        time.sleep(pause)
+        self.number += 1
+        return True
+
+    def ran_out(self, error):
+        """Whether ``error`` would have been retried but for the budget:
+        the request ends with a 503, and the log says what conflicted."""
+        if not self.retryable(error):
+            return False
+        notes = '; '.join(getattr(error, '__notes__', ()))
+        log.error(
+            'giving up on a request after %d attempt(s) in %.2f s'
+            ' (retries=%s, retry_timeout=%s): %s: %s%s',
+            self.number + 1, self.elapsed(), self.policy.retries,
+            self.policy.retry_timeout, type(error).__name__, error,
+            f' [{notes}]' if notes else '')
         return True

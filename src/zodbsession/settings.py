@@ -9,8 +9,15 @@ from zodbsession.interfaces import ISessionDataContainer
 _TRUE = {'1', 'true', 'yes', 'on'}
 _FALSE = {'0', 'false', 'no', 'off'}
 
+
+def _count_or_none(text):
+    """A whole number, or ``none`` (no limit)."""
+    return None if text.lower() in ('', 'none') else int(text)
+
+
 # Hosting options that are not schema fields.
-_HOSTING = {'db_uri': str, 'retries': int, 'retry_after': int}
+_HOSTING = {'db_uri': str, 'retries': _count_or_none, 'retry_after': int,
+            'retry_timeout': float}
 
 
 def _field(name):

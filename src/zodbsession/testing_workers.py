@@ -32,12 +32,6 @@ from zodbsession.testing_processes import stop_process
 
 TEST_PKG = 'zodbsession.testing'
 
-# Workers retry conflicts this often. Several threads in two processes
-# writing one key of one session take turns unfairly: a process whose
-# cache is cold loses the race again and again (40 retries in a row have
-# been seen), so the workload tests allow many; the request timeout still
-# bounds them.
-WORKER_RETRIES = 1000
 READY = 'LISTENING'
 
 
@@ -75,12 +69,16 @@ def _read_ready_line(process, log_path, timeout):
 
 
 @contextlib.contextmanager
-def session_worker(db_uri, directory, retries=WORKER_RETRIES, threads=4,
-                   timeout=START_TIMEOUT, **settings):
-    """Run a worker process on ``db_uri``; yields a ``Worker``."""
+def session_worker(db_uri, directory, threads=4, timeout=START_TIMEOUT,
+                   **settings):
+    """Run a worker process on ``db_uri``; yields a ``Worker``.
+
+    ``settings`` are SessionMiddleware's (``retries``, ``timeout``, ...);
+    those not given keep their defaults, as a user's would.
+    """
     log_path = tempfile.mktemp(prefix='worker-', suffix='.log', dir=directory)
     args = [sys.executable, '-m', 'zodbsession.testing_workers', db_uri,
-            f'retries={retries}', f'threads={threads}']
+            f'threads={threads}']
     args += [f'{name}={value}' for name, value in settings.items()]
     with open(log_path, 'wb') as log:
         process = subprocess.Popen(

@@ -11,11 +11,13 @@ def has_transaction(manager):
     return getattr(manager, '_txn', True) is not None
 
 
-def end_transaction(manager, abort=False):
+def end_transaction(manager, abort=False, before_abort=None):
     """Commit the manager's transaction, or abort it when ``abort`` is
     true or the transaction is doomed. A failed commit is aborted and
-    its error raised, for the retry policy to judge. With no transaction
-    under way (the request changed nothing) there is nothing to end."""
+    its error raised, for the retry policy to judge; ``before_abort(error)``
+    is called first, while the transaction's changes are still there to
+    look at. With no transaction under way (the request changed nothing)
+    there is nothing to end."""
     if not has_transaction(manager):
         return
     if abort or manager.isDoomed():
@@ -23,6 +25,8 @@ def end_transaction(manager, abort=False):
         return
     try:
         manager.commit()
-    except BaseException:
+    except BaseException as error:
+        if before_abort is not None:
+            before_abort(error)
         manager.abort()
         raise

@@ -2,7 +2,8 @@
 
 Per request: one transaction, committed when the application returns and
 aborted when it raises; a conflict re-runs the request (its body is kept
-for that) up to ``retries`` times. The connection comes from the pool only
+for that) while its ``retry_timeout`` lasts (see ``zodbsession.retry``),
+and a request that runs out of it gets a 503 with Retry-After. The connection comes from the pool only
 when the request touches its session, so requests that never do cost
 nothing; and the transaction starts only when something joins it (the
 thread's manager starts it then), so a request that only reads commits
@@ -24,7 +25,11 @@ from zodbsession.db import is_storage_unavailable
 from zodbsession.db import open_database
 from zodbsession.registration import register_adapters
 from zodbsession.environkeys import PENDING_KEY
+from zodbsession.conflicts import annotate as annotate_conflict
+from zodbsession.conflicts import forget as forget_conflicts
+from zodbsession.contention import incoming_client_key
 from zodbsession.retry import DEFAULT_RETRIES
+from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.retry import RetryPolicy
 from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import SESSION_KEY
@@ -63,32 +68,46 @@ class SessionMiddleware:
     process that uses it. When the storage server (ZEO, PostgreSQL) cannot
     be reached, requests that need their session get a 503 with
     ``Retry-After: retry_after``; requests that do not still succeed.
+
+    A request that conflicts runs again while ``retry_timeout`` seconds
+    (10) from its start last, at most ``retries`` times if given (None,
+    the default: no count); one client's contending requests take turns
+    in the process. A conflict that outlasts the budget is answered with
+    a 503 and ``Retry-After``, and logged with the session keys it was
+    about.
     """
 
     def __init__(self, app, db=None, db_uri=None, retries=DEFAULT_RETRIES,
+                 retry_timeout=DEFAULT_RETRY_TIMEOUT,
                  retry_after=DEFAULT_RETRY_AFTER, **settings):
-        self.retry_policy = RetryPolicy(retries)
+        self.retry_policy = RetryPolicy(retries, retry_timeout)
         self.app = app
         self.db = db if db is not None else open_database(db_uri)
         self.retries = retries
+        self.retry_timeout = retry_timeout
         self.retry_after = retry_after
         register_adapters()
         ensure_site(self.db, **settings)
 
     def __call__(self, environ, start_response):
-        replay_body = _buffered_body(environ) if self.retries else None
-        attempt = 0
+        policy = self.retry_policy
+        replay_body = _buffered_body(environ) if policy.enabled else None
+        run = policy.start(lambda: incoming_client_key(self.db, environ))
         while True:
             if replay_body is not None:
                 replay_body.seek(0)
                 environ['wsgi.input'] = replay_body
             try:
-                status, headers, body, exc_info = self._attempt(
-                    dict(environ), attempt)
+                with run.turn():
+                    status, headers, body, exc_info = self._attempt(
+                        dict(environ), run.number)
             except Exception as exc:
-                if self.retry_policy.retry(exc, attempt):
-                    attempt += 1
+                if run.retry(exc):
                     continue
+                if run.ran_out(exc):
+                    return self._unavailable(
+                        start_response, b'The session was busy; please'
+                        b' retry shortly.\n')
                 if not is_storage_unavailable(exc):
                     raise
                 log.warning('session storage unavailable: %s: %s',
@@ -97,8 +116,9 @@ class SessionMiddleware:
             start_response(status, headers, exc_info)
             return body
 
-    def _unavailable(self, start_response):
-        body = b'Session storage unavailable; please retry shortly.\n'
+    def _unavailable(self, start_response,
+                     body=b'Session storage unavailable; please retry'
+                          b' shortly.\n'):
         start_response('503 Service Unavailable', [
             ('Content-Type', 'text/plain; charset=utf-8'),
             ('Content-Length', str(len(body))),
@@ -124,17 +144,19 @@ class SessionMiddleware:
         environ[SESSION_KEY] = Session(request)
         environ[ATTEMPT_KEY] = attempt
         _start(manager)
+        forget_conflicts()
         token = current.enter(request)
         try:
             try:
                 status, headers, body, exc_info = _call_app(
                     self.app, environ)
-            except BaseException:
+            except BaseException as error:
                 if has_transaction(manager):
+                    annotate_conflict(error)
                     manager.abort()
                 raise
             site.close_if_unchanged()
-            end_transaction(manager)
+            end_transaction(manager, before_abort=annotate_conflict)
         finally:
             current.leave(token)
             pending = environ.get(PENDING_KEY)

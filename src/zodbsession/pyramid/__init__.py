@@ -10,7 +10,9 @@ Settings (all optional)::
 
     zodbsession.db_uri     = file://var/sessions.fs   (zodburi URI)
     zodbsession.pkg_id     = pyramid.session
-    zodbsession.retries    = 3        (re-runs of a request after a conflict)
+    zodbsession.retries    = none     (most re-runs of a request after a
+                                       conflict; none: only the budget)
+    zodbsession.retry_timeout = 10    (seconds a request may keep retrying)
     zodbsession.timeout    = 3600     (seconds of inactivity; 0: never)
     zodbsession.resolution = 600      (seconds; last access written at most
                                        once per resolution)
@@ -24,8 +26,10 @@ Transactions: with pyramid_tm active, the session commits or aborts with
 the request's transaction; without it, zodbsession's tween begins, commits
 (or aborts when the view raised, an exception view answered, or the
 transaction is doomed) in the same way. Conflicts are retried by
-pyramid_retry when the application includes it, otherwise by
-zodbsession's execution policy.
+pyramid_retry when the application includes it (its ``retry.attempts``),
+otherwise by zodbsession's execution policy; either way one client's
+contending requests take turns in the process, and a conflict that
+outlasts the retries is answered with a 503.
 """
 import transaction.interfaces
 from pyramid.interfaces import IExecutionPolicy
@@ -38,6 +42,8 @@ from zodbsession.pyramid.factory import SessionFactory
 from zodbsession.pyramid.factory import session_factory
 from zodbsession.pyramid.factory import session_factory_from_settings
 from zodbsession.pyramid.hosting import manage_transaction
+from zodbsession.pyramid.hosting import ATTEMPT_KEY
+from zodbsession.pyramid.hosting import answering_unavailable
 from zodbsession.pyramid.hosting import prepare_request
 from zodbsession.pyramid.hosting import retrying_policy
 from zodbsession.pyramid.session import PyramidSession
@@ -68,9 +74,15 @@ def _complete(registry):
     if factory is None:
         factory = session_factory_from_settings(registry.settings)
         registry.registerUtility(factory, ISessionFactory)
-    if (isinstance(factory, SessionFactory)
-            and registry.queryUtility(IExecutionPolicy) is None):
-        registry.registerUtility(retrying_policy(factory.retries),
+    if not isinstance(factory, SessionFactory):
+        return
+    policy = registry.queryUtility(IExecutionPolicy)
+    if policy is None:
+        registry.registerUtility(
+            retrying_policy(factory.retry_policy, factory.db),
+            IExecutionPolicy)
+    else:
+        registry.registerUtility(answering_unavailable(policy),
                                  IExecutionPolicy)
 
 
@@ -92,7 +104,13 @@ def session_tween_factory(handler, registry):
 
     def session_tween(request):
         hosting = prepare_request(request, factory.db)
-        if request.environ.get('tm.active'):
+        environ = request.environ
+        if environ.get('tm.active'):
+            if ATTEMPT_KEY not in environ:
+                # Another policy retries (pyramid_retry): take turns here,
+                # until the request finishes after pyramid_tm's commit.
+                hosting.take_turn(environ.get('retry.attempt', 0) > 0,
+                                  factory.db)
             hosting.watch(hosting.transaction_manager.get())
             return handler(request)
         return manage_transaction(handler, request, hosting)

@@ -3,11 +3,13 @@ from zodbsession.db import open_database
 from zodbsession.pyramid.hosting import prepare_request
 from zodbsession.pyramid.session import DEFAULT_PKG_ID
 from zodbsession.pyramid.session import PyramidSession
+from zodbsession.retry import DEFAULT_RETRIES
+from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
+from zodbsession.retry import RetryPolicy
 from zodbsession.settings import parse_settings
 from zodbsession.site import ensure_site
 
 SETTINGS_PREFIX = 'zodbsession.'
-DEFAULT_RETRIES = 3
 
 # Set in the registry by the tween; without it nothing would commit.
 HOSTED_MARK = 'zodbsession.pyramid.hosted'
@@ -17,17 +19,18 @@ class SessionFactory:
     """Pyramid's ISessionFactory: ``request.session`` for each request.
 
     ``db`` holds the sessions; ``pkg_id`` names the package whose data is
-    the Pyramid session; ``retries`` bounds the re-runs of a request that
-    met a conflict (when zodbsession, not pyramid_retry, retries).
+    the Pyramid session; ``retries`` and ``retry_timeout`` bound the
+    re-runs of a request that met a conflict (when zodbsession, not
+    pyramid_retry, retries; see ``zodbsession.retry``).
     """
 
     def __init__(self, db, pkg_id=DEFAULT_PKG_ID, retries=DEFAULT_RETRIES,
-                 owns_db=False):
-        if retries < 0:
-            raise ValueError(f'retries must be >= 0, got {retries!r}')
+                 owns_db=False, retry_timeout=DEFAULT_RETRY_TIMEOUT):
+        self.retry_policy = RetryPolicy(retries, retry_timeout)
         self.db = db
         self.pkg_id = pkg_id
         self.retries = retries
+        self.retry_timeout = retry_timeout
         self._owns_db = owns_db
 
     def __call__(self, request):
@@ -49,13 +52,15 @@ class SessionFactory:
 
 
 def session_factory(db=None, db_uri=None, pkg_id=DEFAULT_PKG_ID,
-                    retries=DEFAULT_RETRIES, **settings):
+                    retries=DEFAULT_RETRIES,
+                    retry_timeout=DEFAULT_RETRY_TIMEOUT, **settings):
     """A session factory for ``config.set_session_factory``.
 
     ``db``: an open ``ZODB.DB``; otherwise ``db_uri`` is opened (default
     ``file://var/sessions.fs``). ``pkg_id``: the package id of the Pyramid
-    session's data (default ``pyramid.session``). ``retries``: re-runs of
-    a request after a conflict (default 3). ``settings``: the client id
+    session's data (default ``pyramid.session``). ``retries``: most re-runs
+    of a request after a conflict (default None: no count), within
+    ``retry_timeout`` seconds from its start (default 10). ``settings``: the client id
     manager's (``namespace``, ``secret``, ``cookieLifetime``, ``secure``,
     ``httpOnly``, ``sameSite``, ``path``, ``domain``, ...) and the unnamed
     container's (``timeout``, ``resolution``); they are stored in the
@@ -66,7 +71,8 @@ def session_factory(db=None, db_uri=None, pkg_id=DEFAULT_PKG_ID,
         db = open_database(db_uri)
     try:
         ensure_site(db, **settings)
-        return SessionFactory(db, pkg_id, retries, owns_db=owns_db)
+        return SessionFactory(db, pkg_id, retries, owns_db=owns_db,
+                              retry_timeout=retry_timeout)
     except Exception:
         if owns_db:
             db.close()

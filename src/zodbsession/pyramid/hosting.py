@@ -13,17 +13,29 @@ pyramid_tm does. Retries happen in one place, ``retrying_policy`` (or
 pyramid_retry's policy when the application includes it).
 """
 
-import transaction
+import logging
 
+import transaction
+from transaction.interfaces import TransientError
+from webob import Response
+
+from zodbsession.contention import client_turns
+from zodbsession.contention import incoming_client_key
+from zodbsession.db import is_storage_unavailable
 from zodbsession.environkeys import PENDING_KEY
 from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import SESSION_KEY
 from zodbsession.environkeys import SITE_KEY
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
-from zodbsession.retry import RetryPolicy
+from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.requests import PendingResponse
 from zodbsession.site import ConnectionSite
 from zodbsession.transactions import end_transaction
+
+log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait (Retry-After) after a 503.
+DEFAULT_RETRY_AFTER = 5
 
 HOSTING_KEY = 'zodbsession.pyramid.hosting'
 ATTEMPT_KEY = 'zodbsession.attempt'
@@ -49,6 +61,17 @@ class RequestHosting:
         self.pending = PendingResponse()
         self.committed = False
         self._watched = None
+        self._turn = None
+
+    def take_turn(self, contending, db):
+        """Under another retry policy (pyramid_retry): run this attempt
+        in the client's turn when its requests take turns, always after
+        an attempt that conflicted; ``finish`` ends the turn, after
+        pyramid_tm's commit or abort."""
+        if contending or client_turns.contended():
+            self._turn = client_turns.take(
+                incoming_client_key(db, self.request.environ), contending,
+                DEFAULT_RETRY_TIMEOUT)
 
     def watch(self, txn):
         """Send the session cookies only if ``txn`` commits."""
@@ -66,6 +89,8 @@ class RequestHosting:
             self.pending.apply(response)
 
     def finish(self, request):
+        client_turns.give_back(self._turn)
+        self._turn = None
         environ = request.environ
         if environ.get(HOSTING_KEY) is self:
             # A late ISession(request) must not open a connection that
@@ -115,30 +140,77 @@ def manage_transaction(handler, request, hosting):
     return response
 
 
-def retrying_policy(retries):
+def retrying_policy(retry_policy, db):
     """A Pyramid execution policy that re-runs a request that failed with
-    a TransientError (a ZODB ConflictError, say) as zodbsession.retry
-    decides, each time as a fresh request with the same body."""
-    retry = RetryPolicy(retries).retry
+    a TransientError (a ZODB ConflictError, say) as ``retry_policy``
+    decides, each time as a fresh request with the same body, the
+    client's contending requests taking turns; a request that runs out
+    of its budget, or finds the storage unreachable, gets a 503."""
 
     def policy(environ, router):
-        attempt = 0
+        run = retry_policy.start(lambda: incoming_client_key(db, environ))
         while True:
-            environ[ATTEMPT_KEY] = attempt
-            with router.request_context(environ) as request:
-                if retries:
+            environ[ATTEMPT_KEY] = run.number
+            with run.turn(), router.request_context(environ) as request:
+                if retry_policy.enabled:
                     request.make_body_seekable()    # rewinds on a replay
                 try:
                     response = router.invoke_request(request)
                 except Exception as exc:
-                    if not retry(exc, attempt):
-                        return request.invoke_exception_view(reraise=True)
-                else:
-                    # An exception view may have answered a conflict.
-                    error = getattr(request, 'exception', None)
-                    if not retry(error, attempt):
-                        return response
-            attempt += 1
+                    if run.retry(exc):
+                        continue
+                    unavailable = unavailable_response(exc, run)
+                    if unavailable is not None:
+                        return unavailable
+                    return request.invoke_exception_view(reraise=True)
+                # An exception view may have answered a conflict.
+                error = getattr(request, 'exception', None)
+                if error is None:
+                    return response
+                if run.retry(error):
+                    continue
+                return unavailable_response(error, run) or response
 
     return policy
 
+
+def answering_unavailable(policy):
+    """Wrap another execution policy (pyramid_retry's): a conflict that
+    outlasted its attempts, or an unreachable storage, gets a 503 rather
+    than a traceback."""
+
+    def wrapped(environ, router):
+        try:
+            return policy(environ, router)
+        except Exception as exc:
+            response = unavailable_response(exc)
+            if response is None:
+                raise
+            return response
+
+    return wrapped
+
+
+def unavailable_response(error, run=None, retry_after=DEFAULT_RETRY_AFTER):
+    """The 503 for ``error`` if it is a conflict that ran out of retries
+    (logged with what it was about; ``run``: zodbsession's retries, None
+    for another policy's) or an unreachable storage; else None."""
+    if run is not None and run.ran_out(error):
+        body = 'The session was busy; please retry shortly.'
+    elif (run is None and isinstance(error, TransientError)
+            and not is_storage_unavailable(error)):
+        log.error('a conflict outlasted the retry policy\'s attempts'
+                  ' (pyramid_retry: the retry.attempts setting): %s: %s',
+                  type(error).__name__, error)
+        body = 'The session was busy; please retry shortly.'
+    elif is_storage_unavailable(error):
+        log.warning('session storage unavailable: %s: %s',
+                    type(error).__name__, error, exc_info=error)
+        body = 'Session storage unavailable; please retry shortly.'
+    else:
+        return None
+    response = Response(body, status=503, content_type='text/plain',
+                        charset='utf-8')
+    response.headers['Retry-After'] = str(retry_after)
+    response.cache_control.no_store = True
+    return response
