@@ -471,6 +471,34 @@ def test_retries_are_bounded(db):
     assert open_connections(db) == []
 
 
+def test_conflict_an_exception_view_answers_is_aborted_and_retried(db):
+    # Even with a 2xx answer: committing the failed attempt's changes and
+    # then running the request again would apply them twice.
+    config = make_config(db)
+    state = config.registry.state
+
+    def conflicting(request):
+        state.runs['conflicting'] = state.runs.get('conflicting', 0) + 1
+        session = request.session
+        session['runs'] = session.get('runs', 0) + 1
+        if state.runs['conflicting'] == 1:
+            raise ConflictError('in the view')
+        return {'runs': session['runs']}
+
+    def answer_conflict(exc, request):
+        return {'error': 'conflict'}
+
+    config.add_route('conflicting', '/conflicting')
+    config.add_view(conflicting, route_name='conflicting', renderer='json')
+    config.add_exception_view(answer_conflict, context=ConflictError,
+                              renderer='json')
+    app = webtest.TestApp(config.make_wsgi_app())
+    app.post('/cart', {'item': 'tea'})
+    assert app.get('/conflicting').json == {'runs': 1}
+    assert state.runs['conflicting'] == 2
+    assert stored(db, app.cookies['zodbsession'])['runs'] == 1
+
+
 def test_retry_replays_the_request_body(db):
     app = make_app(db)
     state = app.app.registry.state
