@@ -205,7 +205,10 @@ def persist_then(request):
     zodbsession.ISession(request).persist()
     session['later'] = 'yes'
     then = request.params['then']
-    if then == 'doom':
+    if then == 'regenerate and doom':
+        session.regenerate()
+        request_transaction_manager(request).doom()
+    elif then == 'doom':
         request_transaction_manager(request).doom()
     elif then == 'fail':
         raise ValueError('after persist')
@@ -652,6 +655,44 @@ def test_persist_survives_a_later_abort(db, mode, existing, then):
     page = app.get('/info').json
     assert page['new'] is False
     assert page['keys'] == (['cart', 'saved'] if existing else ['saved'])
+    assert open_connections(db) == []
+
+
+CONTAINERS = {
+    'ram': zodbsession.RAMSessionDataContainer,
+    'cookie': lambda: zodbsession.CookieSessionDataContainer(
+        secret='another-cookie-secret-for-tests-0000'),
+}
+
+
+@pytest.mark.parametrize('kind', sorted(CONTAINERS))
+def test_persist_in_other_containers_survives_a_later_abort(db, mode, kind):
+    # The containers outside ZODB join the request's own transaction too;
+    # the cookie container's data cookie belongs to the persisted
+    # transaction and goes out with the client id's.
+    app = make_app(db, mode)
+    change_site(db, lambda site: site.register_container(
+        'pyramid.session', CONTAINERS[kind]()))
+    app.get('/persist', {'then': 'doom'})
+    expected = {'zodbsession'} | ({'zodbsession_data'} if kind == 'cookie'
+                                  else set())
+    assert set(app.cookies) == expected
+    assert app.get('/info').json['keys'] == ['saved']
+    assert stored(db, app.cookies['zodbsession']) is None
+    assert open_connections(db) == []
+
+
+def test_cookie_set_after_persist_goes_only_with_its_transaction(db, mode):
+    # The client id persisted goes out; the one regenerate() issued in the
+    # doomed transaction that followed does not, and the data stays under
+    # the first.
+    app = make_app(db, mode)
+    response = app.get('/persist', {'then': 'regenerate and doom'})
+    assert len(response.headers.getall('Set-Cookie')) == 1
+    client_id = app.cookies['zodbsession']
+    assert stored(db, client_id) is not None
+    assert stored(db, client_id)['saved'] == 'yes'
+    assert app.get('/info').json['keys'] == ['saved']
     assert open_connections(db) == []
 
 
