@@ -9,6 +9,7 @@ pyramid_tm alone.
 """
 import os
 
+import pyramid_tm
 import pytest
 import transaction
 import webtest
@@ -18,7 +19,9 @@ from pyramid.csrf import SessionCSRFStoragePolicy
 from pyramid.csrf import check_csrf_token
 from pyramid.csrf import get_csrf_token
 from pyramid.csrf import new_csrf_token
+from pyramid.httpexceptions import HTTPForbidden
 from pyramid.httpexceptions import HTTPFound
+from pyramid.httpexceptions import exception_response
 from pyramid.interfaces import IExecutionPolicy
 from pyramid.interfaces import ISession as IPyramidSession
 from pyramid.interfaces import ISessionFactory
@@ -40,8 +43,16 @@ MODES = {
     'tm': ['pyramid_tm', 'pyramid_retry'],
     'tm_explicit': ['pyramid_tm', 'pyramid_retry'],
     'tm_only': ['pyramid_tm'],                   # zodbsession retries
+    'tm_veto': ['pyramid_tm', 'pyramid_retry'],
 }
-EXPLICIT = {'tm.manager_hook': 'pyramid_tm.explicit_manager'}
+MODE_SETTINGS = {
+    'tm_explicit': {'tm.manager_hook': 'pyramid_tm.explicit_manager'},
+    'tm_veto': {'tm.commit_veto': 'pyramid_tm.default_commit_veto'},
+}
+# The set-ups that decide by the response, as pyramid_tm's
+# default_commit_veto does, also when an exception view rendered it;
+# pyramid_tm without a veto aborts whenever the view raised.
+DECIDE_BY_RESPONSE = {'own', 'tm_veto'}
 
 
 class AppState:
@@ -154,6 +165,58 @@ def info(request):
             'keys': sorted(session)}
 
 
+def flash_and_redirect(request):
+    request.session.flash('saved')
+    raise HTTPFound('/')
+
+
+def flash_and_forbid(request):
+    request.session.flash('denied')
+    raise HTTPForbidden()
+
+
+def flash_and_fail(request):
+    request.session.flash('failed')
+    raise RuntimeError('no exception view answers this')
+
+
+def flash_and_answer(request):
+    """Answers with the status and X-Tm header asked for, returned or
+    raised."""
+    request.session.flash('answered')
+    params = request.params
+    headers = {'X-Tm': params['x_tm']} if 'x_tm' in params else {}
+    response = exception_response(int(params['status']), headers=headers)
+    if params.get('raise'):
+        raise response
+    return response
+
+
+def request_transaction_manager(request):
+    """The request's transaction manager, as a view finds it: pyramid_tm's
+    ``request.tm``, else the thread's (zodbsession's own tween)."""
+    return getattr(request, 'tm', transaction.manager)
+
+
+def persist_then(request):
+    """Stores 'saved', persists, stores 'later', then ends as asked."""
+    session = request.session
+    session['saved'] = request.params.get('value', 'yes')
+    zodbsession.ISession(request).persist()
+    session['later'] = 'yes'
+    then = request.params['then']
+    if then == 'regenerate and doom':
+        session.regenerate()
+        request_transaction_manager(request).doom()
+    elif then == 'doom':
+        request_transaction_manager(request).doom()
+    elif then == 'fail':
+        raise ValueError('after persist')
+    elif then == 'raise':
+        raise RuntimeError('after persist, unhandled')
+    return {'saved': session['saved'], 'later': session['later']}
+
+
 ROUTES = [
     ('/', home, {}), ('/form', form, {}),
     ('/login', login, {'request_method': 'POST'}),
@@ -162,13 +225,17 @@ ROUTES = [
     ('/cart', show_cart, {'request_method': 'GET'}),
     ('/flash', flash_many, {}), ('/boom', boom, {}), ('/count', count, {}),
     ('/shop', shop, {}), ('/info', info, {}), ('/tamper', tamper, {}),
+    ('/flash-redirect', flash_and_redirect, {}),
+    ('/flash-forbid', flash_and_forbid, {}),
+    ('/flash-fail', flash_and_fail, {}),
+    ('/flash-answer', flash_and_answer, {}),
+    ('/persist', persist_then, {}),
 ]
 
 
 def make_config(db=None, mode='own', settings=None, factory=True, **options):
     settings = dict(settings or {})
-    if mode == 'tm_explicit':
-        settings.update(EXPLICIT)
+    settings.update(MODE_SETTINGS.get(mode, {}))
     config = Configurator(settings=settings)
     for name in MODES[mode]:
         config.include(name)
@@ -423,6 +490,34 @@ def test_pyramid_retry_running_out_answers_503(db):
     assert open_connections(db) == []
 
 
+def test_conflict_an_exception_view_answers_is_aborted_and_retried(db):
+    # Even with a 2xx answer: committing the failed attempt's changes and
+    # then running the request again would apply them twice.
+    config = make_config(db)
+    state = config.registry.state
+
+    def conflicting(request):
+        state.runs['conflicting'] = state.runs.get('conflicting', 0) + 1
+        session = request.session
+        session['runs'] = session.get('runs', 0) + 1
+        if state.runs['conflicting'] == 1:
+            raise ConflictError('in the view')
+        return {'runs': session['runs']}
+
+    def answer_conflict(exc, request):
+        return {'error': 'conflict'}
+
+    config.add_route('conflicting', '/conflicting')
+    config.add_view(conflicting, route_name='conflicting', renderer='json')
+    config.add_exception_view(answer_conflict, context=ConflictError,
+                              renderer='json')
+    app = webtest.TestApp(config.make_wsgi_app())
+    app.post('/cart', {'item': 'tea'})
+    assert app.get('/conflicting').json == {'runs': 1}
+    assert state.runs['conflicting'] == 2
+    assert stored(db, app.cookies['zodbsession'])['runs'] == 1
+
+
 def test_retry_replays_the_request_body(db):
     app = make_app(db)
     state = app.app.registry.state
@@ -465,6 +560,176 @@ def test_connections_are_per_request_and_closed(db, mode):
     # can open a connection that nobody closes.
     request = app.get('/info').request
     assert 'zodbsession.registry' not in request.environ
+
+
+# -- raised redirects and the commit rule --------------------------------
+
+@pytest.mark.parametrize('existing', [False, True], ids=['new', 'existing'])
+def test_flash_then_raised_redirect(db, mode, existing):
+    # The idiom: request.session.flash('saved'); raise HTTPFound(location).
+    # Kept where the response decides (zodbsession's own tween, pyramid_tm
+    # with its default_commit_veto); pyramid_tm without a veto aborts
+    # whenever the view raised, and the docs say to set the veto.
+    app = make_app(db, mode)
+    if existing:
+        app.post('/cart', {'item': 'tea'})
+    response = app.get('/flash-redirect', status=302)
+    kept = mode in DECIDE_BY_RESPONSE
+    if not existing:
+        # A new client's session exists only if its cookie came along.
+        assert ('Set-Cookie' in response.headers) == kept
+    page = response.follow()
+    assert page.json['flash'] == (['saved'] if kept else [])
+    assert app.get('/').json['flash'] == []          # shown once
+    if existing:
+        assert app.get('/cart').json == {'cart': ['tea']}
+    assert open_connections(db) == []
+
+
+@pytest.mark.parametrize('existing', [False, True], ids=['new', 'existing'])
+def test_flash_then_raised_forbidden_is_not_kept(db, mode, existing):
+    app = make_app(db, mode)
+    if existing:
+        app.post('/cart', {'item': 'tea'})
+    before = db.lastTransaction()
+    response = app.get('/flash-forbid', status=403)
+    assert 'Set-Cookie' not in response.headers
+    assert db.lastTransaction() == before
+    assert app.get('/').json['flash'] == []
+    if existing:
+        assert app.get('/cart').json == {'cart': ['tea']}
+    else:
+        assert app.cookies == {}
+    assert open_connections(db) == []
+
+
+@pytest.mark.parametrize('existing', [False, True], ids=['new', 'existing'])
+def test_flash_then_unhandled_error_is_not_kept(db, mode, existing):
+    app = make_app(db, mode)
+    if existing:
+        app.post('/cart', {'item': 'tea'})
+    before = db.lastTransaction()
+    with pytest.raises(RuntimeError, match='no exception view'):
+        app.get('/flash-fail')
+    assert db.lastTransaction() == before
+    assert app.get('/').json['flash'] == []
+    if existing:
+        assert app.get('/cart').json == {'cart': ['tea']}
+    else:
+        assert app.cookies == {}
+    assert open_connections(db) == []
+
+
+ANSWERS = [(status, x_tm) for status in (200, 201, 204, 302, 304, 400,
+                                         403, 404, 500, 503)
+           for x_tm in (None, 'commit', 'abort', 'other')]
+
+
+@pytest.mark.parametrize('raised', [False, True], ids=['returned', 'raised'])
+@pytest.mark.parametrize('mode', sorted(DECIDE_BY_RESPONSE))
+def test_commit_rule_is_pyramid_tms_default_commit_veto(db, mode, raised):
+    # For every status class and X-Tm header, the session is kept exactly
+    # when pyramid_tm.default_commit_veto lets the transaction commit.
+    app = make_app(db, mode)
+    outcomes = []
+    for status, x_tm in ANSWERS:
+        browser = webtest.TestApp(app.app)
+        params = {'status': status, 'raise': '1' if raised else ''}
+        if x_tm is not None:
+            params['x_tm'] = x_tm
+        response = browser.get('/flash-answer', params, status=status)
+        kept = browser.get('/').json['flash'] == ['answered']
+        vetoed = pyramid_tm.default_commit_veto(None, response)
+        outcomes.append((status, x_tm, kept, not vetoed))
+    assert [outcome for outcome in outcomes
+            if outcome[2] != outcome[3]] == []
+    # The table covers both outcomes.
+    assert {kept for _, _, kept, _ in outcomes} == {True, False}
+    assert open_connections(db) == []
+
+
+# -- persist() ------------------------------------------------------------
+
+@pytest.mark.parametrize('existing', [False, True], ids=['new', 'existing'])
+@pytest.mark.parametrize('then', ['doom', 'fail'])
+def test_persist_survives_a_later_abort(db, mode, existing, then):
+    # persist() commits the request's own transaction (pyramid_tm's
+    # explicit manager included): what it committed stays when the rest
+    # of the request is doomed or fails; the cookie of a new client goes
+    # out with it.
+    app = make_app(db, mode)
+    if existing:
+        app.post('/cart', {'item': 'tea'})
+    response = app.get('/persist', {'then': then},
+                       status=200 if then == 'doom' else 500)
+    if not existing:
+        assert 'zodbsession=' in response.headers['Set-Cookie']
+    client_id = app.cookies['zodbsession']
+    kept = stored(db, client_id)
+    assert kept['saved'] == 'yes'
+    assert 'later' not in kept
+    page = app.get('/info').json
+    assert page['new'] is False
+    assert page['keys'] == (['cart', 'saved'] if existing else ['saved'])
+    assert open_connections(db) == []
+
+
+CONTAINERS = {
+    'ram': zodbsession.RAMSessionDataContainer,
+    'cookie': lambda: zodbsession.CookieSessionDataContainer(
+        secret='another-cookie-secret-for-tests-0000'),
+}
+
+
+@pytest.mark.parametrize('kind', sorted(CONTAINERS))
+def test_persist_in_other_containers_survives_a_later_abort(db, mode, kind):
+    # The containers outside ZODB join the request's own transaction too;
+    # the cookie container's data cookie belongs to the persisted
+    # transaction and goes out with the client id's.
+    app = make_app(db, mode)
+    change_site(db, lambda site: site.register_container(
+        'pyramid.session', CONTAINERS[kind]()))
+    app.get('/persist', {'then': 'doom'})
+    expected = {'zodbsession'} | ({'zodbsession_data'} if kind == 'cookie'
+                                  else set())
+    assert set(app.cookies) == expected
+    assert app.get('/info').json['keys'] == ['saved']
+    assert stored(db, app.cookies['zodbsession']) is None
+    assert open_connections(db) == []
+
+
+def test_cookie_set_after_persist_goes_only_with_its_transaction(db, mode):
+    # The client id persisted goes out; the one regenerate() issued in the
+    # doomed transaction that followed does not, and the data stays under
+    # the first.
+    app = make_app(db, mode)
+    response = app.get('/persist', {'then': 'regenerate and doom'})
+    assert len(response.headers.getall('Set-Cookie')) == 1
+    client_id = app.cookies['zodbsession']
+    assert stored(db, client_id) is not None
+    assert stored(db, client_id)['saved'] == 'yes'
+    assert app.get('/info').json['keys'] == ['saved']
+    assert open_connections(db) == []
+
+
+def test_persist_survives_a_later_unhandled_error(db, mode):
+    app = make_app(db, mode)
+    app.post('/cart', {'item': 'tea'})
+    with pytest.raises(RuntimeError, match='unhandled'):
+        app.get('/persist', {'then': 'raise'})
+    assert app.get('/info').json['keys'] == ['cart', 'saved']
+    assert 'later' not in stored(db, app.cookies['zodbsession'])
+    assert open_connections(db) == []
+
+
+def test_persist_then_more_changes_commit_too(db, mode):
+    # After persist() the request goes on in a new transaction of the
+    # same manager, which the request's end commits.
+    app = make_app(db, mode)
+    response = app.get('/persist', {'then': 'return'})
+    assert response.json == {'saved': 'yes', 'later': 'yes'}
+    assert app.get('/info').json['keys'] == ['later', 'saved']
+    assert open_connections(db) == []
 
 
 # -- invalidate and containers -------------------------------------------
@@ -647,7 +912,7 @@ def test_execution_policy(db):
     state = app.app.registry.state
     app.post('/count')
     state.interfere = 5
-    assert app.post('/count').json['count'] == 501
+    assert app.post('/count').json['count'] == 601   # 100 * run 6, +1
     assert state.runs['count'] == 7         # 1 + five conflicts + one
 
 

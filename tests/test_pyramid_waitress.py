@@ -19,6 +19,7 @@ from zodbsession.pyramid.hosting import HOSTING_KEY
 from zodbsession.site import site_of
 from zodbsession.testing_workers import SessionHTTPClient
 
+from test_pyramid import DECIDE_BY_RESPONSE
 from test_pyramid import db  # noqa: F401  (the fixture)
 from test_pyramid import make_config
 
@@ -149,6 +150,26 @@ def test_login_flash_csrf_and_failure_over_http(db, mode):  # noqa: F811
         assert headers.get_all('Set-Cookie') is None
         status, _, page = browser.request('/')
         assert (page['user'], page['flash']) == ('alice', [])
+
+
+@pytest.mark.parametrize('mode', ['own', 'tm', 'tm_veto'])
+def test_flash_then_raised_redirect_over_http(db, mode):  # noqa: F811
+    # At the defaults of zodbsession and pyramid_tm: the redirect carries
+    # a new client's cookie, and the next page shows the message, unless
+    # pyramid_tm runs without its commit veto (then it aborts).
+    app = make_config(db, mode).make_wsgi_app()
+    kept = mode in DECIDE_BY_RESPONSE
+    with serving(app) as url:
+        browser = Browser(url)
+        status, headers, _ = browser.request('/flash-redirect')
+        assert (status, headers['Location']) == (302, url + '/')
+        assert ('zodbsession' in browser.cookies) == kept
+        status, _, page = browser.request('/')
+        assert (status, page['flash']) == (200, ['saved'] if kept else [])
+        status, _, page = browser.request('/flash-forbid')
+        assert status == 403
+        status, _, page = browser.request('/')
+        assert page['flash'] == []
 
 
 @pytest.mark.parametrize('mode', ['own', 'tm'])

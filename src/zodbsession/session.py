@@ -1,5 +1,4 @@
 """The Session adapter: ``ISession(request)[pkg_id]``."""
-import transaction
 from zope.interface import implementer
 
 from zodbsession import clock
@@ -12,8 +11,10 @@ from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.lookup import all_containers
 from zodbsession.lookup import container_in
 from zodbsession.lookup import registry_for
+from zodbsession.lookup import transaction_manager_for
 from zodbsession.lookup import utility_in
 from zodbsession.environkeys import SESSION_KEY
+from zodbsession.transactions import commit_now
 
 
 @implementer(ISession, ISessionLifecycle)
@@ -181,7 +182,9 @@ class Session:
         self._client_id = None
 
     def persist(self):
-        transaction.commit()
+        # The request's own manager (pyramid_tm may run an explicit one),
+        # not the thread's.
+        commit_now(transaction_manager_for(self.request))
 
 
 def session_of(request):

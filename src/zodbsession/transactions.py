@@ -30,3 +30,13 @@ def end_transaction(manager, abort=False, before_abort=None):
             before_abort(error)
         manager.abort()
         raise
+
+
+def commit_now(manager):
+    """Commit the manager's transaction in the middle of a request
+    (``persist()``); the request goes on in a new transaction of the same
+    manager, which whoever hosts the request ends. An explicit manager
+    (pyramid_tm's ``explicit_manager``) has none until one is begun."""
+    manager.commit()
+    if manager.explicit:
+        manager.begin()

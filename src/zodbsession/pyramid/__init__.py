@@ -23,13 +23,20 @@ Settings (all optional)::
     .domain, .postOnly, .thirdparty   (the client id cookie)
 
 Transactions: with pyramid_tm active, the session commits or aborts with
-the request's transaction; without it, zodbsession's tween begins, commits
-(or aborts when the view raised, an exception view answered, or the
-transaction is doomed) in the same way. Conflicts are retried by
-pyramid_retry when the application includes it (its ``retry.attempts``),
-otherwise by zodbsession's execution policy; either way one client's
-contending requests take turns in the process, and a conflict that
-outlasts the retries is answered with a 503.
+the request's transaction, as pyramid_tm decides; set
+``tm.commit_veto = pyramid_tm.default_commit_veto``, or pyramid_tm aborts
+whenever the view raised, a ``raise HTTPFound(...)`` after
+``request.session.flash(...)`` included. Without pyramid_tm, zodbsession's
+tween begins the transaction and ends it by that veto's rule: it commits
+when the response (an exception view's too) is 2xx or 3xx and aborts on
+4xx and 5xx (a response's ``X-Tm`` header, when present, decides:
+``commit`` commits, any other value aborts); it also aborts on an error
+no exception view answered, on a conflict, and when the transaction is
+doomed. Conflicts are retried by pyramid_retry when the application
+includes it (its ``retry.attempts``), otherwise by zodbsession's execution
+policy; either way one client's contending requests take turns in the
+process, and a conflict that outlasts the retries is answered with a
+503.
 """
 import transaction.interfaces
 from pyramid.interfaces import IExecutionPolicy

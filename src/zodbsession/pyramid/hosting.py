@@ -9,8 +9,10 @@ session exactly as it was.
 
 The transaction belongs to pyramid_tm when it is active for the request;
 otherwise ``manage_transaction`` begins, commits and aborts it the way
-pyramid_tm does. Retries happen in one place, ``retrying_policy`` (or
-pyramid_retry's policy when the application includes it).
+pyramid_tm does with its ``default_commit_veto``: the response decides,
+also one that an exception view rendered for a raised ``HTTPFound``.
+Retries happen in one place, ``retrying_policy`` (or pyramid_retry's
+policy when the application includes it).
 """
 
 import logging
@@ -91,6 +93,9 @@ class RequestHosting:
     def finish(self, request):
         client_turns.give_back(self._turn)
         self._turn = None
+        # The request's cookies no longer follow its manager (the
+        # thread's, which later requests use).
+        self.pending.stop_following()
         environ = request.environ
         if environ.get(HOSTING_KEY) is self:
             # A late ISession(request) must not open a connection that
@@ -122,11 +127,14 @@ def prepare_request(request, db):
 
 
 def manage_transaction(handler, request, hosting):
-    """Run ``handler(request)`` in a transaction, like pyramid_tm.
+    """Run ``handler(request)`` in a transaction, like pyramid_tm with
+    ``tm.commit_veto = pyramid_tm.default_commit_veto``.
 
-    Commits unless the handler raised, an exception view answered, or the
-    transaction was doomed; then it aborts. A failed commit is aborted and
-    its error raised, for the retry policy to judge.
+    Aborts when the handler raised (no exception view answered), when
+    ``commit_veto`` vetoes the response, when an exception view answered
+    a conflict (the retry policy runs the request again), or when the
+    transaction was doomed; otherwise commits. A failed commit is aborted
+    and its error raised, for the retry policy to judge.
     """
     manager = hosting.transaction_manager
     hosting.watch(manager.begin())
@@ -135,9 +143,23 @@ def manage_transaction(handler, request, hosting):
     except BaseException:
         manager.abort()
         raise
-    end_transaction(
-        manager, abort=getattr(request, 'exception', None) is not None)
+    conflict = isinstance(getattr(request, 'exception', None),
+                          TransientError)
+    end_transaction(manager,
+                    abort=conflict or commit_veto(request, response))
     return response
+
+
+def commit_veto(request, response):
+    """Whether ``response`` vetoes the commit: the rule of
+    ``pyramid_tm.default_commit_veto`` (pyramid_tm is optional, so it is
+    not imported). An ``X-Tm`` header decides (``commit`` commits, any
+    other value aborts); without it, a 4xx or 5xx status aborts and any
+    other commits."""
+    x_tm = response.headers.get('x-tm')
+    if x_tm is not None:
+        return x_tm != 'commit'
+    return response.status.startswith(('4', '5'))
 
 
 def retrying_policy(retry_policy, db):
