@@ -120,6 +120,25 @@ class SessionTestClient:
                 f'{name}={value}' for name, value in self.cookies.items())
         return WSGIRequest(env)
 
+    def call(self, app, method='GET', **environ):
+        """Run the WSGI ``app`` on a request of this browser and keep the
+        cookies it sets; returns ``(status, headers, body bytes)``."""
+        request = self.request(method, **environ)
+        response = {}
+
+        def start_response(status, headers, exc_info=None):
+            response.update(status=status, headers=headers)
+
+        result = app(request.environ, start_response)
+        try:
+            body = b''.join(result)
+        finally:
+            close = getattr(result, 'close', None)
+            if close is not None:
+                close()
+        self.receive(response['headers'])
+        return response['status'], response['headers'], body
+
     def receive(self, request_or_headers):
         """Take the Set-Cookie headers of a response."""
         headers = request_or_headers
