@@ -186,6 +186,8 @@ class ZodbsessionPeer:
             b''.join(self.middleware(environ, start_response))
         except TransientError:
             return None
+        if response['status'].startswith('503'):
+            return None     # out of retries (the middleware's answer)
         if not response['status'].startswith('200'):
             raise RuntimeError(f'zodbsession answered {response["status"]}')
         if cookie is not None:
@@ -233,6 +235,9 @@ def _register_zope_session_adapters():
     zope.component.provideAdapter(ClientId, provides=IClientId)
     zope.component.provideAdapter(Session, provides=ISession)
     zope.component.hooks.setHooks()
+
+
+ZOPE_SESSION_RETRIES = 3
 
 
 class ZopeSessionPeer:
@@ -541,8 +546,9 @@ def parse_args(argv):
                         help='live sessions before the run (10,000;'
                              ' quick: 1,000)')
     parser.add_argument('--retries', type=int, default=None,
-                        help="retries per request (the middleware's"
-                             ' default)')
+                        help='retries per request (default: 3, and for'
+                             " zodbsession its own budget in seconds as"
+                             ' well)')
     parser.add_argument('--seed', type=int, default=2024)
     parser.add_argument('--rounds', type=int,
                         help='runs of each library, interleaved (3;'
@@ -557,8 +563,9 @@ def parse_args(argv):
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     if args.retries is None:
-        from zodbsession.wsgi import DEFAULT_RETRIES
-        args.retries = DEFAULT_RETRIES
+        # zope.session's publication has no default of its own; three is
+        # the transaction package's (and pyramid_retry's) usual count.
+        args.retries = ZOPE_SESSION_RETRIES
     args.libraries = [name for name in args.libraries.split(',') if name]
     return args
 

@@ -42,7 +42,7 @@ def cluster():
 @pytest.mark.parametrize('mode', ['fast', 'immediate'])
 def test_postgres_restart(cluster, mode, tmp_path, record_property):
     cluster.check_running()
-    with session_worker(cluster.uri(), str(tmp_path), retries=50,
+    with session_worker(cluster.uri(), str(tmp_path),
                         retry_after=RETRY_AFTER) as worker:
         figures = check_outage(
             worker, lambda: cluster.stop(mode), cluster.start,
