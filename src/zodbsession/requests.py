@@ -17,9 +17,16 @@ from zodbsession.interfaces import IRequestCookies
 
 _COOKIE_SEPARATORS = re.compile('[;,]')
 _COOKIE_SPACE = ' \t'
-_COOKIE_VALUE = re.compile('|'.join((
-    webob.cookies._re_quoted, webob.cookies._re_expires_val,
-    webob.cookies._re_unquoted_val)).encode('ascii'))
+# A cookie value as the old (RFC 2109) grammar browsers and WebOb accept
+# reads it, matched once at the start of one value (linear time): a
+# double-quoted string, an Expires date, or a run of legal characters
+# and backslash escapes.
+_COOKIE_VALUE = re.compile(
+    rb'"(?:\\"|.)*?"'
+    rb'|\w{3},\s[\w\d-]{9,11}\s[\d:]{8}\sGMT'
+    rb"|(?:[\w~!@#$%^&*()+=\-`.?|:/{}<>']|\\(?:[0-3][0-7][0-7]|.))*")
+# Backslash escapes in a cookie value: an octal byte, or a character.
+_COOKIE_ESCAPE = re.compile(rb'\\([0-3][0-7][0-7]|.)')
 # Values WebOb's grammar reads back unchanged (signed ids, base64 text):
 # they need neither its regular expression nor unquoting.
 _PLAIN_COOKIE_VALUE = re.compile(r'[A-Za-z0-9_.\-]*\Z')
@@ -179,9 +186,21 @@ def _cookie_text(found):
         # The value as WebOb reads it (its grammar, matched once at the
         # start of one value: linear), unquoted, as text.
         raw = _COOKIE_VALUE.match(found.encode('latin-1')).group(0)
-        return webob.cookies._unquote(raw).decode('utf-8')
-    except (UnicodeError, KeyError):
+        return _unquote(raw).decode('utf-8')
+    except UnicodeError:
         return None
+
+
+def _unquote(raw):
+    """A cookie value without its double quotes and backslash escapes."""
+    if len(raw) >= 2 and raw[:1] == raw[-1:] == b'"':
+        raw = raw[1:-1]
+    return _COOKIE_ESCAPE.sub(_unescape, raw)
+
+
+def _unescape(match):
+    escaped = match.group(1)
+    return bytes((int(escaped, 8),)) if len(escaped) == 3 else escaped
 
 
 @implementer(IRequestCookies)

@@ -78,14 +78,6 @@ def normalize_secrets(secrets, setting='secret'):
     return tuple(result)
 
 
-def _unwrapped(mac):
-    inner = getattr(mac, '_hmac', None)
-    if inner is not None and all(
-            hasattr(inner, name) for name in ('copy', 'update', 'digest')):
-        return inner
-    return mac
-
-
 class Signer:
     """Signs and verifies text values.
 
@@ -103,13 +95,11 @@ class Signer:
     def __init__(self, secrets, salt, max_length=DEFAULT_MAX_LENGTH,
                  remember=0):
         # One keyed HMAC per secret, copied for each value: the key
-        # schedule is computed once, not on every request. Where the hmac
-        # module wraps OpenSSL's HMAC object, that object is used itself
-        # (same copy/update/digest, without a Python layer per call).
+        # schedule is computed once, not on every request.
         self._macs = tuple(
-            _unwrapped(hmac.new(hashlib.sha256(salt.encode('utf-8') + b'\0'
-                                               + secret).digest(),
-                                digestmod=hashlib.sha256))
+            hmac.new(hashlib.sha256(salt.encode('utf-8') + b'\0'
+                                    + secret).digest(),
+                     digestmod=hashlib.sha256)
             for secret in normalize_secrets(secrets))
         self.max_length = max_length
         self._remember = remember

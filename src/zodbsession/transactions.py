@@ -1,14 +1,33 @@
 """How a request's transaction ends: one rule for every hosting."""
 
 
+class _Probe:
+    """A synchronizer that only notes whether it was told of a
+    transaction: ``registerSynch`` tells a synchronizer that registers
+    while a transaction is active about it (ITransactionManager)."""
+
+    __slots__ = ('active', '__weakref__')
+
+    def __init__(self):
+        self.active = False
+
+    def newTransaction(self, txn):
+        self.active = True
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def afterCompletion(self, txn):
+        pass
+
+
 def has_transaction(manager):
     """Whether ``manager`` has a transaction under way, asked without
-    starting one (``manager.get()`` would).
-
-    A manager of another make, whose state this cannot see, is taken to
-    have one: then the request ends the way it always did.
-    """
-    return getattr(manager, '_txn', True) is not None
+    starting one (``manager.get()`` would)."""
+    probe = _Probe()
+    manager.registerSynch(probe)
+    manager.unregisterSynch(probe)
+    return probe.active
 
 
 def end_transaction(manager, abort=False, before_abort=None):
