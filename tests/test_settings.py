@@ -90,9 +90,11 @@ def test_parsed_settings_configure_a_site(registry, db):
 
 
 @pytest.mark.parametrize('name, text, words', [
-    ('sameSite', 'strict', ["'sameSite'", "'strict'", 'Lax, Strict, None']),
+    ('sameSite', 'strict', ["'sameSite'", "'strict'",
+                            "one of 'Lax', 'Strict', 'None'"]),
     ('namespace', 'two words', ["'namespace'", "'two words'"]),
-    ('timeout', '-5', ["'timeout'", '-5', 'too small']),
+    ('timeout', '-5', ["'timeout'", '-5', 'a whole number >= 0']),
+    ('secret', '   ', ["'secret'", 'at least 16 bytes']),
 ])
 def test_values_the_schema_rejects_fail_here_with_a_clear_message(
         name, text, words):
@@ -100,3 +102,25 @@ def test_values_the_schema_rejects_fail_here_with_a_clear_message(
         parse_settings({name: text})
     for word in words:
         assert word in str(info.value)
+
+
+def test_every_setting_error_is_a_validation_error_and_a_value_error():
+    """One error type for every setting, wherever it is given: zope.session
+    code catching zope.schema's ValidationError still catches it."""
+    from zope.schema import ValidationError
+    from zodbsession import CookieClientIdManager
+    from zodbsession import PersistentSessionDataContainer
+    from zodbsession import RAMSessionDataContainer
+    from zodbsession.validated import InvalidSetting
+    attempts = [
+        lambda: PersistentSessionDataContainer(timeout=-1),
+        lambda: RAMSessionDataContainer(resolution=-2),
+        lambda: CookieClientIdManager(sameSite='sometimes'),
+        lambda: parse_settings({'timeout': '-1'}),
+    ]
+    for attempt in attempts:
+        with pytest.raises(InvalidSetting) as info:
+            attempt()
+        assert isinstance(info.value, ValidationError)
+        assert isinstance(info.value, ValueError)
+        assert str(info.value).startswith('setting ')

@@ -1,10 +1,11 @@
 """Session settings from text (.ini files, command lines)."""
 from zope.schema.interfaces import IBool
 from zope.schema.interfaces import IInt
-from zope.schema.interfaces import ValidationError
 
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.validated import InvalidSetting
+from zodbsession.validated import check
 
 _TRUE = {'1', 'true', 'yes', 'on'}
 _FALSE = {'0', 'false', 'no', 'off'}
@@ -65,6 +66,11 @@ def parse_settings(options):
                     f'setting {name!r}: bad value {value!r}') from None
         elif name == 'secret':
             secrets = value.split()
+            if not secrets:
+                raise InvalidSetting(
+                    name, value, 'expected one or more secrets of at least'
+                    ' 16 bytes (leave the setting out to have one'
+                    ' generated and kept in the database)')
             result[name] = secrets if len(secrets) > 1 else secrets[0]
         else:
             field = _field(name)
@@ -76,14 +82,4 @@ def parse_settings(options):
 
 
 def _validated(name, value, field):
-    # The schema would reject a bad value later, with a terse message;
-    # say here which setting is wrong and what it accepts.
-    try:
-        field.validate(value)
-    except ValidationError as exc:
-        allowed = getattr(field, 'vocabulary', None)
-        hint = (f'; one of {", ".join(term.value for term in allowed)}'
-                if allowed is not None else f' ({exc.doc()})')
-        raise ValueError(
-            f'setting {name!r}: {value!r} is not allowed{hint}') from None
-    return value
+    return check(field, value, name)
