@@ -17,6 +17,7 @@ import doctest
 import importlib
 import importlib.metadata
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -138,8 +139,10 @@ class Redirect:
         for name, module in self.modules.items():
             setattr(package, name.rsplit('.', 1)[1], module)
         self.modules['zope.session'] = package
-        # The qualified names a traceback prints: ours -> the peer's.
+        # The qualified names a traceback prints, ours -> the peer's; and
+        # the loggers named after modules, the peer's -> ours.
         self.names = {}
+        self.loggers = {}
         for name, module in self.modules.items():
             if name == 'zope.session':
                 continue
@@ -147,6 +150,10 @@ class Redirect:
                 if isinstance(value, type):
                     ours = f'{value.__module__}.{value.__qualname__}'
                     self.names[ours] = f'{name}.{attribute}'
+                if callable(value) and getattr(
+                        value, '__module__', '').startswith('zodbsession'):
+                    self.loggers.setdefault(name, set()).add(
+                        value.__module__)
 
     def globs(self, peer_module):
         """The doctest namespace of ``peer_module``, redirected."""
@@ -166,6 +173,12 @@ class Redirect:
     @contextlib.contextmanager
     def active(self):
         import zope
+        forwarders = []
+        for peer_name, our_names in self.loggers.items():
+            for our_name in sorted(our_names):
+                forwarder = _Forward(logging.getLogger(peer_name))
+                logging.getLogger(our_name).addHandler(forwarder)
+                forwarders.append((our_name, forwarder))
         saved = {name: sys.modules.get(name) for name in self.modules}
         saved_attribute = zope.__dict__.get('session')
         sys.modules.update(self.modules)
@@ -182,6 +195,20 @@ class Redirect:
                 zope.__dict__.pop('session', None)
             else:
                 zope.session = saved_attribute
+            for our_name, forwarder in forwarders:
+                logging.getLogger(our_name).removeHandler(forwarder)
+
+
+class _Forward(logging.Handler):
+    """Hands our module's log records to the logger named after the
+    peer's module, where the peer's tests listen."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    def emit(self, record):
+        self.target.handle(record)
 
 
 class _Checker(doctest.OutputChecker):

@@ -167,7 +167,7 @@ def test_container_without_a_request_says_how_to_use_it():
         container['some-client-id']
     with pytest.raises(TypeError, match='ISession'):
         'some-client-id' in container
-    assert container.sweep() == 0
+    assert container.sweep_expired() == 0
     assert repr(container) == (
         "<CookieSessionDataContainer cookie='zodbsession_data'"
         " encrypted=False>")

@@ -1,5 +1,7 @@
 """The Session adapter: ``ISession(request)[pkg_id]``."""
 import transaction
+from zope.component import adapter
+from zope.interface import Interface
 from zope.interface import implementer
 
 from zodbsession import clock
@@ -17,6 +19,7 @@ from zodbsession.environkeys import SESSION_KEY
 
 
 @implementer(ISession, ISessionLifecycle)
+@adapter(Interface)
 class Session:
     """The sessions of the client that made ``request``.
 
