@@ -353,3 +353,79 @@ def _flatten(suite):
             yield from _flatten(test)
         else:
             yield test
+
+
+# -- the Pyramid suite -----------------------------------------------------
+
+PYRAMID_MODULES = ('test_session', 'test_testing', 'test_csrf')
+
+
+def load_pyramid_test_module(name):
+    """A fresh copy of Pyramid's ``tests/<name>.py`` from its sdist (one
+    per use, so that overriding its names changes nothing else)."""
+    import importlib.util
+    version = installed_version('pyramid')
+    path = os.path.join(sdist('pyramid', version), 'tests', f'{name}.py')
+    # Configurator() finds its package through sys.modules.
+    package = sys.modules.get('pyramid_peer_tests')
+    if package is None:
+        package = types.ModuleType('pyramid_peer_tests')
+        package.__path__ = [os.path.dirname(path)]
+        sys.modules['pyramid_peer_tests'] = package
+    spec = importlib.util.spec_from_file_location(
+        f'pyramid_peer_tests.{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class PyramidHost:
+    """A Pyramid application with ``config.include('zodbsession.pyramid')``
+    and a real database (FileStorage in a temporary directory), whose
+    sessions stand in for the ones Pyramid's tests make."""
+
+    def __init__(self, config=None):
+        import tempfile
+
+        from pyramid.config import Configurator
+
+        from zodbsession.pyramid import session_factory
+        from zodbsession.testing import filestorage_db
+        self._directory = tempfile.TemporaryDirectory(
+            prefix='zodbsession-pyramid-')
+        self._db_context = filestorage_db(self._directory.name)
+        self.db = self._db_context.__enter__()
+        self.config = config if config is not None else Configurator()
+        # The factory first: pyramid.testing.setUp's configurator runs
+        # each action at once, and the include's completion would open
+        # the database of the default settings.
+        self.config.set_session_factory(session_factory(db=self.db))
+        self.config.include('zodbsession.pyramid')
+        # Builds the tweens: zodbsession's marks the registry as hosted.
+        self.config.make_wsgi_app()
+        self.requests = []
+
+    def session(self, request):
+        """``request.session``, zodbsession's, bound to ``request``."""
+        from pyramid.interfaces import ISessionFactory
+        request.registry = self.config.registry
+        session = self.config.registry.getUtility(ISessionFactory)(request)
+        request.session = session
+        self.requests.append(request)
+        return session
+
+    def request(self, **kw):
+        from pyramid import testing
+        request = testing.DummyRequest(**kw)
+        self.session(request)
+        return request
+
+    def close(self):
+        transaction.abort()
+        for request in self.requests:
+            for callback in getattr(request, 'finished_callbacks', ()):
+                callback(request)
+        self.requests = []
+        self._db_context.__exit__(None, None, None)
+        self._directory.cleanup()

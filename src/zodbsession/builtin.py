@@ -3,7 +3,8 @@
 zope.session's users register only what zope.session needs (a client id
 manager, containers, perhaps the ClientId and Session adapters); they
 never heard of IRequestCookies. So the kinds of request zodbsession knows
-(its own WSGI request, WebOb/Pyramid requests, zope.publisher requests)
+(its own WSGI request, WebOb and Pyramid requests, zope.publisher
+requests)
 are answered from this table when the site's registry has no adapter of
 its own: a registered adapter still wins.
 """
@@ -28,6 +29,14 @@ def _build():
         pass
     else:
         table.register([implementedBy(BaseRequest)], IRequestCookies, '',
+                       EnvironCookies)
+    try:
+        from pyramid.interfaces import IRequest as IPyramidRequest
+    except ImportError:
+        pass    # Pyramid is optional
+    else:
+        # Every Pyramid request, pyramid.testing.DummyRequest included.
+        table.register([IPyramidRequest], IRequestCookies, '',
                        EnvironCookies)
     try:
         from zope.publisher.interfaces.http import IHTTPRequest
