@@ -13,6 +13,7 @@ with ``config.include('zodbsession.pyramid')`` and a FileStorage.
 import unittest
 
 import pytest
+import transaction
 
 import peer_suites
 
@@ -170,7 +171,14 @@ def _run(implementation, module_name, runner_class, name):
         cls = getattr(peer_suites.load_pyramid_test_module(module_name),
                       runner_class)
     result = unittest.TestResult()
-    cls(name).run(result)
+    try:
+        cls(name).run(result)
+    finally:
+        # Some of these classes call testing.setUp() and never tear down
+        # (it hooks zope.component's site manager): leave nothing behind.
+        from pyramid import testing
+        testing.tearDown()
+        transaction.abort()
     problems = result.errors + result.failures
     if problems:
         pytest.fail('\n'.join(text for _test, text in problems),

@@ -107,7 +107,8 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
 
     def _find(self, key, now):
         """(end, slice, data) of the newest live slice holding ``key``."""
-        oldest = expiry.oldest_live_end(now, self.timeout, self.resolution)
+        oldest = expiry.oldest_live_end(expiry.idle_clock(self, now),
+                                        self.timeout, self.resolution)
         slices = self._slices
         # Newest first (a session in use sits in a recent slice), walking
         # the keys with maxKey: no list of slices is built per lookup.

@@ -98,12 +98,16 @@ def swept(container, now):
         container._swept_at = int(now)
 
 
+def idle_clock(container, now):
+    """The time idle expiry is judged at: now, or, with implicit sweeps
+    disabled, when sweep() last ran (what expired since stays)."""
+    return container._swept_at if container.disable_implicit_sweeps else now
+
+
 def session_ended(data, now, container):
     """Whether ``data`` (an ISessionData) is past ``container``'s idle
     timeout or absolute lifetime."""
-    idle_until = (container._swept_at if container.disable_implicit_sweeps
-                  else now)
-    if is_expired(data.getLastAccessTime(), idle_until,
+    if is_expired(data.getLastAccessTime(), idle_clock(container, now),
                   container.timeout, container.resolution):
         return True
     lifetime = container.lifetime

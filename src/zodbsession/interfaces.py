@@ -219,8 +219,14 @@ class ISession(Interface):
         """
 
 
-class ISessionLifecycle(Interface):
-    """Session-wide operations that zope.session lacks and peers offer."""
+class ISessionLifecycle(ISession):
+    """An ISession with the session-wide operations that zope.session
+    lacks and peers offer.
+
+    (It extends ISession so that the Session adapter provides a single
+    interface: ``provideAdapter(Session)``, as zope.session's users
+    write it, registers it for ISession lookups.)
+    """
 
     client_id = Attribute(
         "The client's id; reading it issues one to a client that has none.")

@@ -18,7 +18,7 @@ from zodbsession.lookup import utility_in
 from zodbsession.environkeys import SESSION_KEY
 
 
-@implementer(ISession, ISessionLifecycle)
+@implementer(ISessionLifecycle)     # an ISession
 @adapter(Interface)
 class Session:
     """The sessions of the client that made ``request``.
