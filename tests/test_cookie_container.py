@@ -763,3 +763,11 @@ def test_regenerate_keeps_the_creation_time(make_site, clock):
     assert site.codec.decode(data_cookie(response))['o'] == 1_700_000_000
     clock.advance(501)
     assert visit(browser).json[PREFS] is None
+
+
+def test_a_value_beside_the_packages_is_refused_not_lost():
+    from zodbsession.jsondata import JSONSessionData
+    data = JSONSessionData()
+    with pytest.raises(TypeError, match="package data only.*'name'"):
+        data['name'] = 'bob'
+    assert 'name' not in data

@@ -5,8 +5,9 @@ Each value is pickled separately, so conflict resolution compares bytes
 the keys they use, and a value that cannot be pickled is reported with its
 package id, key and type: its own exception, type and message unchanged
 (as zope.session lets it through), carrying a note that names them
-(Python 3.11 and later) and always logged. Values that hold persistent objects are kept as
-they are, as ``(value,)``, so ZODB stores them as references.
+(Python 3.11 and later) and always logged. Values that hold persistent
+objects are kept as they are, as ``(value,)``, so ZODB stores them as
+references.
 """
 import io
 import logging
@@ -40,7 +41,8 @@ def _type_name(value):
 
 
 def encode(pkg_id, key, value):
-    """Return the stored form of ``value``: pickle bytes, or ``(value,)``.
+    """Return the stored form of ``value``: pickle bytes, or ``(value,)``
+    (``pkg_id`` None: a value stored beside the packages).
 
     When the value cannot be pickled, the pickler's exception goes
     through unchanged, with a note and a log record naming the package
@@ -57,9 +59,11 @@ def encode(pkg_id, key, value):
     except RecursionError:
         raise
     except Exception as exc:
+        where = (f'{pkg_id!r}[{key!r}]' if pkg_id is not None
+                 else f'[{key!r}] (beside the packages)')
         explanation = (
-            f'cannot store session data {pkg_id!r}[{key!r}]: a value of'
-            f' type {_type_name(value)} cannot be pickled. Store plain data'
+            f'cannot store session data {where}: a value of type'
+            f' {_type_name(value)} cannot be pickled. Store plain data'
             ' (str, numbers, lists, dicts, ...) instead.')
         logger.error('%s (%s: %s)', explanation, type(exc).__name__, exc)
         if hasattr(exc, 'add_note'):    # Python 3.11 and later
