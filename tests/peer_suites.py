@@ -73,12 +73,25 @@ def sdist(distribution, version):
             f'cannot fetch the sdist of {distribution}=={version}, needed'
             f' to run its own tests: {" ".join(command)} said:\n'
             f'{result.stdout}{result.stderr}')
-    partial = unpacked + '.partial'
-    with tarfile.open(os.path.join(downloads, archives[0])) as archive:
-        top = archive.getnames()[0].split('/')[0]
-        archive.extractall(partial, filter='data')
-    os.replace(os.path.join(partial, top), unpacked)
-    os.rmdir(partial)
+    # Unpacked beside the cache, then moved in place: a run beside this
+    # one sees the whole tree or none of it.
+    import shutil
+    import tempfile
+    partial = tempfile.mkdtemp(prefix=f'{distribution}-', dir=CACHE_DIR)
+    try:
+        with tarfile.open(os.path.join(downloads, archives[0])) as archive:
+            top = archive.getnames()[0].split('/')[0]
+            if hasattr(tarfile, 'data_filter'):
+                archive.extractall(partial, filter='data')
+            else:   # pragma: no cover - Python before 3.11.4
+                archive.extractall(partial)
+        try:
+            os.replace(os.path.join(partial, top), unpacked)
+        except OSError:
+            if not os.path.isdir(unpacked):     # not another run's copy
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return unpacked
 
 
