@@ -19,6 +19,7 @@ import importlib.metadata
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -50,6 +51,11 @@ def installed_version(distribution):
             f" (pip install -e '.[test]')") from None
 
 
+def _normalized(name):
+    """A distribution's name as sdist file names spell it (PEP 503)."""
+    return re.sub(r'[-_.]+', '_', name).lower()
+
+
 def sdist(distribution, version):
     """The directory of ``distribution==version``'s unpacked sdist,
     downloaded with pip into CACHE_DIR the first time."""
@@ -63,11 +69,11 @@ def sdist(distribution, version):
                '-q', '-d', downloads, f'{distribution}=={version}']
     result = subprocess.run(command, capture_output=True, text=True,
                             timeout=600)
-    normalized = distribution.replace('.', '_').replace('-', '_').lower()
+    suffix = f'-{version}.tar.gz'
     archives = [name for name in os.listdir(downloads)
-                if name.lower().replace('-', '_').replace('.', '_')
-                .startswith(f'{normalized}_{version}'.replace('.', '_'))
-                and name.endswith('.tar.gz')]
+                if name.endswith(suffix)
+                and _normalized(name[:-len(suffix)])
+                == _normalized(distribution)]
     if not archives:
         raise PeerUnavailable(
             f'cannot fetch the sdist of {distribution}=={version}, needed'
