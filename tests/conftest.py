@@ -57,6 +57,7 @@ def _peer_count(key, outcome):
     counts[outcome] += 1
 
 
+@pytest.hookimpl(trylast=True)     # after -k and -m have deselected
 def pytest_collection_modifyitems(config, items):
     kept, deselected = [], []
     for item in items:

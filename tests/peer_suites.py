@@ -429,7 +429,9 @@ class PyramidHost:
         """``request.session``, zodbsession's, bound to ``request``."""
         from pyramid.interfaces import ISessionFactory
         request.registry = self.config.registry
+        from zodbsession.pyramid import PyramidSession
         session = self.config.registry.getUtility(ISessionFactory)(request)
+        assert isinstance(session, PyramidSession), session
         request.session = session
         self.requests.append(request)
         return session

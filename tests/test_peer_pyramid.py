@@ -92,7 +92,8 @@ def _cases():
                 if reason and implementation == peer_suites.ZODBSESSION:
                     marks.append(pytest.mark.peer_not_applicable(reason))
                 yield pytest.param(
-                    implementation, module_name, runner_class, name,
+                    implementation, module_name, runner_class, source_class,
+                    name,
                     id=f'{implementation}-{module_name}.{source_class}.{name}',
                     marks=marks)
 
@@ -113,9 +114,7 @@ def _zodbsession_class(module_name, class_name):
         return host['host']
 
     if module_name == 'test_session':
-        shared = module.SharedCookieSessionTests
-
-        class Case(shared, unittest.TestCase):
+        class Case(base, unittest.TestCase):    # base: the shared tests
             def setUp(self):
                 start(self)
 
@@ -161,12 +160,9 @@ def _zodbsession_class(module_name, class_name):
     return Case
 
 
-def _run(implementation, module_name, runner_class, name):
+def _run(implementation, module_name, runner_class, source_class, name):
     if implementation == peer_suites.ZODBSESSION:
-        source = dict((runner, source) for _m, runner, source in CLASSES)
-        cls = _zodbsession_class(module_name, source[runner_class]
-                                 if module_name == 'test_session'
-                                 else runner_class)
+        cls = _zodbsession_class(module_name, source_class)
     else:
         cls = getattr(peer_suites.load_pyramid_test_module(module_name),
                       runner_class)
@@ -186,7 +182,9 @@ def _run(implementation, module_name, runner_class, name):
     assert result.testsRun == 1 and not result.skipped, result.skipped
 
 
-@pytest.mark.parametrize('implementation,module_name,runner_class,name',
-                         list(_cases()))
-def test_pyramid(implementation, module_name, runner_class, name):
-    _run(implementation, module_name, runner_class, name)
+@pytest.mark.parametrize(
+    'implementation,module_name,runner_class,source_class,name',
+    list(_cases()))
+def test_pyramid(implementation, module_name, runner_class, source_class,
+                 name):
+    _run(implementation, module_name, runner_class, source_class, name)
