@@ -112,3 +112,20 @@ def test_unit(implementation, name):
     report = SUITE.run_unit_test(implementation, name)
     if report:
         pytest.fail(report, pytrace=False)
+
+
+def test_the_redirect_gives_zodbsession_names_and_restores_them():
+    import zope.session.session
+
+    import zodbsession
+    original = zope.session.session.Session
+    with SUITE.redirect.active():
+        from zope.session.http import CookieClientIdManager
+        from zope.session.session import Session
+        import zope.session.session as redirected
+        assert Session is zodbsession.Session
+        assert CookieClientIdManager is zodbsession.CookieClientIdManager
+        assert redirected.PersistentSessionDataContainer is (
+            zodbsession.PersistentSessionDataContainer)
+    import zope.session.session as restored
+    assert restored.Session is original is not zodbsession.Session
