@@ -131,7 +131,7 @@ def sweep_zodbsession(path, now):
     with use_clock(ManualClock(now)):
         with common.Timer() as timer:
             with common.Timer() as sweep_only:
-                dropped = conn.root()['sessions'].sweep()
+                dropped = conn.root()['sessions'].sweep_expired()
             transaction.commit()
         loads, stores = conn.getTransferCounts()
         remaining = list(conn.root()['sessions']._slices.keys())

@@ -157,7 +157,7 @@ def test_sweep_removes_expired_sessions_only(db, clock):
     clock.advance(1800)
     manager, container = open_container(db)
     assert container.count() == 2
-    assert container.sweep() >= 1
+    assert container.sweep_expired() >= 1
     manager.commit()
     _, container = open_container(db)
     assert container.count() == 1
@@ -169,7 +169,7 @@ def test_timeout_zero_never_expires(db, clock):
     stored(db, 'client', k='v')
     clock.advance(10 * 365 * 24 * 3600)
     manager, container = open_container(db)
-    assert container.sweep() == 0
+    assert container.sweep_expired() == 0
     assert container['client']['pkg']['k'] == 'v'
 
 
@@ -246,7 +246,7 @@ def test_implicit_sweep_is_bounded(db, clock):
     add_session(container, 'newcomer', k='v')   # opens a new slice
     manager.commit()
     assert container.count() == slices - IMPLICIT_SWEEP_LIMIT + 1
-    assert container.sweep() == slices - IMPLICIT_SWEEP_LIMIT
+    assert container.sweep_expired() == slices - IMPLICIT_SWEEP_LIMIT
     manager.commit()
     assert container.count() == 1 and 'newcomer' in container
 
@@ -262,7 +262,7 @@ def test_disable_implicit_sweeps(db, clock):
     add_session(container, 'newcomer', k='v')
     manager.commit()
     assert container.count() == 7
-    assert container.sweep() == 6
+    assert container.sweep_expired() == 6
 
 
 def test_sweep_does_not_load_expired_sessions(db, clock):
@@ -274,7 +274,7 @@ def test_sweep_does_not_load_expired_sessions(db, clock):
     manager, container = open_container(db)
     connection = container._p_jar
     connection.cacheMinimize()
-    assert container.sweep() == 1
+    assert container.sweep_expired() == 1
     manager.commit()
     loaded = [obj for obj in connection._cache.cache_data.values()
               if isinstance(obj, SessionData) and obj._p_changed is not None]

@@ -167,7 +167,7 @@ def test_container_without_a_request_says_how_to_use_it():
         container['some-client-id']
     with pytest.raises(TypeError, match='ISession'):
         'some-client-id' in container
-    assert container.sweep() == 0
+    assert container.sweep_expired() == 0
     assert repr(container) == (
         "<CookieSessionDataContainer cookie='zodbsession_data'"
         " encrypted=False>")
@@ -763,3 +763,11 @@ def test_regenerate_keeps_the_creation_time(make_site, clock):
     assert site.codec.decode(data_cookie(response))['o'] == 1_700_000_000
     clock.advance(501)
     assert visit(browser).json[PREFS] is None
+
+
+def test_a_value_beside_the_packages_is_refused_not_lost():
+    from zodbsession.jsondata import JSONSessionData
+    data = JSONSessionData()
+    with pytest.raises(TypeError, match="package data only.*'name'"):
+        data['name'] = 'bob'
+    assert 'name' not in data

@@ -29,6 +29,11 @@ from zodbsession.session import Session
 from zodbsession.session import expire_session
 from zodbsession.session import get_session
 
+try:
+    from zodbsession.publisher import notifyVirtualHostChanged
+except ImportError:     # zope.publisher is optional
+    pass
+
 __all__ = [
     'ClientId', 'CookieClientIdManager', 'MissingClientIdException',
     'PersistentSessionDataContainer', 'RAMSessionDataContainer',

@@ -285,16 +285,12 @@ def run_sweep(args):
             report = []
             for name, container in sorted(
                     _site(connection, args.db).containers().items()):
-                sweep = getattr(container, 'sweep', None)
-                dropped = sweep() if sweep is not None else None
-                report.append((name, type(container).__name__, dropped))
+                report.append((name, type(container).__name__,
+                               container.sweep_expired()))
             return report
         report = run_in_transaction(database, sweep_all)
         for name, class_name, dropped in report:
-            if dropped is None:
-                what = 'cannot sweep (no sweep method)'
-            else:
-                what = f'removed {dropped} expired time slice(s)'
+            what = f'removed {dropped} expired time slice(s)'
             print(f'{_display_name(name)} ({class_name}): {what}')
         print('committed')
     finally:

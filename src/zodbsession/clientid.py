@@ -1,7 +1,10 @@
 """Client ids: random, signed, carried in a cookie."""
+import logging
 import secrets as _secrets
 
 import persistent
+from zope.component import adapter
+from zope.interface import Interface
 from zope.interface import implementer
 
 from zodbsession import clock
@@ -22,17 +25,27 @@ REMEMBERED_IDS = 16384
 DEFAULT_NAMESPACE = 'zodbsession'
 _SALT = 'zodbsession.clientid'
 # cookieLifetime 0 means "never expire": ten years is as close as
-# browsers allow (several cap cookie lifetimes below that anyway).
+# browsers allow (several cap cookie lifetimes below that anyway). The
+# Expires attribute says what zope.session's does, for clients that do
+# not know Max-Age; those that do (every current browser) use Max-Age, so
+# the fixed date is no time bomb.
 _FOREVER = 10 * 365 * 24 * 3600
+_FOREVER_EXPIRES = 'Tue, 19 Jan 2038 00:00:00 GMT'
+
+logger = logging.getLogger(__name__)
 _DEFAULTED_FIELDS = ('cookieLifetime', 'thirdparty', 'domain', 'path',
                      'secure', 'postOnly', 'httpOnly', 'sameSite')
 
 
 class MissingClientIdException(Exception):
-    """No client id, and this manager may not issue one here."""
+    """No client id, and this manager may not issue one here: the
+    request brought no valid id and the manager is ``thirdparty``, or
+    ``postOnly`` and the request is not a POST. (Raised without a
+    message, as zope.session raises it.)"""
 
 
 @implementer(IClientId)
+@adapter(Interface)
 class ClientId(str):
     """``IClientId(request)``: the client id from the IClientIdManager."""
 
@@ -123,8 +136,7 @@ class CookieClientIdManager(persistent.Persistent):
             if self.thirdparty or (
                     self.postOnly
                     and cookies_of(request).method != 'POST'):
-                raise MissingClientIdException(
-                    f'no valid {self.namespace!r} cookie in the request')
+                raise MissingClientIdException
             client_id = self.generateUniqueId()
             self.setRequestId(request, client_id)
         elif not self.thirdparty and self.cookieLifetime:
@@ -176,11 +188,15 @@ class CookieClientIdManager(persistent.Persistent):
 
     def setRequestId(self, request, client_id):
         if self.thirdparty:
+            # Somebody asked for a cookie that somebody else issues.
+            logger.warning(
+                'CookieClientIdManager %r is thirdparty: it sets no'
+                ' cookie, ignoring setRequestId', self.namespace)
             return
         cookies = cookies_of(request)
-        max_age = self.cookieLifetime
+        max_age, expires = self.cookieLifetime, None
         if max_age == 0:
-            max_age = _FOREVER
+            max_age, expires = _FOREVER, _FOREVER_EXPIRES
         cookies.set_cookie(
             self.namespace, client_id,
             path=self.path or cookies.application_path or '/',
@@ -188,7 +204,8 @@ class CookieClientIdManager(persistent.Persistent):
             secure=self.secure or self.sameSite == 'None',
             httponly=self.httpOnly,
             samesite=self.sameSite,
-            max_age=max_age)
+            max_age=max_age,
+            expires=expires)
         forbid_caching(cookies)
 
     def deleteRequestId(self, request):

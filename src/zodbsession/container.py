@@ -107,7 +107,8 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
 
     def _find(self, key, now):
         """(end, slice, data) of the newest live slice holding ``key``."""
-        oldest = expiry.oldest_live_end(now, self.timeout, self.resolution)
+        oldest = expiry.oldest_live_end(expiry.idle_clock(self, now),
+                                        self.timeout, self.resolution)
         slices = self._slices
         # Newest first (a session in use sits in a recent slice), walking
         # the keys with maxKey: no list of slices is built per lookup.
@@ -141,8 +142,7 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         if found is None:
             return None
         end, slice_, data = found
-        if expiry.needs_touch(data.getLastAccessTime(), now,
-                              self.resolution):
+        if expiry.needs_touch(data.getLastAccessTime(), now, self):
             self._touch(key, end, slice_, data, now)
         return data
 
@@ -206,15 +206,22 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         return len(ends)
 
     def sweep(self):
-        """Remove expired sessions, a whole time slice at a time.
+        """Remove expired sessions (see ``sweep_expired``); returns None,
+        as zope.session's does."""
+        self.sweep_expired()
+
+    def sweep_expired(self):
+        """Remove expired sessions, a whole time slice at a time, and
+        return the number of slices removed.
 
         A slice goes once its newest session has expired, so a session may
         stay stored (never returned) up to one slice length after it
         expires. Nothing of the live sessions is read and the expired ones
         are not even loaded (``zodbsession pack`` reclaims their space).
-        Returns the number of slices removed.
         """
-        return self._drop_expired_slices(clock.now())
+        now = clock.now()
+        expiry.swept(self, now)
+        return self._drop_expired_slices(now)
 
     def count(self):
         """The number of sessions not yet swept (reads every bucket)."""

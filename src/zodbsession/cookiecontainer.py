@@ -148,6 +148,9 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
 
     def sweep(self):
         """Nothing to do: expired cookies are ignored when read."""
+
+    def sweep_expired(self):
+        """Nothing to remove: 0."""
         return 0
 
 
@@ -195,6 +198,10 @@ class CookieSessionView:
         return self.container.timeout
 
     @property
+    def disable_implicit_sweeps(self):
+        return self.container.disable_implicit_sweeps
+
+    @property
     def resolution(self):
         return self.container.resolution
 
@@ -203,6 +210,9 @@ class CookieSessionView:
         return self.container.lifetime
 
     def sweep(self):
+        pass
+
+    def sweep_expired(self):
         return 0
 
     # -- reading the cookie -------------------------------------------

@@ -5,8 +5,10 @@ is a single persistent record, so a new session costs one record and a
 read costs one load. Package data objects are views onto that record.
 
 The record's state is ``{'t': last_access, 'c': created,
-'p': {pkg_id: {key: stored}}}``
-where ``stored`` comes from ``zodbsession.values``. Concurrent commits
+'p': {pkg_id: {key: stored}}}``, plus ``'v': {name: stored}`` when values
+other than package data were stored under a package id (zope.session's
+SessionData is a plain mapping, and allows that), where ``stored`` comes
+from ``zodbsession.values``. Concurrent commits
 merge key by key (see ``zodbsession.merge``): changes to different keys
 or packages both survive; the last-access time merges as a maximum.
 """
@@ -127,6 +129,10 @@ class SessionPkgData(MutableMapping):
 class SessionData(persistent.Persistent, MutableMapping):
     """All data of one client, by package id, and its last-access time."""
 
+    # Values other than package data (see __setitem__): name -> stored
+    # form (or _LIVE), and name -> value once read or set.
+    _other_stored = _other_live = None
+
     def __init__(self):
         self._last_access = 0
         self._created = int(clock.now())
@@ -162,14 +168,35 @@ class SessionData(persistent.Persistent, MutableMapping):
 
     def __getitem__(self, pkg_id):
         if pkg_id not in self._stored:
+            if self._other_stored and pkg_id in self._other_stored:
+                return self._other_value(pkg_id)
             raise KeyError(pkg_id)
         return SessionPkgData._view(self, pkg_id)
 
+    def _other_value(self, name):
+        live = self._other_live
+        if name not in live:
+            live[name] = values.decode(self._other_stored[name])
+        return live[name]
+
+    def _set_other(self, name, value):
+        """Keep a value that is not package data, as zope.session's
+        SessionData (a plain mapping) does."""
+        if self._other_stored is None:
+            self._other_stored, self._other_live = {}, {}
+        self._stored.pop(name, None)
+        self._live.pop(name, None)
+        self._other_stored[name] = _LIVE
+        self._other_live[name] = value
+        self._p_changed = True
+
     def __setitem__(self, pkg_id, pkg_data):
         if not isinstance(pkg_data, SessionPkgData):
-            raise TypeError(
-                f'SessionData[{pkg_id!r}] must be a SessionPkgData, not'
-                f' {type(pkg_data).__name__}')
+            self._set_other(pkg_id, pkg_data)
+            return
+        if self._other_stored:
+            self._other_stored.pop(pkg_id, None)
+            self._other_live.pop(pkg_id, None)
         contents = dict(pkg_data.items())
         self._stored[pkg_id] = dict.fromkeys(contents, _LIVE)
         self._live[pkg_id] = contents
@@ -180,18 +207,23 @@ class SessionData(persistent.Persistent, MutableMapping):
                 self, pkg_id, None)
 
     def __delitem__(self, pkg_id):
-        del self._stored[pkg_id]
-        self._live.pop(pkg_id, None)
+        if self._other_stored and pkg_id in self._other_stored:
+            del self._other_stored[pkg_id]
+            self._other_live.pop(pkg_id, None)
+        else:
+            del self._stored[pkg_id]
+            self._live.pop(pkg_id, None)
         self._p_changed = True
 
     def __contains__(self, pkg_id):
-        return pkg_id in self._stored
+        return pkg_id in self._stored or bool(
+            self._other_stored and pkg_id in self._other_stored)
 
     def __iter__(self):
-        return iter(list(self._stored))
+        return iter(list(self._stored) + list(self._other_stored or ()))
 
     def __len__(self):
-        return len(self._stored)
+        return len(self._stored) + len(self._other_stored or ())
 
     def __repr__(self):
         return f'<SessionData packages={list(self._stored)!r}>'
@@ -220,12 +252,18 @@ class SessionData(persistent.Persistent, MutableMapping):
     # -- persistence ----------------------------------------------------
 
     def __getstate__(self):
-        return {
+        state = {
             't': self._last_access,
             'c': self._created,
             'p': {pkg_id: SessionPkgData._view(self, pkg_id)._encoded()
                   for pkg_id in self._stored},
         }
+        if self._other_stored:
+            state['v'] = {
+                name: (values.encode(None, name, self._other_live[name])
+                       if raw is _LIVE else raw)
+                for name, raw in self._other_stored.items()}
+        return state
 
     def __setstate__(self, state):
         self._last_access = state.get('t', 0)
@@ -233,6 +271,8 @@ class SessionData(persistent.Persistent, MutableMapping):
         self._stored = {pkg_id: dict(items)
                         for pkg_id, items in state.get('p', {}).items()}
         self._live = {pkg_id: {} for pkg_id in self._stored}
+        if state.get('v'):
+            self._other_stored, self._other_live = dict(state['v']), {}
 
     def _p_resolveConflict(self, old, committed, new):
         try:

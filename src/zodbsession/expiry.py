@@ -21,6 +21,11 @@ class ExpirySettings:
     resolution = Setting(ISessionDataContainer['resolution'])
     lifetime = Setting(ISessionDataContainer['lifetime'])
 
+    # zope.session's switch: True leaves all sweeping to sweep().
+    disable_implicit_sweeps = False
+    # With implicit sweeps disabled: when sweep() last ran (see swept()).
+    _swept_at = 0
+
     def __repr__(self):
         return (f'<{type(self).__name__} timeout={self.timeout}'
                 f' resolution={self.resolution}>')
@@ -73,15 +78,36 @@ def oldest_live_end(now, timeout, resolution):
     return None if age is None else int(now) - age
 
 
-def needs_touch(last_access, now, resolution):
-    """Whether the last-access time is stale enough to be written."""
-    return now - last_access > resolution
+def needs_touch(last_access, now, container):
+    """Whether the last-access time is stale enough to be written. With
+    no timeout nothing expires, and it never is (as in zope.session)."""
+    return bool(container.timeout) and (
+        now - last_access > container.resolution)
+
+
+def swept(container, now):
+    """``container`` is being swept at ``now``.
+
+    With implicit sweeps disabled, zope.session returns expired data until
+    sweep() removes it; sweep() here drops whole slices, so it remembers
+    when it ran instead, and what had expired by then is never returned
+    again. (Only then: the container's record is not rewritten by every
+    sweep.)
+    """
+    if container.disable_implicit_sweeps:
+        container._swept_at = int(now)
+
+
+def idle_clock(container, now):
+    """The time idle expiry is judged at: now, or, with implicit sweeps
+    disabled, when sweep() last ran (what expired since stays)."""
+    return container._swept_at if container.disable_implicit_sweeps else now
 
 
 def session_ended(data, now, container):
     """Whether ``data`` (an ISessionData) is past ``container``'s idle
     timeout or absolute lifetime."""
-    if is_expired(data.getLastAccessTime(), now,
+    if is_expired(data.getLastAccessTime(), idle_clock(container, now),
                   container.timeout, container.resolution):
         return True
     lifetime = container.lifetime

@@ -158,6 +158,15 @@ class ISessionDataContainer(IReadMapping, IWriteMapping):
         min=0,
     )
 
+    disable_implicit_sweeps = schema.Bool(
+        title="Disable implicit sweeps",
+        description=(
+            "True: expired sessions are removed (and stop being returned)"
+            " only when sweep() runs, as in zope.session."),
+        default=False,
+        required=False,
+    )
+
     def __getitem__(client_id):
         """Return the client's ISessionData, or raise KeyError."""
 
@@ -165,7 +174,16 @@ class ISessionDataContainer(IReadMapping, IWriteMapping):
         """Store an ISessionData for the client, touching its access time."""
 
     def sweep():
-        """Remove expired data, at a cost proportional to what expires."""
+        """Remove expired data, at a cost proportional to what expires.
+
+        Returns None, as zope.session's does; ``sweep_expired`` says how
+        much it removed.
+        """
+
+    def sweep_expired():
+        """Remove expired data as ``sweep`` does; return how many units
+        were removed (time slices of sessions; 0 for containers that keep
+        nothing to remove)."""
 
 
 class IRequestBoundContainer(ISessionDataContainer):
@@ -201,8 +219,14 @@ class ISession(Interface):
         """
 
 
-class ISessionLifecycle(Interface):
-    """Session-wide operations that zope.session lacks and peers offer."""
+class ISessionLifecycle(ISession):
+    """An ISession with the session-wide operations that zope.session
+    lacks and peers offer.
+
+    (It extends ISession so that the Session adapter provides a single
+    interface: ``provideAdapter(Session)``, as zope.session's users
+    write it, registers it for ISession lookups.)
+    """
 
     client_id = Attribute(
         "The client's id; reading it issues one to a client that has none.")
@@ -276,10 +300,13 @@ class IRequestCookies(Interface):
 
     def set_cookie(name, value, max_age=None, path='/', domain=None,
                    secure=False, httponly=True, samesite='Lax',
-                   committed=False):
+                   committed=False, expires=None):
         """Set a cookie on the response.
 
-        ``max_age`` None makes a browser-session cookie. ``committed``
+        ``max_age`` None makes a browser-session cookie; otherwise the
+        cookie has a Max-Age and, for clients that ignore Max-Age, an
+        Expires attribute: ``max_age`` seconds from now, or ``expires``
+        (an HTTP date) where the adapter can write it as given. ``committed``
         true: the cookie belongs to a transaction that has committed (it
         is set from a data manager's ``tpc_finish``), so no later abort
         may take it back.

@@ -60,6 +60,13 @@ class JSONSessionData(SessionData):
     def _check_value(self, pkg_id, key, value):
         check_json(pkg_id, key, value)
 
+    def _set_other(self, name, value):
+        # The cookie holds package data only: refuse rather than lose it.
+        raise TypeError(
+            f'a cookie session keeps package data only: cannot store a'
+            f' {_type_name(value)} as its {name!r}; store it in the'
+            f' package, session[{name!r}][key] = value')
+
     def to_plain(self):
         # Values set here are kept live (never pickled), so the live dicts
         # are the data: no copy, no view per package. (Unpickled data,

@@ -12,6 +12,7 @@ import zope.component
 from zope.interface.interfaces import IComponentLookup
 from zope.interface.registry import Components
 
+from zodbsession.builtin import request_cookies
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
@@ -157,7 +158,15 @@ def cookies_of(request):
         return request
     if IRequestCookies.providedBy(request):
         return request
-    return IRequestCookies(request)
+    cookies = IRequestCookies(request, None)
+    if cookies is None:
+        cookies = request_cookies(request)
+    if cookies is None:
+        raise TypeError(
+            f'zodbsession cannot read the cookies of a'
+            f' {type(request).__module__}.{type(request).__qualname__}:'
+            ' register an IRequestCookies adapter for it')
+    return cookies
 
 
 def transaction_manager_for(request, container=None):

@@ -64,6 +64,10 @@ def merge_session_states(old, committed, new):
             old.get('p', {}), committed.get('p', {}), new.get('p', {}),
             merge_both_changed=merge_dicts),
     }
+    # Values stored beside the packages (see zodbsession.data), by name.
+    if 'v' in old or 'v' in committed or 'v' in new:
+        merged['v'] = merge_dicts(old.get('v', {}), committed.get('v', {}),
+                                  new.get('v', {}))
     # The creation time is written once; either side's copy will do.
     created = committed.get('c') or new.get('c')
     if created:

@@ -246,8 +246,7 @@ class _RAMMapping:
         txn, key, data = self._live(client_id, now)
         if data is None:
             raise KeyError(client_id)
-        if expiry.needs_touch(data.getLastAccessTime(), now,
-                              self.resolution):
+        if expiry.needs_touch(data.getLastAccessTime(), now, self):
             data.setLastAccessTime(now)
         return data
 
@@ -316,8 +315,16 @@ class RAMSessionDataContainer(_RAMMapping, expiry.ExpirySettings,
             return data_manager
 
     def sweep(self):
-        """Remove expired sessions; costs what expires."""
-        return self._store.sweep(clock.now(), self.timeout, self.resolution)
+        """Remove expired sessions (see ``sweep_expired``); returns None,
+        as zope.session's does."""
+        self.sweep_expired()
+
+    def sweep_expired(self):
+        """Remove expired sessions, costing what expires; return the
+        number of time slices removed."""
+        now = clock.now()
+        expiry.swept(self, now)
+        return self._store.sweep(now, self.timeout, self.resolution)
 
     def count(self):
         return len(self._store.entries)

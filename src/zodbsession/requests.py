@@ -265,7 +265,9 @@ class EnvironCookies:
 
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,
                    secure=False, httponly=True, samesite='Lax',
-                   committed=False):
+                   committed=False, expires=None):
+        # WebOb writes Expires itself, max_age from now; a given
+        # ``expires`` differs only for clients that ignore Max-Age.
         attributes = dict(max_age=max_age, path=path, domain=domain,
                           secure=secure, httponly=httponly,
                           samesite=samesite.lower() if samesite else None)

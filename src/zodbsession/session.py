@@ -1,4 +1,6 @@
 """The Session adapter: ``ISession(request)[pkg_id]``."""
+from zope.component import adapter
+from zope.interface import Interface
 from zope.interface import implementer
 
 from zodbsession import clock
@@ -17,7 +19,8 @@ from zodbsession.environkeys import SESSION_KEY
 from zodbsession.transactions import commit_now
 
 
-@implementer(ISession, ISessionLifecycle)
+@implementer(ISessionLifecycle)     # an ISession
+@adapter(Interface)
 class Session:
     """The sessions of the client that made ``request``.
 

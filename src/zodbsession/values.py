@@ -3,15 +3,21 @@
 Each value is pickled separately, so conflict resolution compares bytes
 (exact, and needs none of the application's classes), reads unpickle only
 the keys they use, and a value that cannot be pickled is reported with its
-package id, key and type. Values that hold persistent objects are kept as
-they are, as ``(value,)``, so ZODB stores them as references.
+package id, key and type: its own exception, type and message unchanged
+(as zope.session lets it through), carrying a note that names them
+(Python 3.11 and later) and always logged. Values that hold persistent
+objects are kept as they are, as ``(value,)``, so ZODB stores them as
+references.
 """
 import io
+import logging
 import pickle
 
 import persistent
 
 PROTOCOL = 4
+
+logger = logging.getLogger(__name__)
 
 # Values of these types (the most common ones) are pickled directly.
 _FLAT_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
@@ -35,10 +41,12 @@ def _type_name(value):
 
 
 def encode(pkg_id, key, value):
-    """Return the stored form of ``value``: pickle bytes, or ``(value,)``.
+    """Return the stored form of ``value``: pickle bytes, or ``(value,)``
+    (``pkg_id`` None: a value stored beside the packages).
 
-    Raise TypeError naming the package id, key and type when the value
-    cannot be stored.
+    When the value cannot be pickled, the pickler's exception goes
+    through unchanged, with a note and a log record naming the package
+    id, key and type.
     """
     if type(value) in _FLAT_TYPES:
         # Nothing inside to be persistent or unpicklable.
@@ -51,11 +59,16 @@ def encode(pkg_id, key, value):
     except RecursionError:
         raise
     except Exception as exc:
-        raise TypeError(
-            f'cannot store session data {pkg_id!r}[{key!r}]: a value of'
-            f' type {_type_name(value)} cannot be pickled ({exc}). Store'
-            ' plain data (str, numbers, lists, dicts, ...) instead.'
-        ) from exc
+        where = (f'{pkg_id!r}[{key!r}]' if pkg_id is not None
+                 else f'[{key!r}] (beside the packages)')
+        explanation = (
+            f'cannot store session data {where}: a value of type'
+            f' {_type_name(value)} cannot be pickled. Store plain data'
+            ' (str, numbers, lists, dicts, ...) instead.')
+        logger.error('%s (%s: %s)', explanation, type(exc).__name__, exc)
+        if hasattr(exc, 'add_note'):    # Python 3.11 and later
+            exc.add_note(explanation)
+        raise
     return buffer.getvalue()
 
 
