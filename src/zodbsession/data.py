@@ -9,6 +9,14 @@ The record's state is ``{'t': last_access, 'c': created,
 where ``stored`` comes from ``zodbsession.values``. Concurrent commits
 merge key by key (see ``zodbsession.merge``): changes to different keys
 or packages both survive; the last-access time merges as a maximum.
+
+A value read and changed in place (``data['cart'].append(item)``) is
+found when the transaction commits (``zodbsession.inplace``) and stored
+like a value set again; values only read keep their stored bytes.
+
+A new session may be handed out before it is stored ("pending"): it is
+stored by the callback given to ``store_on_change``, just before its
+first change, so that a request that only reads creates nothing.
 """
 from collections.abc import MutableMapping
 
@@ -16,6 +24,7 @@ import persistent
 from zope.interface import implementer
 
 from zodbsession import clock
+from zodbsession import inplace
 from zodbsession import values
 from zodbsession.interfaces import ISessionData
 from zodbsession.interfaces import ISessionPkgData
@@ -53,28 +62,36 @@ class SessionPkgData(MutableMapping):
         return self._owner._package_dicts(self._pkg_id, create)
 
     def changed(self):
-        """Store this package's values again, after in-place mutation."""
+        """Store this package's values again, after in-place mutation.
+
+        (In-place changes are found at commit anyway; this stores every
+        value read, changed or not. A package that holds nothing stays
+        unstored.)
+        """
         stored, live = self._dicts()
         for key in live:
             stored[key] = _LIVE
-        self._mark_changed()
+        if stored:
+            self._mark_changed()
 
     def _mark_changed(self):
-        # Only values set (or passed to changed()) are pickled again: a
-        # value that was merely read keeps its stored bytes, since its
-        # pickle may differ after a round trip (sets of strings do), and
-        # a spurious difference would conflict with concurrent requests.
+        # Only values set (or passed to changed(), or changed in place)
+        # are pickled again: a value that was merely read keeps its
+        # stored bytes, since its pickle may differ after a round trip
+        # (sets of strings do), and a spurious difference would conflict
+        # with concurrent requests.
         if self._owner is not None:
-            self._owner._p_changed = True
+            self._owner._changed()
 
     def __getitem__(self, key):
         stored, live = self._dicts()
         try:
-            return live[key]
+            value = live[key]
         except KeyError:
-            pass
-        value = values.decode(stored[key])
-        live[key] = value
+            value = live[key] = values.decode(stored[key])
+        if type(value) not in values.FLAT_TYPES and self._owner is not None:
+            # It may be changed in place: compare it at commit.
+            self._owner._watch()
         return value
 
     def get(self, key, default=None):
@@ -114,15 +131,43 @@ class SessionPkgData(MutableMapping):
 
     def _encoded(self):
         stored, live = self._dicts()
-        return {
+        encoded = {
             key: (values.encode(self._pkg_id, key, live[key])
                   if raw is _LIVE else raw)
             for key, raw in stored.items()}
+        # What is written is what later changes in place compare with
+        # (the live values stay: they are the stored ones).
+        stored.update(encoded)
+        return encoded
+
+    def _keep_in_place_changes(self):
+        """Mark ``_LIVE`` the values read and changed in place; whether
+        any was."""
+        stored, live = self._dicts()
+        found = False
+        for key, value in live.items():
+            raw = stored.get(key, _LIVE)
+            if raw is _LIVE or type(value) in values.FLAT_TYPES:
+                continue
+            if not values.unchanged(raw, value):
+                stored[key] = _LIVE
+                found = True
+        return found
 
 
 @implementer(ISessionData)
 class SessionData(persistent.Persistent, MutableMapping):
     """All data of one client, by package id, and its last-access time."""
+
+    # Volatile (never stored, gone when the object is unloaded):
+    # the package views handed out, so each package has one ...
+    _v_views = None
+    # ... the packages handed out but not stored, as (transaction, set) ...
+    _v_opened = None
+    # ... the callback that stores a pending session on its first change
+    _v_store = None
+    # ... and the transaction whose commit looks for in-place changes.
+    _v_watched = None
 
     def __init__(self):
         self._last_access = 0
@@ -153,14 +198,86 @@ class SessionData(persistent.Persistent, MutableMapping):
         except KeyError:
             if not create:
                 return {}, {}
-        self._p_changed = True
+        # First: a pending session is stored before it changes, so that
+        # a failure to store it leaves it as it was.
+        self._changed()
         return (self._stored.setdefault(pkg_id, {}),
                 self._live.setdefault(pkg_id, {}))
 
+    def _changed(self):
+        store = self._v_store
+        if store is not None:
+            self._v_store = None
+            try:
+                store(self)
+            except BaseException:
+                self._v_store = store
+                raise
+        self._p_changed = True
+
+    def store_on_change(self, store):
+        """Call ``store(self)`` before the first change (once)."""
+        self._v_store = store
+
+    def _watch(self):
+        jar = self._p_jar
+        if jar is None:
+            # Never stored (its values are all written when it is), or
+            # kept by a container that looks itself (RAM).
+            return
+        current = jar.transaction_manager.get()
+        if self._v_watched is not current:
+            self._v_watched = current
+            inplace.watch(current, self)
+
+    def keep_in_place_changes(self):
+        """Mark changed the values read and changed in place."""
+        found = False
+        for pkg_id in self._live:
+            if pkg_id in self._stored and SessionPkgData._view(
+                    self, pkg_id)._keep_in_place_changes():
+                found = True
+        if found:
+            self._p_changed = True
+
+    def _view(self, pkg_id):
+        views = self._v_views
+        if views is None:
+            views = self._v_views = {}
+        view = views.get(pkg_id)
+        if view is None:
+            view = views[pkg_id] = SessionPkgData._view(self, pkg_id)
+        return view
+
+    def _opened(self):
+        """Packages handed out in this transaction and not stored."""
+        opened = self._v_opened
+        if opened is None:
+            return ()
+        if opened[0] is not self._transaction():
+            # Handed out in an earlier transaction: they do not exist.
+            self._v_opened = None
+            return ()
+        return opened[1]
+
+    def _transaction(self):
+        # Data never stored lives no longer than its request; stored
+        # data outlives transactions in its connection's cache.
+        jar = self._p_jar
+        return None if jar is None else jar.transaction_manager.get()
+
+    def package(self, pkg_id):
+        """The package's data, stored once a value is stored in it."""
+        if pkg_id not in self._stored and pkg_id not in self._opened():
+            if self._v_opened is None:
+                self._v_opened = (self._transaction(), set())
+            self._v_opened[1].add(pkg_id)
+        return self._view(pkg_id)
+
     def __getitem__(self, pkg_id):
-        if pkg_id not in self._stored:
+        if pkg_id not in self._stored and pkg_id not in self._opened():
             raise KeyError(pkg_id)
-        return SessionPkgData._view(self, pkg_id)
+        return self._view(pkg_id)
 
     def __setitem__(self, pkg_id, pkg_data):
         if not isinstance(pkg_data, SessionPkgData):
@@ -168,18 +285,21 @@ class SessionData(persistent.Persistent, MutableMapping):
                 f'SessionData[{pkg_id!r}] must be a SessionPkgData, not'
                 f' {type(pkg_data).__name__}')
         contents = dict(pkg_data.items())
+        self._changed()
         self._stored[pkg_id] = dict.fromkeys(contents, _LIVE)
         self._live[pkg_id] = contents
-        self._p_changed = True
         if pkg_data._owner is None:
             # Adopt it: from now on it is a view onto this record.
             pkg_data._owner, pkg_data._pkg_id, pkg_data._own = (
                 self, pkg_id, None)
+            if self._v_views is None:
+                self._v_views = {}
+            self._v_views[pkg_id] = pkg_data
 
     def __delitem__(self, pkg_id):
         del self._stored[pkg_id]
         self._live.pop(pkg_id, None)
-        self._p_changed = True
+        self._changed()
 
     def __contains__(self, pkg_id):
         return pkg_id in self._stored

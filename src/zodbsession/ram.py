@@ -19,6 +19,7 @@ from zodbsession import expiry
 from zodbsession.container import IMPLICIT_SWEEP_LIMIT
 from zodbsession.container import client_key
 from zodbsession.data import SessionData
+from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.lookup import transaction_manager_for
@@ -117,6 +118,7 @@ class RAMTransaction:
         self.store = store
         self.transaction_manager = transaction_manager
         self.tracked = {}     # client key -> _Tracked (None: deleted)
+        self.held = {}        # client key -> pending SessionData
         self._changes = None
         self._locked = False
 
@@ -143,6 +145,7 @@ class RAMTransaction:
     def store_data(self, key, data):
         version, state = self._base(key)
         self.tracked[key] = _Tracked(version, state, data)
+        self.held.pop(key, None)
 
     def forget_expired(self, key):
         """The loaded session had expired: what replaces it starts from
@@ -162,6 +165,7 @@ class RAMTransaction:
 
     def abort(self, txn):
         self.tracked.clear()
+        self.held.clear()
 
     def tpc_begin(self, txn):
         pass
@@ -176,6 +180,8 @@ class RAMTransaction:
         for key, tracked in self.tracked.items():
             if tracked is None or tracked.data is None:
                 continue
+            # Values changed in place are changes too.
+            tracked.data.keep_in_place_changes()
             new_state = tracked.data.__getstate__()
             if new_state != tracked.base_state:
                 pending.append((key, tracked, new_state))
@@ -220,6 +226,7 @@ class RAMTransaction:
     def tpc_abort(self, txn):
         self._release()
         self.tracked.clear()
+        self.held.clear()
 
     def _release(self):
         self._changes = None
@@ -245,7 +252,10 @@ class _RAMMapping:
         now = clock.now()
         txn, key, data = self._live(client_id, now)
         if data is None:
-            raise KeyError(client_id)
+            held = txn.held.get(key)
+            if held is None:
+                raise KeyError(client_id)
+            return held
         if expiry.needs_touch(data.getLastAccessTime(), now,
                               self.resolution):
             data.setLastAccessTime(now)
@@ -264,6 +274,12 @@ class _RAMMapping:
         session_data.setLastAccessTime(clock.now())
         self._transaction().store_data(client_key(client_id), session_data)
 
+    def new_session_data(self):
+        return SessionData()
+
+    def hold(self, client_id, session_data):
+        self._transaction().held[client_key(client_id)] = session_data
+
     def __delitem__(self, client_id):
         txn, key, data = self._live(client_id, clock.now())
         if data is None:
@@ -271,7 +287,7 @@ class _RAMMapping:
         txn.delete(key)
 
 
-@implementer(ISessionDataContainer, IRequestBoundContainer)
+@implementer(IPendingSessions, IRequestBoundContainer)
 class RAMSessionDataContainer(_RAMMapping, expiry.ExpirySettings,
                               persistent.Persistent):
     """Sessions in the memory of this process, shared by its threads.
@@ -323,7 +339,7 @@ class RAMSessionDataContainer(_RAMMapping, expiry.ExpirySettings,
         return len(self._store.entries)
 
 
-@implementer(ISessionDataContainer)
+@implementer(IPendingSessions)
 class _BoundRAMContainer(_RAMMapping):
     """A RAM container bound to one request's transaction manager: its
     store and settings, that manager's transactions."""
@@ -335,6 +351,15 @@ class _BoundRAMContainer(_RAMMapping):
     def __getattr__(self, name):
         # Settings (timeout, resolution, lifetime), sweep(), count().
         return getattr(self.container, name)
+
+    # Each bind() makes one; all of a request are the same container.
+    def __eq__(self, other):
+        return (isinstance(other, _BoundRAMContainer)
+                and other.container is self.container
+                and other.transaction_manager is self.transaction_manager)
+
+    def __hash__(self):
+        return hash((id(self.container), id(self.transaction_manager)))
 
     def _transaction(self):
         return self.container._transaction(self.transaction_manager)
