@@ -286,7 +286,10 @@ class CookieSessionView:
         return data
 
     def __contains__(self, client_id):
-        return self.get(client_id) is not None
+        data = self.get(client_id)
+        # Held data is not stored.
+        return data is not None and not (
+            self._held is not None and data is self._held[1])
 
     def __setitem__(self, client_id, session_data):
         self._join()

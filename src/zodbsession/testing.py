@@ -12,6 +12,7 @@ import threading
 import time
 
 import transaction
+import webob
 import webob.cookies
 import ZODB
 import ZODB.FileStorage
@@ -27,6 +28,7 @@ from zodbsession.registration import register_adapters
 from zodbsession.registration import register_session_utilities
 from zodbsession.environkeys import PENDING_KEY
 from zodbsession.requests import WSGIRequest
+from zodbsession.site import change_site
 
 TEST_SECRET = 'test-secret-do-not-use-in-production'
 
@@ -176,3 +178,52 @@ def run_in_threads(targets, timeout):
         raise TimeoutError(f'threads did not finish within {timeout} s')
     if errors:
         raise errors[0]
+
+
+class StorageMeter:
+    """What a database's storage gained since the meter was made.
+
+    >>> meter = StorageMeter(db)
+    >>> ...                              # requests
+    >>> meter.bytes_added, meter.committed
+    (0, False)
+    """
+
+    def __init__(self, db):
+        self.storage = db.storage
+        self.size = self.storage.getSize()
+        self.last_transaction = self.storage.lastTransaction()
+
+    @property
+    def bytes_added(self):
+        """Bytes the storage grew by (FileStorage: its file's size)."""
+        return self.storage.getSize() - self.size
+
+    @property
+    def committed(self):
+        """Whether any transaction was committed to the storage since."""
+        return self.storage.lastTransaction() != self.last_transaction
+
+
+def set_cookie_headers(headers):
+    """The values of the Set-Cookie headers in ``headers``, a list of
+    (name, value) pairs or anything with a ``headerlist`` (a WebOb or
+    WebTest response)."""
+    headers = getattr(headers, 'headerlist', headers)
+    return [value for name, value in headers if name.lower() == 'set-cookie']
+
+
+def get_without_cookies(app, path='/', count=1):
+    """GET ``path`` from the WSGI ``app`` ``count`` times, each as a new
+    client (no cookie); returns the responses (WebOb)."""
+    return [webob.Request.blank(path).get_response(app)
+            for _ in range(count)]
+
+
+def use_containers(db, **containers):
+    """Keep each package's data in its container (``**{pkg_id:
+    container}``), in the session site of ``db``."""
+    def register(site):
+        for pkg_id, container in containers.items():
+            site.register_container(pkg_id, container)
+    change_site(db, register)
