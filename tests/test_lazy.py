@@ -121,7 +121,8 @@ def test_reading_another_package_of_a_session_stores_nothing(registry, db):
     cookies = dict(browser.cookies)
     meter = StorageMeter(db)
     reading = webtest.TestApp(SessionMiddleware(reader, db=db))
-    reading.cookies.update(cookies)
+    for name, value in cookies.items():
+        reading.set_cookie(name, value)
     for _ in range(20):
         assert set_cookie_headers(reading.get('/')) == []
     assert not meter.committed
