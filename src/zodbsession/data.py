@@ -166,7 +166,8 @@ class SessionData(persistent.Persistent, MutableMapping):
     _v_opened = None
     # ... the callback that stores a pending session on its first change
     _v_store = None
-    # ... and the transaction whose commit looks for in-place changes.
+    # ... and (watch, generation) of the transaction whose commit looks
+    # for in-place changes (zodbsession.inplace).
     _v_watched = None
 
     def __init__(self):
@@ -225,10 +226,12 @@ class SessionData(persistent.Persistent, MutableMapping):
             # Never stored (its values are all written when it is), or
             # kept by a container that looks itself (RAM).
             return
-        current = jar.transaction_manager.get()
-        if self._v_watched is not current:
-            self._v_watched = current
-            inplace.watch(current, self)
+        watch = inplace.watch_of(jar.transaction_manager)
+        watched = self._v_watched
+        if (watched is None or watched[0] is not watch
+                or watched[1] != watch.generation):
+            self._v_watched = (watch, watch.generation)
+            watch.add(self)
 
     def keep_in_place_changes(self):
         """Mark changed the values read and changed in place."""

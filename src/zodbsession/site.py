@@ -375,6 +375,8 @@ class ConnectionSite:
         if connection is None:
             return
         try:
+            if self.transaction_manager is not None:
+                inplace.forget_unfinished(self.transaction_manager)
             connection.close()
         except Exception:
             log.warning('dropping a session connection that could not be'
