@@ -234,3 +234,32 @@ def test_pyramid_reading_request_session_creates_nothing(
     assert [r.json for r in responses] == [{'new': True}] * 200
     assert sum(len(set_cookie_headers(r)) for r in responses) == 0
     assert meter.bytes_added == 0 and not meter.committed
+
+
+def test_a_new_package_of_a_stored_session_lives_one_transaction(
+        registry, db):
+    seen = []
+
+    def opener(environ, start_response):
+        request = environ['zodbsession.request']
+        client_id = IClientId(request)
+        stored = container_for('other', request)[client_id]
+        if environ['PATH_INFO'] == '/open':
+            other = ISession(request)['other']
+            seen.append((stored['other'] is other,
+                         stored.get('other') is other,
+                         'other' in stored))
+        else:
+            seen.append(stored.get('other'))
+        start_response('200 OK', [])
+        return [b'']
+    browser = webtest.TestApp(SessionMiddleware(app, db=db))
+    browser.get('/write')
+    opening = webtest.TestApp(SessionMiddleware(opener, db=db))
+    for name, value in browser.cookies.items():
+        opening.set_cookie(name, value)
+    meter = StorageMeter(db)
+    opening.get('/open')
+    opening.get('/look')
+    assert seen == [(True, True, False), None]
+    assert not meter.committed

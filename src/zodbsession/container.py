@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from zodbsession import clock
 from zodbsession import expiry
+from zodbsession import inplace
 from zodbsession import placement
 from zodbsession.data import SessionData
 from zodbsession.interfaces import IPendingSessions
@@ -181,16 +182,15 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         held = self._v_held
         if held is None:
             return {}
-        if held[0] is not self._current_transaction():
+        if held[0] != self._current_transaction():
             self._v_held = None     # held for a transaction now over
             return {}
         return held[1]
 
     def _current_transaction(self):
         jar = self._p_jar
-        manager = transaction.manager if jar is None else (
-            jar.transaction_manager)
-        return manager.get()
+        return inplace.transaction_key(
+            transaction.manager if jar is None else jar.transaction_manager)
 
     def __contains__(self, client_id):
         return self._live(client_id, clock.now())[1] is not None

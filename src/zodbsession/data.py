@@ -257,7 +257,7 @@ class SessionData(persistent.Persistent, MutableMapping):
         opened = self._v_opened
         if opened is None:
             return ()
-        if opened[0] is not self._transaction():
+        if opened[0] != self._transaction():
             # Handed out in an earlier transaction: they do not exist.
             self._v_opened = None
             return ()
@@ -267,7 +267,8 @@ class SessionData(persistent.Persistent, MutableMapping):
         # Data never stored lives no longer than its request; stored
         # data outlives transactions in its connection's cache.
         jar = self._p_jar
-        return None if jar is None else jar.transaction_manager.get()
+        return None if jar is None else inplace.transaction_key(
+            jar.transaction_manager)
 
     def package(self, pkg_id):
         """The package's data, stored once a value is stored in it."""

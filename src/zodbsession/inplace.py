@@ -94,6 +94,14 @@ def watch_of(transaction_manager):
     return watch
 
 
+def transaction_key(transaction_manager):
+    """A value that stays the same until ``transaction_manager``'s
+    current transaction ends (begun or not): what lives no longer than
+    a transaction is kept under it. Starts no transaction."""
+    watch = watch_of(transaction_manager)
+    return (watch, watch.generation)
+
+
 def keep_in_place_changes(transaction_manager):
     """Mark changed now what the sessions read in the current
     transaction of ``transaction_manager`` changed in place (its commit
