@@ -140,19 +140,6 @@ class SessionPkgData(MutableMapping):
         stored.update(encoded)
         return encoded
 
-    def _keep_in_place_changes(self):
-        """Mark ``_LIVE`` the values read and changed in place; whether
-        any was."""
-        stored, live = self._dicts()
-        found = False
-        for key, value in live.items():
-            raw = stored.get(key, _LIVE)
-            if raw is _LIVE or type(value) in values.FLAT_TYPES:
-                continue
-            if not values.unchanged(raw, value):
-                stored[key] = _LIVE
-                found = True
-        return found
 
 
 @implementer(ISessionData)
@@ -234,12 +221,20 @@ class SessionData(persistent.Persistent, MutableMapping):
             watch.add(self)
 
     def keep_in_place_changes(self):
-        """Mark changed the values read and changed in place."""
+        """Mark changed the values read and changed in place (and only
+        those: the others keep their stored bytes)."""
         found = False
-        for pkg_id in self._live:
-            if pkg_id in self._stored and SessionPkgData._view(
-                    self, pkg_id)._keep_in_place_changes():
-                found = True
+        flat = values.FLAT_TYPES
+        for pkg_id, live in self._live.items():
+            stored = self._stored.get(pkg_id)
+            if stored is None:
+                continue
+            for key, value in live.items():
+                raw = stored.get(key, _LIVE)
+                if (raw is not _LIVE and type(value) not in flat
+                        and not values.unchanged(raw, value)):
+                    stored[key] = _LIVE
+                    found = True
         if found:
             self._p_changed = True
 
