@@ -141,7 +141,6 @@ class SessionPkgData(MutableMapping):
         return encoded
 
 
-
 @implementer(ISessionData)
 class SessionData(persistent.Persistent, MutableMapping):
     """All data of one client, by package id, and its last-access time."""
