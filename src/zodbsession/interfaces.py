@@ -210,7 +210,9 @@ class ISession(Interface):
     def __getitem__(pkg_id):
         """Return the package's ISessionPkgData, creating it if needed.
 
-        This issues a client id to a client that has none.
+        Nothing is stored, and no client id issued, until a value is
+        stored in it: a request that only reads creates nothing. Within
+        a transaction, every lookup of the package returns this object.
         """
 
     def get(pkg_id, default=None):
