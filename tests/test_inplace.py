@@ -247,3 +247,35 @@ def test_changed_still_stores_every_value_read(db):
     pkg.changed()
     manager.commit()
     assert fresh_pkg(db) == {'cart': ['apple', 'pear']}
+
+
+# -- Pyramid ----------------------------------------------------------------
+
+@pytest.mark.parametrize('transactions', testing.PYRAMID_TRANSACTIONS)
+def test_pyramid_session_changed_in_place_is_kept(
+        registry, tmp_path, transactions):
+    def add(request):
+        request.session.setdefault('cart', []).append(request.GET['item'])
+        return {}
+
+    def show(request):
+        return {'cart': request.session.get('cart')}
+
+    def browser_of(db):
+        return webtest.TestApp(testing.pyramid_app(
+            db, {'/add': add, '/show': show}, transactions))
+
+    directory = str(tmp_path)
+    with testing.filestorage_db(directory) as db:
+        browser = browser_of(db)
+        for item in ('tea', 'milk', 'sugar'):
+            browser.get('/add', {'item': item})
+        meter = StorageMeter(db)
+        assert browser.get('/show').json == {'cart': ['tea', 'milk', 'sugar']}
+        assert not meter.committed
+        cookies = dict(browser.cookies)
+    with testing.filestorage_db(directory) as db:
+        again = browser_of(db)
+        for name, value in cookies.items():
+            again.set_cookie(name, value)
+        assert again.get('/show').json == {'cart': ['tea', 'milk', 'sugar']}

@@ -10,7 +10,6 @@ import pytest
 import transaction
 import webtest
 import zope.component
-from pyramid.config import Configurator
 
 from zodbsession import CookieSessionDataContainer
 from zodbsession import IClientId
@@ -19,7 +18,6 @@ from zodbsession import ISessionDataContainer
 from zodbsession import RAMSessionDataContainer
 from zodbsession import testing
 from zodbsession.lookup import container_for
-from zodbsession.pyramid import session_factory
 from zodbsession.testing import SessionTestClient
 from zodbsession.testing import StorageMeter
 from zodbsession.testing import get_without_cookies
@@ -198,37 +196,25 @@ def test_a_pending_package_of_an_invalidated_session_stores_nothing(
 
 # -- Pyramid ----------------------------------------------------------------
 
-def pyramid_app(db, mode, container=None):
-    def reads(request):
-        session = request.session
-        assert session.get('user') is None and 'user' not in session
-        assert len(session) == 0 and list(session) == []
-        assert list(session.keys()) == [] and session.peek_flash() == []
-        with pytest.raises(KeyError):
-            session['user']
-        read_everything(ISession(request)[PKG])
-        return {'new': session.new}
-
-    config = Configurator(settings={})
-    for name in {'own': [], 'tm': ['pyramid_tm', 'pyramid_retry']}[mode]:
-        config.include(name)
-    config.include('zodbsession.pyramid')
-    config.set_session_factory(
-        session_factory(db=db, secret=testing.TEST_SECRET))
-    config.add_route('read', '/')
-    config.add_view(reads, route_name='read', renderer='json')
-    wsgi = config.make_wsgi_app()
-    if container is not None:
-        use_containers(db, **{'pyramid.session': container(),
-                              PKG: container()})
-    return wsgi
+def pyramid_reads(request):
+    session = request.session
+    assert session.get('user') is None and 'user' not in session
+    assert len(session) == 0 and list(session) == []
+    assert list(session.keys()) == [] and session.peek_flash() == []
+    with pytest.raises(KeyError):
+        session['user']
+    read_everything(ISession(request)[PKG])
+    return {'new': session.new}
 
 
-@pytest.mark.parametrize('mode', ['own', 'tm'])
+@pytest.mark.parametrize('transactions', testing.PYRAMID_TRANSACTIONS)
 @pytest.mark.parametrize('kind', sorted(CONTAINERS))
 def test_pyramid_reading_request_session_creates_nothing(
-        registry, db, mode, kind):
-    wsgi = pyramid_app(db, mode, CONTAINERS[kind])
+        registry, db, transactions, kind):
+    wsgi = testing.pyramid_app(db, {'/': pyramid_reads}, transactions)
+    make = CONTAINERS[kind]
+    if make is not None:
+        use_containers(db, **{'pyramid.session': make(), PKG: make()})
     meter = StorageMeter(db)
     responses = get_without_cookies(wsgi, '/', count=200)
     assert [r.json for r in responses] == [{'new': True}] * 200

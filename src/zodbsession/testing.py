@@ -227,3 +227,37 @@ def use_containers(db, **containers):
         for pkg_id, container in containers.items():
             site.register_container(pkg_id, container)
     change_site(db, register)
+
+
+# How a Pyramid application may run its transactions: zodbsession's own
+# tween; pyramid_tm (with pyramid_retry) on the thread's transaction
+# manager; pyramid_tm with an explicit manager per request.
+PYRAMID_TRANSACTIONS = ('own', 'pyramid_tm', 'pyramid_tm_explicit')
+
+
+def pyramid_app(db, views, transactions='own', **session_settings):
+    """A Pyramid WSGI application with zodbsession's session factory on
+    ``db``: ``views`` maps paths to views rendered as JSON;
+    ``transactions`` is one of PYRAMID_TRANSACTIONS."""
+    # Pyramid is an optional dependency: imported only when asked for.
+    from pyramid.config import Configurator
+    from zodbsession.pyramid import session_factory
+
+    if transactions not in PYRAMID_TRANSACTIONS:
+        raise ValueError(
+            f'transactions={transactions!r}: one of'
+            f' {", ".join(PYRAMID_TRANSACTIONS)}')
+    settings = {}
+    if transactions == 'pyramid_tm_explicit':
+        settings['tm.manager_hook'] = 'pyramid_tm.explicit_manager'
+    config = Configurator(settings=settings)
+    if transactions != 'own':
+        config.include('pyramid_tm')
+        config.include('pyramid_retry')
+    config.include('zodbsession.pyramid')
+    session_settings.setdefault('secret', TEST_SECRET)
+    config.set_session_factory(session_factory(db=db, **session_settings))
+    for path, view in views.items():
+        config.add_route(path, path)
+        config.add_view(view, route_name=path, renderer='json')
+    return config.make_wsgi_app()
