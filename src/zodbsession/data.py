@@ -207,12 +207,13 @@ class SessionData(persistent.Persistent, MutableMapping):
         self._v_store = store
 
     def _watch(self):
-        jar = self._p_jar
-        if jar is None:
-            # Never stored (its values are all written when it is), or
-            # kept by a container that looks itself (RAM).
+        manager = self._transaction_manager()
+        if manager is None:
+            # Never stored (its values are all written when it is), kept
+            # by a container that looks itself (RAM), or of a closed
+            # connection (nothing of it will be committed).
             return
-        watch = inplace.watch_of(jar.transaction_manager)
+        watch = inplace.watch_of(manager)
         watched = self._v_watched
         if (watched is None or watched[0] is not watch
                 or watched[1] != watch.generation):
@@ -260,9 +261,13 @@ class SessionData(persistent.Persistent, MutableMapping):
     def _transaction(self):
         # Data never stored lives no longer than its request; stored
         # data outlives transactions in its connection's cache.
+        manager = self._transaction_manager()
+        return None if manager is None else inplace.transaction_key(manager)
+
+    def _transaction_manager(self):
+        """The manager of the transactions that may store this data."""
         jar = self._p_jar
-        return None if jar is None else inplace.transaction_key(
-            jar.transaction_manager)
+        return None if jar is None else jar.transaction_manager
 
     def package(self, pkg_id):
         """The package's data, stored once a value is stored in it."""
