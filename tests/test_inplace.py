@@ -279,3 +279,13 @@ def test_pyramid_session_changed_in_place_is_kept(
         for name, value in cookies.items():
             again.set_cookie(name, value)
         assert again.get('/show').json == {'cart': ['tea', 'milk', 'sugar']}
+
+
+def test_values_of_a_closed_connection_can_still_be_read(db):
+    store(db, cart=['apple'])
+    manager, root = open_root(db)
+    data = root['session']
+    pkg = data['pkg']
+    root._p_jar.close()
+    assert pkg['cart'] == ['apple'] and 'pkg' in data
+    assert dict(data.package('new')) == {}
