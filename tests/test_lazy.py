@@ -10,9 +10,11 @@ import pytest
 import transaction
 import webtest
 import zope.component
+from zope.interface.verify import verifyObject
 
 from zodbsession import CookieSessionDataContainer
 from zodbsession import IClientId
+from zodbsession import IPendingSessions
 from zodbsession import ISession
 from zodbsession import ISessionDataContainer
 from zodbsession import RAMSessionDataContainer
@@ -141,6 +143,22 @@ def test_a_new_client_whose_write_is_aborted_gets_nothing(site):
 
 
 # -- the zope.session contract ---------------------------------------------
+
+@pytest.mark.parametrize('kind', sorted(CONTAINERS))
+def test_every_container_can_hold_a_session_unstored(sessions, kind):
+    make = CONTAINERS[kind]
+    if make is not None:
+        zope.component.provideUtility(
+            make(), ISessionDataContainer, name=PKG)
+    container = container_for(PKG, SessionTestClient().request())
+    assert verifyObject(IPendingSessions, container)
+    data = container.new_session_data()
+    container.hold('some-client', data)
+    assert container['some-client'] is data
+    assert container.get('some-client') is data
+    assert 'some-client' not in container
+    transaction.abort()
+    assert container.get('some-client') is None
 
 @pytest.mark.parametrize('kind', sorted(CONTAINERS))
 def test_one_package_object_per_request_stored_only_once_written(
