@@ -267,3 +267,24 @@ def test_a_new_package_of_a_stored_session_lives_one_transaction(
     opening.get('/look')
     assert seen == [(True, True, False), None]
     assert not meter.committed
+
+
+@pytest.mark.parametrize('transactions', testing.PYRAMID_TRANSACTIONS)
+def test_one_container_for_two_packages_holds_one_session(
+        registry, db, transactions):
+    def write(request):
+        # Both looked up before either is stored.
+        one, two = ISession(request)['one'], ISession(request)['two']
+        one['x'] = 1
+        two['y'] = 2
+        return {}
+
+    def show(request):
+        return {name: dict(ISession(request).get(name) or {})
+                for name in ('one', 'two')}
+    browser = webtest.TestApp(testing.pyramid_app(
+        db, {'/write': write, '/show': show}, transactions))
+    container = RAMSessionDataContainer()
+    use_containers(db, one=container, two=container)
+    browser.get('/write')
+    assert browser.get('/show').json == {'one': {'x': 1}, 'two': {'y': 2}}

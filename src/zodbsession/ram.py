@@ -237,7 +237,23 @@ class RAMTransaction:
 
 class _RAMMapping:
     """The mapping of client ids to session data, read and written
-    through the data manager ``_transaction()`` returns."""
+    through the data manager ``_transaction()`` returns.
+
+    Mappings of one store in one transaction manager's transactions are
+    equal: a snapshot of the site holds a copy of the container per
+    package id it is registered for, and ``bind()`` makes a new one for
+    each lookup; a request's session must see one container in them.
+    """
+
+    def _identity(self):
+        return self.key, None
+
+    def __eq__(self, other):
+        return (isinstance(other, _RAMMapping)
+                and other._identity() == self._identity())
+
+    def __hash__(self):
+        return hash(self._identity())
 
     def _live(self, client_id, now):
         key = client_key(client_id)
@@ -352,14 +368,8 @@ class _BoundRAMContainer(_RAMMapping):
         # Settings (timeout, resolution, lifetime), sweep(), count().
         return getattr(self.container, name)
 
-    # Each bind() makes one; all of a request are the same container.
-    def __eq__(self, other):
-        return (isinstance(other, _BoundRAMContainer)
-                and other.container is self.container
-                and other.transaction_manager is self.transaction_manager)
-
-    def __hash__(self):
-        return hash((id(self.container), id(self.transaction_manager)))
+    def _identity(self):
+        return self.container.key, id(self.transaction_manager)
 
     def _transaction(self):
         return self.container._transaction(self.transaction_manager)
