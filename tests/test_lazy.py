@@ -288,3 +288,22 @@ def test_one_container_for_two_packages_holds_one_session(
     use_containers(db, one=container, two=container)
     browser.get('/write')
     assert browser.get('/show').json == {'one': {'x': 1}, 'two': {'y': 2}}
+
+
+def test_a_finite_cookie_lifetime_is_renewed_by_a_session_in_use(sessions):
+    manager, container = sessions
+    manager.cookieLifetime = 600
+    client = SessionTestClient()
+    first = client.request()
+    ISession(first)[PKG]['x'] = 1
+    client.receive(first)
+    transaction.commit()
+    reading = client.request()
+    assert ISession(reading)[PKG]['x'] == 1
+    assert ISession(reading)[PKG].get('y') is None
+    renewed = set_cookie_headers(response_headers(reading))
+    assert len(renewed) == 1 and 'Max-Age=600' in renewed[0]
+    # A new client that only reads still gets nothing.
+    stranger = SessionTestClient().request()
+    assert ISession(stranger)[PKG].get('x') is None
+    assert response_headers(stranger) == []

@@ -37,6 +37,7 @@ class Session:
         # container -> SessionData: this request's pending sessions, not
         # stored yet.
         self._pending = {}
+        self._renewed = False
         # Looked up once per request: the site's configuration does not
         # change under a request that is being served.
         self._client_id_manager = None
@@ -70,6 +71,7 @@ class Session:
         """The client's id, issuing one if the client has none."""
         if self._client_id is None:
             self._client_id = str(self._manager.getClientId(self.request))
+            self._renewed = True
             self._hold_pending()
         return self._client_id
 
@@ -107,6 +109,11 @@ class Session:
         session_data = self._session_data(container)
         if session_data is None:
             session_data = self._new_pending(container)
+        elif self._client_id is not None and not self._renewed:
+            # A session in use: the manager's policy for a known id
+            # applies (a finite cookieLifetime renews the cookie).
+            self._renewed = True
+            self._manager.getClientId(self.request)
         return session_data.package(pkg_id)
 
     def _session_data(self, container):
