@@ -56,7 +56,11 @@ class _Watch:
         pass
 
     def beforeCompletion(self, txn):
-        self.keep_in_place_changes()
+        # A commit calls this while the transaction is active; after a
+        # failed commit, or for a doomed one, only an abort can follow
+        # (and it unloads what was read).
+        if txn.status == 'Active':
+            self.keep_in_place_changes()
 
     def afterCompletion(self, txn):
         if txn.status != 'Committed':
