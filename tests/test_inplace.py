@@ -67,6 +67,11 @@ class Actions:
         assert data['cart'] and data['prefs']
 
     @staticmethod
+    def mutate_and_doom(data):
+        data['cart'].append('doomed')
+        transaction.manager.doom()
+
+    @staticmethod
     def mutate_and_fail(data):
         data['cart'].append('lost')
         raise ValueError('aborted')
@@ -141,6 +146,16 @@ def test_a_change_in_place_that_is_aborted_is_forgotten(registry, db, kind):
     assert shown(browser) == json.dumps(
         {'cart': ['apple'], 'prefs': {'size': 'small', 'theme': 'light'}},
         sort_keys=True)
+
+
+def test_a_change_in_place_in_a_doomed_request_is_forgotten(
+        registry, db, kind):
+    browser = webtest.TestApp(site(db, kind))
+    browser.get('/store')
+    meter = StorageMeter(db)
+    browser.get('/mutate_and_doom')
+    assert json.loads(shown(browser))['cart'] == ['apple']
+    assert not meter.committed
 
 
 # -- on the data objects, over a FileStorage --------------------------------
