@@ -165,7 +165,8 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
 
     # -- pending sessions (zodbsession.interfaces.IPendingSessions) -----
 
-    # (transaction, {client id: SessionData}) held, never stored.
+    # (transaction key, {client id: SessionData}): held until the
+    # transaction ends, never stored.
     _v_held = None
 
     def new_session_data(self):
