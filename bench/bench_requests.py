@@ -8,6 +8,9 @@ cookie of one of them (round-robin over all clients):
 
 - ``rw``:  read a counter in the session and write it + 1;
 - ``ro``:  read the counter (within ``resolution``, so nothing is written);
+- ``ro_mut`` (zodbsession only): read the counter, a 10-item list and a
+  5-key dict, change nothing: beside ``ro``, what finding values changed
+  in place (compared with their stored form at commit) costs a read;
 - ``new``: no cookie; create a session holding one key.
 
 Peers:
@@ -71,8 +74,15 @@ BUILD_BATCH = 2000
 PEERS = ('floor', 'zodbsession', 'zope.session')
 VARIANTS = {
     'floor': ('rw', 'ro'),
-    'zodbsession': ('rw', 'ro', 'new'),
+    'zodbsession': ('rw', 'ro', 'ro_mut', 'new'),
     'zope.session': ('rw', 'ro', 'new'),
+}
+# The floor variant each variant is compared with.
+FLOOR_OF = {'rw': 'rw', 'ro': 'ro', 'ro_mut': 'ro', 'new': 'rw'}
+# What ro_mut reads besides the counter: mutable values it leaves alone.
+MUTABLE_VALUES = {
+    'list': [f'item-{number}' for number in range(10)],
+    'dict': {f'key-{number}': number for number in range(5)},
 }
 
 TARGETS = [
@@ -208,12 +218,13 @@ class ZodbsessionPeer(Peer):
                     container[client_id] = data
                     package = SessionPkgData()
                     package['n'] = 0
+                    package.update(MUTABLE_VALUES)
                     data[PKG_ID] = package
                     ids.append(client_id)
                 namespace = manager.namespace
         transaction.abort()
         self.environs = {}
-        for variant in ('rw', 'ro'):
+        for variant in ('rw', 'ro', 'ro_mut'):
             self.environs[variant] = [
                 dict(base_environ(), PATH_INFO='/' + variant,
                      HTTP_COOKIE=f'{namespace}={client_id}')
@@ -236,7 +247,8 @@ class ZodbsessionPeer(Peer):
     def check(self):
         """Responses look right: cookies only where they must be set."""
         problems = []
-        for variant, index in (('rw', 0), ('ro', 1), ('new', None)):
+        for variant, index in (('rw', 0), ('ro', 1), ('ro_mut', 2),
+                               ('new', None)):
             environ = (self.new_environ if index is None
                        else self.environs[variant][index])
             captured = {}
@@ -282,6 +294,11 @@ def bench_app(environ, start_response):
         value = data['n'] = data['n'] + 1
     elif path == '/ro':
         value = session[PKG_ID]['n']
+    elif path == '/ro_mut':
+        data = session[PKG_ID]
+        value = data['n']
+        if data['list'][9] != 'item-9' or data['dict']['key-4'] != 4:
+            value = 'wrong mutable values'
     else:   # /new
         value = session[PKG_ID]['n'] = 1
     start_response('200 OK', [('Content-Type', 'text/plain')])
@@ -678,13 +695,23 @@ def evaluate(results, finished, args):
             f'zodbsession/{variant:3} / zope.session/{variant:3} ='
             f' {value:.2f}x' + ('' if met is None else
                                 f' (target < 1x) {"ok" if met else "MISSED"}'))
-    for peer in ('floor', 'zodbsession', 'zope.session'):
-        written = results[f'{peer}/ro']['transactions']
-        checks[f'{peer}/ro transactions'] = written
+    value = common.ratio(median('zodbsession/ro_mut'),
+                         median('zodbsession/ro'))
+    ratios['zodbsession/ro_mut vs zodbsession/ro'] = {
+        'ratio': value, 'target': None, 'met': None}
+    lines.append(
+        f'zodbsession/ro_mut / zodbsession/ro = {value:.2f}x'
+        f' ({median("zodbsession/ro_mut") - median("zodbsession/ro"):+.0f}'
+        ' us: finding in-place changes of a 10-item list and a 5-key'
+        ' dict)')
+    for key in ('floor/ro', 'zodbsession/ro', 'zodbsession/ro_mut',
+                'zope.session/ro'):
+        written = results[key]['transactions']
+        checks[f'{key} transactions'] = written
         ok = written == 0
-        if peer == 'zodbsession':
+        if key.startswith('zodbsession/'):
             all_met &= ok
-        lines.append(f'{peer}/ro: {written} transactions committed during'
+        lines.append(f'{key}: {written} transactions committed during'
                      f' the read-only batches {"ok" if ok else "WRONG"}')
     for peer, state in finished.items():
         ok = state['counter_total'] == state['rw_done']
@@ -704,8 +731,7 @@ def table(results):
     for peer in PEERS:
         for variant in VARIANTS[peer]:
             r = results[f'{peer}/{variant}']
-            floor = results['floor/rw' if variant == 'new'
-                            else f'floor/{variant}']['median_us']
+            floor = results[f'floor/{FLOOR_OF[variant]}']['median_us']
             zope = results.get(f'zope.session/{variant}')
             rows.append([
                 f'{peer}/{variant}',

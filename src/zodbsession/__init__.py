@@ -14,6 +14,7 @@ from zodbsession.data import SessionPkgData
 from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISession
@@ -41,6 +42,6 @@ __all__ = [
     'expire_session', 'IRequestBoundContainer', 'ISessionLifecycle',
     'SessionData', 'SessionPkgData', 'Session', 'WSGIRequest',
     'IClientId', 'IClientIdManager', 'ICookieClientIdManager',
-    'IRequestCookies', 'ISession', 'ISessionData', 'ISessionDataContainer',
+    'IPendingSessions', 'IRequestCookies', 'ISession', 'ISessionData', 'ISessionDataContainer',
     'ISessionPkgData', 'register_adapters', 'register_session_utilities',
 ]

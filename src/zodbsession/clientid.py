@@ -12,6 +12,8 @@ from zodbsession import placement
 from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import ISession
+from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.lookup import cookies_of
 from zodbsession.lookup import utility_for
 from zodbsession.signing import Signer
@@ -47,9 +49,18 @@ class MissingClientIdException(Exception):
 @implementer(IClientId)
 @adapter(Interface)
 class ClientId(str):
-    """``IClientId(request)``: the client id from the IClientIdManager."""
+    """``IClientId(request)``: the client id from the IClientIdManager,
+    issued (with its cookie) if the client has none.
+
+    Asked through the request's session when it has one, so that the id
+    is issued once per request and the sessions it has not stored yet
+    are found under it.
+    """
 
     def __new__(cls, request):
+        session = ISession(request, None)
+        if ISessionLifecycle.providedBy(session):
+            return str.__new__(cls, session.client_id)
         manager = utility_for(request, IClientIdManager)
         return str.__new__(cls, manager.getClientId(request))
 

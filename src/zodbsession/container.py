@@ -9,14 +9,17 @@ small bucket; expiry drops whole slices.
 import hashlib
 
 import persistent
+import transaction
 from BTrees.LOBTree import LOBTree
 from BTrees.OOBTree import OOBTree
 from zope.interface import implementer
 
 from zodbsession import clock
 from zodbsession import expiry
+from zodbsession import inplace
 from zodbsession import placement
-from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.data import SessionData
+from zodbsession.interfaces import IPendingSessions
 
 # Implicit sweeping (when a request opens a new slice) drops at most this
 # many expired slices, so no request pays for a long-neglected container.
@@ -85,7 +88,7 @@ def client_key(client_id):
     return digest if where is None else bytes((where,)) + digest[1:]
 
 
-@implementer(ISessionDataContainer)
+@implementer(IPendingSessions)
 class PersistentSessionDataContainer(expiry.ExpirySettings,
                                      persistent.Persistent):
     """Stores SessionData in a ZODB, expiring it after ``timeout`` seconds.
@@ -149,12 +152,46 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
     def __getitem__(self, client_id):
         data = self._get_live(client_id)
         if data is None:
-            raise KeyError(client_id)
+            data = self._held().get(client_id)
+            if data is None:
+                raise KeyError(client_id)
         return data
 
     def get(self, client_id, default=None):
         data = self._get_live(client_id)
+        if data is None:
+            data = self._held().get(client_id)
         return default if data is None else data
+
+    # -- pending sessions (zodbsession.interfaces.IPendingSessions) -----
+
+    # (transaction key, {client id: SessionData}): held until the
+    # transaction ends, never stored.
+    _v_held = None
+
+    def new_session_data(self):
+        return SessionData()
+
+    def hold(self, client_id, session_data):
+        held = self._held()
+        if not held:
+            held = {}
+            self._v_held = (self._current_transaction(), held)
+        held[str(client_id)] = session_data
+
+    def _held(self):
+        held = self._v_held
+        if held is None:
+            return {}
+        if held[0] != self._current_transaction():
+            self._v_held = None     # held for a transaction now over
+            return {}
+        return held[1]
+
+    def _current_transaction(self):
+        jar = self._p_jar
+        return inplace.transaction_key(
+            transaction.manager if jar is None else jar.transaction_manager)
 
     def __contains__(self, client_id):
         return self._live(client_id, clock.now())[1] is not None
@@ -167,6 +204,8 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         found = self._find(key, now)
         if found is not None:
             del found[1][key]
+        if self._v_held is not None:
+            self._held().pop(str(client_id), None)
         session_data.setLastAccessTime(now)
         self._tree_for(now)[key] = session_data
 

@@ -23,8 +23,8 @@ from zodbsession.clientid import forbid_caching
 from zodbsession.clientid import generate_secret
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
-from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.jsondata import JSONSessionData
 from zodbsession.lookup import cookies_of
 from zodbsession.lookup import query_utility_for
@@ -168,7 +168,7 @@ def _views_of(request):
     return views
 
 
-@implementer(ISessionDataContainer)
+@implementer(IPendingSessions)
 class CookieSessionView:
     """One request's view of a cookie container, and its data manager."""
 
@@ -188,6 +188,7 @@ class CookieSessionView:
         self._data = None         # JSONSessionData in use, if any
         self._client_id = None
         self._removed = False
+        self._held = None         # (client id, pending JSONSessionData)
         self._joined = None
         self._value = None        # cookie value to send after commit
         self._sent = None         # ... and (document, packages text)
@@ -275,7 +276,8 @@ class CookieSessionView:
             return self._data
         document = self._read()
         if document is None or document['c'] != self._digest(client_id):
-            return default
+            held = self._held
+            return held[1] if held and held[0] == client_id else default
         self._client_id = client_id
         # The session's own objects: in-place changes to them are found at
         # commit by comparing with the canonical text read from the
@@ -294,7 +296,10 @@ class CookieSessionView:
         return data
 
     def __contains__(self, client_id):
-        return self.get(client_id) is not None
+        data = self.get(client_id)
+        # Held data is not stored.
+        return data is not None and not (
+            self._held is not None and data is self._held[1])
 
     def __setitem__(self, client_id, session_data):
         self._join()
@@ -309,6 +314,14 @@ class CookieSessionView:
         self._data = session_data
         self._client_id = str(client_id)
         self._removed = False
+        self._held = None
+
+    def new_session_data(self):
+        return JSONSessionData()
+
+    def hold(self, client_id, session_data):
+        self._join()        # the hold ends with the transaction
+        self._held = (str(client_id), session_data)
 
     def __delitem__(self, client_id):
         if self.get(client_id) is None:
@@ -383,6 +396,7 @@ class CookieSessionView:
         finally:
             self._value = self._sent = None
             self._joined = None
+            self._held = None
 
     def tpc_abort(self, txn):
         self._reset()
@@ -391,6 +405,7 @@ class CookieSessionView:
         # Forget this transaction's changes; the cookie is re-read.
         self._data = None
         self._removed = False
+        self._held = None
         self._value = self._sent = None
         self._joined = None
 

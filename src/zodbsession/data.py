@@ -11,6 +11,14 @@ SessionData is a plain mapping, and allows that), where ``stored`` comes
 from ``zodbsession.values``. Concurrent commits
 merge key by key (see ``zodbsession.merge``): changes to different keys
 or packages both survive; the last-access time merges as a maximum.
+
+A value read and changed in place (``data['cart'].append(item)``) is
+found when the transaction commits (``zodbsession.inplace``) and stored
+like a value set again; values only read keep their stored bytes.
+
+A new session may be handed out before it is stored ("pending"): it is
+stored by the callback given to ``store_on_change``, just before its
+first change, so that a request that only reads creates nothing.
 """
 from collections.abc import MutableMapping
 
@@ -21,6 +29,7 @@ from ZODB.POSException import ConflictError
 
 from zodbsession import clock
 from zodbsession import conflicts
+from zodbsession import inplace
 from zodbsession import values
 from zodbsession.interfaces import ISessionData
 from zodbsession.interfaces import ISessionPkgData
@@ -58,28 +67,36 @@ class SessionPkgData(MutableMapping):
         return self._owner._package_dicts(self._pkg_id, create)
 
     def changed(self):
-        """Store this package's values again, after in-place mutation."""
+        """Store this package's values again, after in-place mutation.
+
+        (In-place changes are found at commit anyway; this stores every
+        value read, changed or not. A package that holds nothing stays
+        unstored.)
+        """
         stored, live = self._dicts()
         for key in live:
             stored[key] = _LIVE
-        self._mark_changed()
+        if stored:
+            self._mark_changed()
 
     def _mark_changed(self):
-        # Only values set (or passed to changed()) are pickled again: a
-        # value that was merely read keeps its stored bytes, since its
-        # pickle may differ after a round trip (sets of strings do), and
-        # a spurious difference would conflict with concurrent requests.
+        # Only values set (or passed to changed(), or changed in place)
+        # are pickled again: a value that was merely read keeps its
+        # stored bytes, since its pickle may differ after a round trip
+        # (sets of strings do), and a spurious difference would conflict
+        # with concurrent requests.
         if self._owner is not None:
-            self._owner._p_changed = True
+            self._owner._changed()
 
     def __getitem__(self, key):
         stored, live = self._dicts()
         try:
-            return live[key]
+            value = live[key]
         except KeyError:
-            pass
-        value = values.decode(stored[key])
-        live[key] = value
+            value = live[key] = values.decode(stored[key])
+        if type(value) not in values.FLAT_TYPES and self._owner is not None:
+            # It may be changed in place: compare it at commit.
+            self._owner._watch()
         return value
 
     def get(self, key, default=None):
@@ -119,10 +136,14 @@ class SessionPkgData(MutableMapping):
 
     def _encoded(self):
         stored, live = self._dicts()
-        return {
+        encoded = {
             key: (values.encode(self._pkg_id, key, live[key])
                   if raw is _LIVE else raw)
             for key, raw in stored.items()}
+        # What is written is what later changes in place compare with
+        # (the live values stay: they are the stored ones).
+        stored.update(encoded)
+        return encoded
 
 
 @implementer(ISessionData)
@@ -132,6 +153,17 @@ class SessionData(persistent.Persistent, MutableMapping):
     # Values other than package data (see __setitem__): name -> stored
     # form (or _LIVE), and name -> value once read or set.
     _other_stored = _other_live = None
+
+    # Volatile (never stored, gone when the object is unloaded):
+    # the package views handed out, so each package has one ...
+    _v_views = None
+    # ... the packages handed out but not stored, (transaction key, set) ...
+    _v_opened = None
+    # ... the callback that stores a pending session on its first change
+    _v_store = None
+    # ... and (watch, generation) of the transaction whose commit looks
+    # for in-place changes (zodbsession.inplace).
+    _v_watched = None
 
     def __init__(self):
         self._last_access = 0
@@ -162,16 +194,104 @@ class SessionData(persistent.Persistent, MutableMapping):
         except KeyError:
             if not create:
                 return {}, {}
-        self._p_changed = True
+        # First: a pending session is stored before it changes, so that
+        # a failure to store it leaves it as it was.
+        self._changed()
         return (self._stored.setdefault(pkg_id, {}),
                 self._live.setdefault(pkg_id, {}))
 
+    def _changed(self):
+        store = self._v_store
+        if store is not None:
+            self._v_store = None
+            try:
+                store(self)
+            except BaseException:
+                self._v_store = store
+                raise
+        self._p_changed = True
+
+    def store_on_change(self, store):
+        """Call ``store(self)`` before the first change (once)."""
+        self._v_store = store
+
+    def _watch(self):
+        manager = self._transaction_manager()
+        if manager is None:
+            # Never stored (its values are all written when it is), kept
+            # by a container that looks itself (RAM), or of a closed
+            # connection (nothing of it will be committed).
+            return
+        watch = inplace.watch_of(manager)
+        watched = self._v_watched
+        if (watched is None or watched[0] is not watch
+                or watched[1] != watch.generation):
+            self._v_watched = (watch, watch.generation)
+            watch.add(self)
+
+    def keep_in_place_changes(self):
+        """Mark changed the values read and changed in place (and only
+        those: the others keep their stored bytes)."""
+        found = False
+        flat = values.FLAT_TYPES
+        for pkg_id, live in self._live.items():
+            stored = self._stored.get(pkg_id)
+            if stored is None:
+                continue
+            for key, value in live.items():
+                raw = stored.get(key, _LIVE)
+                if (raw is not _LIVE and type(value) not in flat
+                        and not values.unchanged(raw, value)):
+                    stored[key] = _LIVE
+                    found = True
+        if found:
+            self._p_changed = True
+
+    def _view(self, pkg_id):
+        views = self._v_views
+        if views is None:
+            views = self._v_views = {}
+        view = views.get(pkg_id)
+        if view is None:
+            view = views[pkg_id] = SessionPkgData._view(self, pkg_id)
+        return view
+
+    def _opened(self):
+        """Packages handed out in this transaction and not stored."""
+        opened = self._v_opened
+        if opened is None:
+            return ()
+        if opened[0] != self._transaction():
+            # Handed out in an earlier transaction: they do not exist.
+            self._v_opened = None
+            return ()
+        return opened[1]
+
+    def _transaction(self):
+        # Data never stored lives no longer than its request; stored
+        # data outlives transactions in its connection's cache.
+        manager = self._transaction_manager()
+        return None if manager is None else inplace.transaction_key(manager)
+
+    def _transaction_manager(self):
+        """The manager of the transactions that may store this data."""
+        jar = self._p_jar
+        return None if jar is None else jar.transaction_manager
+
+    def package(self, pkg_id):
+        """The package's data, stored once a value is stored in it."""
+        if pkg_id not in self._stored and pkg_id not in self._opened():
+            if self._v_opened is None:
+                self._v_opened = (self._transaction(), set())
+            self._v_opened[1].add(pkg_id)
+        return self._view(pkg_id)
+
     def __getitem__(self, pkg_id):
-        if pkg_id not in self._stored:
+        if pkg_id not in self._stored and pkg_id not in self._opened():
             if self._other_stored and pkg_id in self._other_stored:
                 return self._other_value(pkg_id)
             raise KeyError(pkg_id)
-        return SessionPkgData._view(self, pkg_id)
+        return self._view(pkg_id)
 
     def _other_value(self, name):
         live = self._other_live
@@ -182,13 +302,13 @@ class SessionData(persistent.Persistent, MutableMapping):
     def _set_other(self, name, value):
         """Keep a value that is not package data, as zope.session's
         SessionData (a plain mapping) does."""
+        self._changed()
         if self._other_stored is None:
             self._other_stored, self._other_live = {}, {}
         self._stored.pop(name, None)
         self._live.pop(name, None)
         self._other_stored[name] = _LIVE
         self._other_live[name] = value
-        self._p_changed = True
 
     def __setitem__(self, pkg_id, pkg_data):
         if not isinstance(pkg_data, SessionPkgData):
@@ -198,13 +318,16 @@ class SessionData(persistent.Persistent, MutableMapping):
             self._other_stored.pop(pkg_id, None)
             self._other_live.pop(pkg_id, None)
         contents = dict(pkg_data.items())
+        self._changed()
         self._stored[pkg_id] = dict.fromkeys(contents, _LIVE)
         self._live[pkg_id] = contents
-        self._p_changed = True
         if pkg_data._owner is None:
             # Adopt it: from now on it is a view onto this record.
             pkg_data._owner, pkg_data._pkg_id, pkg_data._own = (
                 self, pkg_id, None)
+            if self._v_views is None:
+                self._v_views = {}
+            self._v_views[pkg_id] = pkg_data
 
     def __delitem__(self, pkg_id):
         if self._other_stored and pkg_id in self._other_stored:
@@ -213,7 +336,7 @@ class SessionData(persistent.Persistent, MutableMapping):
         else:
             del self._stored[pkg_id]
             self._live.pop(pkg_id, None)
-        self._p_changed = True
+        self._changed()
 
     def __contains__(self, pkg_id):
         return pkg_id in self._stored or bool(

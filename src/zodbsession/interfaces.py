@@ -186,6 +186,25 @@ class ISessionDataContainer(IReadMapping, IWriteMapping):
         nothing to remove)."""
 
 
+class IPendingSessions(ISessionDataContainer):
+    """A container that hands out a client's session before storing it.
+
+    A client without a session whose request only reads gets a new,
+    empty session that is stored (and its client id cookie sent) only
+    when something is first stored in it: reading creates nothing.
+    """
+
+    def new_session_data():
+        """Return a new, empty ISessionData of this container's kind,
+        not stored: store it with ``container[client_id] = data``."""
+
+    def hold(client_id, session_data):
+        """Return ``session_data`` for ``client_id`` from ``get`` and
+        ``[]`` until the current transaction ends, without storing it
+        (``in`` stays false). Storing data for ``client_id`` ends the
+        hold."""
+
+
 class IRequestBoundContainer(ISessionDataContainer):
     """A container whose data travels with the request (a cookie).
 
@@ -209,7 +228,9 @@ class ISession(Interface):
     def __getitem__(pkg_id):
         """Return the package's ISessionPkgData, creating it if needed.
 
-        This issues a client id to a client that has none.
+        Nothing is stored, and no client id issued, until a value is
+        stored in it: a request that only reads creates nothing. Within
+        a transaction, every lookup of the package returns this object.
         """
 
     def get(pkg_id, default=None):
@@ -257,6 +278,27 @@ class ISessionData(IMapping):
 
         Concurrent settings merge as their maximum.
         """
+
+    def package(pkg_id):
+        """Return the package's ISessionPkgData, stored only once a value
+        is stored in it.
+
+        The same object for the same package until the transaction
+        ends; ``[pkg_id]`` and ``get(pkg_id)`` return it too, though
+        ``pkg_id in data`` is false while it holds nothing stored.
+        """
+
+    def store_on_change(store):
+        """Call ``store(self)`` once, before the first change of this
+        (not yet stored) data: a new session is stored only when
+        something is stored in it."""
+
+    def keep_in_place_changes():
+        """Mark changed every value read in this transaction and changed
+        in place since (``data['cart'].append(item)``), so that it is
+        stored. Values compare by value (built-in types) or by pickle;
+        persistent objects are stored by themselves. Called when the
+        transaction commits."""
 
     lastAccessTime = schema.Int(
         title="Last Access Time",

@@ -19,6 +19,7 @@ from zodbsession import expiry
 from zodbsession.container import IMPLICIT_SWEEP_LIMIT
 from zodbsession.container import client_key
 from zodbsession.data import SessionData
+from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.lookup import transaction_manager_for
@@ -117,6 +118,7 @@ class RAMTransaction:
         self.store = store
         self.transaction_manager = transaction_manager
         self.tracked = {}     # client key -> _Tracked (None: deleted)
+        self.held = {}        # client key -> pending SessionData
         self._changes = None
         self._locked = False
 
@@ -143,6 +145,7 @@ class RAMTransaction:
     def store_data(self, key, data):
         version, state = self._base(key)
         self.tracked[key] = _Tracked(version, state, data)
+        self.held.pop(key, None)
 
     def forget_expired(self, key):
         """The loaded session had expired: what replaces it starts from
@@ -162,6 +165,7 @@ class RAMTransaction:
 
     def abort(self, txn):
         self.tracked.clear()
+        self.held.clear()
 
     def tpc_begin(self, txn):
         pass
@@ -176,6 +180,8 @@ class RAMTransaction:
         for key, tracked in self.tracked.items():
             if tracked is None or tracked.data is None:
                 continue
+            # Values changed in place are changes too.
+            tracked.data.keep_in_place_changes()
             new_state = tracked.data.__getstate__()
             if new_state != tracked.base_state:
                 pending.append((key, tracked, new_state))
@@ -220,6 +226,7 @@ class RAMTransaction:
     def tpc_abort(self, txn):
         self._release()
         self.tracked.clear()
+        self.held.clear()
 
     def _release(self):
         self._changes = None
@@ -230,7 +237,23 @@ class RAMTransaction:
 
 class _RAMMapping:
     """The mapping of client ids to session data, read and written
-    through the data manager ``_transaction()`` returns."""
+    through the data manager ``_transaction()`` returns.
+
+    Mappings of one store in one transaction manager's transactions are
+    equal: a snapshot of the site holds a copy of the container per
+    package id it is registered for, and ``bind()`` makes a new one for
+    each lookup; a request's session must see one container in them.
+    """
+
+    def _identity(self):
+        return self.key, None
+
+    def __eq__(self, other):
+        return (isinstance(other, _RAMMapping)
+                and other._identity() == self._identity())
+
+    def __hash__(self):
+        return hash(self._identity())
 
     def _live(self, client_id, now):
         key = client_key(client_id)
@@ -245,7 +268,10 @@ class _RAMMapping:
         now = clock.now()
         txn, key, data = self._live(client_id, now)
         if data is None:
-            raise KeyError(client_id)
+            held = txn.held.get(key)
+            if held is None:
+                raise KeyError(client_id)
+            return held
         if expiry.needs_touch(data.getLastAccessTime(), now, self):
             data.setLastAccessTime(now)
         return data
@@ -263,6 +289,12 @@ class _RAMMapping:
         session_data.setLastAccessTime(clock.now())
         self._transaction().store_data(client_key(client_id), session_data)
 
+    def new_session_data(self):
+        return SessionData()
+
+    def hold(self, client_id, session_data):
+        self._transaction().held[client_key(client_id)] = session_data
+
     def __delitem__(self, client_id):
         txn, key, data = self._live(client_id, clock.now())
         if data is None:
@@ -270,7 +302,7 @@ class _RAMMapping:
         txn.delete(key)
 
 
-@implementer(ISessionDataContainer, IRequestBoundContainer)
+@implementer(IPendingSessions, IRequestBoundContainer)
 class RAMSessionDataContainer(_RAMMapping, expiry.ExpirySettings,
                               persistent.Persistent):
     """Sessions in the memory of this process, shared by its threads.
@@ -330,7 +362,7 @@ class RAMSessionDataContainer(_RAMMapping, expiry.ExpirySettings,
         return len(self._store.entries)
 
 
-@implementer(ISessionDataContainer)
+@implementer(IPendingSessions)
 class _BoundRAMContainer(_RAMMapping):
     """A RAM container bound to one request's transaction manager: its
     store and settings, that manager's transactions."""
@@ -342,6 +374,9 @@ class _BoundRAMContainer(_RAMMapping):
     def __getattr__(self, name):
         # Settings (timeout, resolution, lifetime), sweep(), count().
         return getattr(self.container, name)
+
+    def _identity(self):
+        return self.container.key, id(self.transaction_manager)
 
     def _transaction(self):
         return self.container._transaction(self.transaction_manager)

@@ -8,6 +8,7 @@ from zodbsession import expiry
 from zodbsession.data import SessionData
 from zodbsession.data import SessionPkgData
 from zodbsession.interfaces import IClientIdManager
+from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.lookup import all_containers
@@ -24,13 +25,23 @@ from zodbsession.transactions import commit_now
 class Session:
     """The sessions of the client that made ``request``.
 
-    The client id is looked up only when needed, so ``get()`` on a
-    request without a session issues no cookie and creates nothing.
+    Nothing is created until something is stored. A client without a
+    session in a container gets a new one that is pending: reading it
+    (``get``, ``[]``, ``in``, ``len``, iteration) stores nothing and sends
+    no cookie; the first value stored stores the session and, if the
+    client has no id yet, issues one (and its cookie). The container
+    returns the pending session for the client's id until the
+    transaction ends, so ``container[client_id][pkg_id]`` is the object
+    that ``session[pkg_id]`` returned.
     """
 
     def __init__(self, request):
         self.request = request
         self._client_id = None
+        # container -> SessionData: this request's pending sessions, not
+        # stored yet.
+        self._pending = {}
+        self._renewed = False
         # Looked up once per request: the site's configuration does not
         # change under a request that is being served.
         self._client_id_manager = None
@@ -64,7 +75,15 @@ class Session:
         """The client's id, issuing one if the client has none."""
         if self._client_id is None:
             self._client_id = str(self._manager.getClientId(self.request))
+            self._renewed = True
+            self._hold_pending()
         return self._client_id
+
+    def _hold_pending(self):
+        # The client has an id now: its pending sessions are found under
+        # it in their containers.
+        for container, data in self._pending.items():
+            container.hold(self._client_id, data)
 
     def existing_client_id(self):
         """The client's id if it sent a valid one, else None."""
@@ -82,22 +101,60 @@ class Session:
     # -- ISession ---------------------------------------------------------
 
     def get(self, pkg_id, default=None):
-        client_id = self.existing_client_id()
-        if client_id is None:
-            return default
-        session_data = self._container(pkg_id).get(client_id)
+        session_data = self._session_data(self._container(pkg_id))
         if session_data is None:
             return default
         return session_data.get(pkg_id, default)
 
     def __getitem__(self, pkg_id):
         container = self._container(pkg_id)
+        if not IPendingSessions.providedBy(container):
+            return self._stored_package(container, pkg_id)
+        session_data = self._session_data(container)
+        if session_data is None:
+            session_data = self._new_pending(container)
+        elif self._client_id is not None and not self._renewed:
+            # A session in use: the manager's policy for a known id
+            # applies (a finite cookieLifetime renews the cookie).
+            self._renewed = True
+            self._manager.getClientId(self.request)
+        return session_data.package(pkg_id)
+
+    def _session_data(self, container):
+        """The client's session in ``container``: this request's pending
+        one, else the stored one, else None."""
+        pending = self._pending.get(container)
+        if pending is not None:
+            return pending
+        client_id = self.existing_client_id()
+        return None if client_id is None else container.get(client_id)
+
+    def _new_pending(self, container):
+        data = container.new_session_data()
+        data.store_on_change(
+            lambda data: self._store_pending(container, data))
+        self._pending[container] = data
+        if self._client_id is not None:
+            container.hold(self._client_id, data)
+        return data
+
+    def _store_pending(self, container, data):
+        """Store a pending session, before its first change."""
+        client_id = self.client_id      # issues one (and its cookie)
+        if self._outlived_by(client_id, container):
+            # The client brought an id whose session has gone (it
+            # expired): a new session gets a new id.
+            client_id = self._issue_new_id()
+        container[client_id] = data
+        del self._pending[container]
+
+    def _stored_package(self, container, pkg_id):
+        # A container that cannot hold a session unstored: the
+        # zope.session way, everything is stored at once.
         client_id = self.client_id
         session_data = container.get(client_id)
         if session_data is None:
             if self._outlived_by(client_id, container):
-                # The client brought an id whose session has gone (it
-                # expired): a new session gets a new id.
                 client_id = self._issue_new_id()
             container[client_id] = SessionData()
             # Read back: a container may store its own kind of data.
@@ -149,8 +206,8 @@ class Session:
     def _remove_data(self, client_id):
         moved = []
         for container in all_containers(self.request):
-            data = container.get(client_id)
-            if data is not None:
+            if client_id in container:      # stored (not pending)
+                data = container[client_id]
                 del container[client_id]
                 moved.append((container, data))
         return moved
@@ -160,12 +217,20 @@ class Session:
         new_id = str(manager.generateUniqueId())
         manager.setRequestId(self.request, new_id)
         self._client_id = new_id
+        self._hold_pending()
         return new_id
+
+    def _drop_pending(self):
+        # What this request was about to store goes with the session.
+        for data in self._pending.values():
+            data.store_on_change(None)
+        self._pending.clear()
 
     def invalidate(self):
         client_id = self.existing_client_id()
         if client_id is not None:
             self._remove_data(client_id)
+        self._drop_pending()
         self._issue_new_id()
 
     def regenerate(self):
@@ -179,6 +244,7 @@ class Session:
         client_id = self.existing_client_id()
         if client_id is not None:
             self._remove_data(client_id)
+        self._drop_pending()
         delete_cookie = getattr(self._manager, 'deleteRequestId', None)
         if delete_cookie is not None:
             delete_cookie(self.request)
@@ -193,12 +259,16 @@ class Session:
 def session_of(request):
     """The ISession adapter: one Session per request.
 
-    Every ``ISession(request)`` of a WSGI or WebOb request shares one
-    Session, so the client id is read and verified once per request.
+    Every ``ISession(request)`` of a request shares one Session, so the
+    client id is read and verified once per request, and the sessions it
+    has not stored yet are the same for every caller. It is kept in the
+    request's WSGI environ, else in its annotations (zope.publisher).
     """
     environ = getattr(request, 'environ', None)
     if not isinstance(environ, dict):
-        return Session(request)
+        environ = getattr(request, 'annotations', None)
+        if not isinstance(environ, dict):
+            return Session(request)
     session = environ.get(SESSION_KEY)
     if session is None:
         session = environ[SESSION_KEY] = Session(request)

@@ -22,6 +22,7 @@ from ZODB.POSException import ConnectionStateError
 from zope.component.persistentregistry import PersistentComponents
 from zope.interface.interfaces import ComponentLookupError
 
+from zodbsession import inplace
 from zodbsession.clientid import CookieClientIdManager
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.cookiecontainer import CookieSessionDataContainer
@@ -349,6 +350,9 @@ class ConnectionSite:
         connection = self.connection
         if connection is None:
             return
+        if self.transaction_manager is not None:
+            # A value changed in place is a change of the connection.
+            inplace.keep_in_place_changes(self.transaction_manager)
         try:
             connection.close()
         except ConnectionStateError:
@@ -371,6 +375,8 @@ class ConnectionSite:
         if connection is None:
             return
         try:
+            if self.transaction_manager is not None:
+                inplace.forget_unfinished(self.transaction_manager)
             connection.close()
         except Exception:
             log.warning('dropping a session connection that could not be'

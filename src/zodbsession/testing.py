@@ -12,6 +12,7 @@ import threading
 import time
 
 import transaction
+import webob
 import webob.cookies
 import ZODB
 import ZODB.FileStorage
@@ -27,6 +28,7 @@ from zodbsession.registration import register_adapters
 from zodbsession.registration import register_session_utilities
 from zodbsession.environkeys import PENDING_KEY
 from zodbsession.requests import WSGIRequest
+from zodbsession.site import change_site
 
 TEST_SECRET = 'test-secret-do-not-use-in-production'
 
@@ -195,3 +197,86 @@ def run_in_threads(targets, timeout):
         raise TimeoutError(f'threads did not finish within {timeout} s')
     if errors:
         raise errors[0]
+
+
+class StorageMeter:
+    """What a database's storage gained since the meter was made.
+
+    >>> meter = StorageMeter(db)
+    >>> ...                              # requests
+    >>> meter.bytes_added, meter.committed
+    (0, False)
+    """
+
+    def __init__(self, db):
+        self.storage = db.storage
+        self.size = self.storage.getSize()
+        self.last_transaction = self.storage.lastTransaction()
+
+    @property
+    def bytes_added(self):
+        """Bytes the storage grew by (FileStorage: its file's size)."""
+        return self.storage.getSize() - self.size
+
+    @property
+    def committed(self):
+        """Whether any transaction was committed to the storage since."""
+        return self.storage.lastTransaction() != self.last_transaction
+
+
+def set_cookie_headers(headers):
+    """The values of the Set-Cookie headers in ``headers``, a list of
+    (name, value) pairs or anything with a ``headerlist`` (a WebOb or
+    WebTest response)."""
+    headers = getattr(headers, 'headerlist', headers)
+    return [value for name, value in headers if name.lower() == 'set-cookie']
+
+
+def get_without_cookies(app, path='/', count=1):
+    """GET ``path`` from the WSGI ``app`` ``count`` times, each as a new
+    client (no cookie); returns the responses (WebOb)."""
+    return [webob.Request.blank(path).get_response(app)
+            for _ in range(count)]
+
+
+def use_containers(db, **containers):
+    """Keep each package's data in its container (``**{pkg_id:
+    container}``), in the session site of ``db``."""
+    def register(site):
+        for pkg_id, container in containers.items():
+            site.register_container(pkg_id, container)
+    change_site(db, register)
+
+
+# How a Pyramid application may run its transactions: zodbsession's own
+# tween; pyramid_tm (with pyramid_retry) on the thread's transaction
+# manager; pyramid_tm with an explicit manager per request.
+PYRAMID_TRANSACTIONS = ('own', 'pyramid_tm', 'pyramid_tm_explicit')
+
+
+def pyramid_app(db, views, transactions='own', **session_settings):
+    """A Pyramid WSGI application with zodbsession's session factory on
+    ``db``: ``views`` maps paths to views rendered as JSON;
+    ``transactions`` is one of PYRAMID_TRANSACTIONS."""
+    # Pyramid is an optional dependency: imported only when asked for.
+    from pyramid.config import Configurator
+    from zodbsession.pyramid import session_factory
+
+    if transactions not in PYRAMID_TRANSACTIONS:
+        raise ValueError(
+            f'transactions={transactions!r}: one of'
+            f' {", ".join(PYRAMID_TRANSACTIONS)}')
+    settings = {}
+    if transactions == 'pyramid_tm_explicit':
+        settings['tm.manager_hook'] = 'pyramid_tm.explicit_manager'
+    config = Configurator(settings=settings)
+    if transactions != 'own':
+        config.include('pyramid_tm')
+        config.include('pyramid_retry')
+    config.include('zodbsession.pyramid')
+    session_settings.setdefault('secret', TEST_SECRET)
+    config.set_session_factory(session_factory(db=db, **session_settings))
+    for path, view in views.items():
+        config.add_route(path, path)
+        config.add_view(view, route_name=path, renderer='json')
+    return config.make_wsgi_app()

@@ -19,8 +19,9 @@ PROTOCOL = 4
 
 logger = logging.getLogger(__name__)
 
-# Values of these types (the most common ones) are pickled directly.
-_FLAT_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+# Values of these types (the most common ones) are pickled directly; they
+# hold nothing that could be changed in place.
+FLAT_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 class _HoldsPersistentObject(Exception):
@@ -48,7 +49,7 @@ def encode(pkg_id, key, value):
     through unchanged, with a note and a log record naming the package
     id, key and type.
     """
-    if type(value) in _FLAT_TYPES:
+    if type(value) in FLAT_TYPES:
         # Nothing inside to be persistent or unpicklable.
         return pickle.dumps(value, PROTOCOL)
     buffer = io.BytesIO()
@@ -77,3 +78,29 @@ def decode(stored):
     if isinstance(stored, tuple):
         return stored[0]
     return pickle.loads(stored)
+
+
+def unchanged(stored, value):
+    """Whether ``value``, decoded from ``stored`` and perhaps changed in
+    place since, still is what ``stored`` holds.
+
+    Compared by pickle first (exact, and cheap), then by value: a set or a
+    dict may pickle in another order after a round trip, and the built-in
+    types (dict, list, set, tuple, str, bytes, numbers, datetime) compare
+    by value. Other types without ``__eq__`` compare by their pickle only.
+    A stored form that holds persistent objects is the value itself: the
+    persistent objects store their own changes (a plain list or dict
+    around them needs ``changed()``).
+    """
+    if isinstance(stored, tuple):
+        return True
+    try:
+        if pickle.dumps(value, PROTOCOL) == stored:
+            return True
+    except Exception:
+        # It cannot be what was stored: storing it reports the problem.
+        return False
+    try:
+        return bool(decode(stored) == value)
+    except Exception:
+        return False

@@ -28,8 +28,8 @@ class PyramidSession(MutableMapping):
 
     Reading creates nothing: a client without a session gets no cookie
     and no record until something is stored. Setting or deleting a key
-    marks the session changed; after mutating a stored list or dict in
-    place, call ``changed()``.
+    marks the session changed; so does changing a stored list or dict in
+    place (found at commit; ``changed()`` is accepted too).
     """
 
     def __init__(self, request, pkg_id=DEFAULT_PKG_ID):
