@@ -35,7 +35,26 @@ class Session:
     that ``session[pkg_id]`` returned.
     """
 
+    def __new__(cls, request):
+        # One Session per request, however it is reached (ISession(request),
+        # Session(request), IClientId(request)): it holds what the request
+        # resolved (the client id, the containers, the sessions not stored
+        # yet), kept with the request's WSGI environ or its annotations.
+        state = _request_state(request)
+        if state is not None:
+            session = state.get(SESSION_KEY)
+            if type(session) is cls:
+                return session
+        session = super().__new__(cls)
+        session._start(request)
+        if state is not None:
+            state[SESSION_KEY] = session
+        return session
+
     def __init__(self, request):
+        pass        # __new__ set it up (or found it)
+
+    def _start(self, request):
         self.request = request
         self._client_id = None
         # container -> SessionData: this request's pending sessions, not
@@ -256,23 +275,25 @@ class Session:
         commit_now(transaction_manager_for(self.request))
 
 
-def session_of(request):
-    """The ISession adapter: one Session per request.
-
-    Every ``ISession(request)`` of a request shares one Session, so the
-    client id is read and verified once per request, and the sessions it
-    has not stored yet are the same for every caller. It is kept in the
-    request's WSGI environ, else in its annotations (zope.publisher).
-    """
+def _request_state(request):
+    """Where a request keeps its per-request state: its WSGI environ,
+    else its annotations (zope.publisher); None if it has neither."""
     environ = getattr(request, 'environ', None)
-    if not isinstance(environ, dict):
-        environ = getattr(request, 'annotations', None)
-        if not isinstance(environ, dict):
-            return Session(request)
-    session = environ.get(SESSION_KEY)
-    if session is None:
-        session = environ[SESSION_KEY] = Session(request)
-    return session
+    if isinstance(environ, dict):
+        return environ
+    annotations = getattr(request, 'annotations', None)
+    return annotations if isinstance(annotations, dict) else None
+
+
+def session_of(request):
+    """The ISession adapter: the request's one Session.
+
+    Every ``ISession(request)`` (and ``Session(request)``) of a request is
+    the same Session, so the client id is read and verified once per
+    request, and the sessions it has not stored yet are the same for
+    every caller.
+    """
+    return Session(request)
 
 
 def get_session(request, create=False):
