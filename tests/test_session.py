@@ -205,3 +205,29 @@ def test_zope_session_names_are_importable_and_compatible(name, original):
                       'data'}
         missing = {attr for attr in public if not hasattr(ours, attr)}
         assert not missing, f'{name} lacks {sorted(missing)}'
+
+
+def test_a_manager_with_only_zope_sessions_interface_still_works(registry):
+    """A zope.session user's own IClientIdManager (getClientId only):
+    sessions work, every request gets the id it hands out, and what
+    needs more (invalidate) says what it needs."""
+    from zope.interface import implementer
+    from zodbsession import IClientIdManager
+    from zodbsession import PersistentSessionDataContainer
+    from zodbsession import register_session_utilities
+    from zodbsession.testing import SessionTestClient
+
+    @implementer(IClientIdManager)
+    class FixedIds:
+        def getClientId(self, request):
+            return 'the-one-client'
+
+    container = PersistentSessionDataContainer()
+    register_session_utilities(FixedIds(), container)
+    request = SessionTestClient().request()
+    session = ISession(request)
+    session['pkg']['x'] = 1
+    assert session.get('pkg')['x'] == 1
+    assert container['the-one-client']['pkg']['x'] == 1
+    with pytest.raises(TypeError, match='ISessionClientIdManager'):
+        session.invalidate()

@@ -19,7 +19,9 @@ from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionData
+from zodbsession.interfaces import ISessionClientIdManager
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.interfaces import ISessionDataCreated
 from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.interfaces import ISessionPkgData
 from zodbsession.ram import RAMSessionDataContainer
@@ -29,6 +31,7 @@ from zodbsession.requests import WSGIRequest
 from zodbsession.session import Session
 from zodbsession.session import expire_session
 from zodbsession.session import get_session
+from zodbsession.validated import InvalidSetting
 
 try:
     from zodbsession.publisher import notifyVirtualHostChanged
@@ -44,4 +47,5 @@ __all__ = [
     'IClientId', 'IClientIdManager', 'ICookieClientIdManager',
     'IPendingSessions', 'IRequestCookies', 'ISession', 'ISessionData', 'ISessionDataContainer',
     'ISessionPkgData', 'register_adapters', 'register_session_utilities',
+    'ISessionClientIdManager', 'ISessionDataCreated', 'InvalidSetting',
 ]

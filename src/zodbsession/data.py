@@ -31,7 +31,7 @@ from zodbsession import clock
 from zodbsession import conflicts
 from zodbsession import inplace
 from zodbsession import values
-from zodbsession.interfaces import ISessionData
+from zodbsession.interfaces import ISessionDataCreated
 from zodbsession.interfaces import ISessionPkgData
 from zodbsession.merge import merge_session_states
 
@@ -146,7 +146,7 @@ class SessionPkgData(MutableMapping):
         return encoded
 
 
-@implementer(ISessionData)
+@implementer(ISessionDataCreated)
 class SessionData(persistent.Persistent, MutableMapping):
     """All data of one client, by package id, and its last-access time."""
 

@@ -6,6 +6,7 @@ slice's end is older than ``timeout + resolution`` every session in it has
 expired, so sweeping drops whole slices without reading their sessions.
 """
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.interfaces import ISessionDataCreated
 from zodbsession.validated import Setting
 
 
@@ -114,5 +115,6 @@ def session_ended(data, now, container):
     if not lifetime:
         return False
     # ISessionData has no creation time; ours (getCreated) does.
-    get_created = getattr(data, 'getCreated', None)
-    return outlived(get_created() if get_created else 0, now, lifetime)
+    created = (data.getCreated() if ISessionDataCreated.providedBy(data)
+               else 0)
+    return outlived(created, now, lifetime)

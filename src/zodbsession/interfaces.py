@@ -25,6 +25,39 @@ class IClientIdManager(Interface):
         """
 
 
+class ISessionClientIdManager(IClientIdManager):
+    """A client id manager that can also say whether a request brought an
+    id, without issuing one, and issue, replace and forget ids.
+
+    zodbsession's Session asks a manager that provides this (ours do)
+    for what lets a read create nothing and lets ``invalidate()``,
+    ``regenerate()`` and ``delete()`` work; a manager that provides only
+    IClientIdManager (a zope.session user's own) still works: every
+    request then gets an id, as in zope.session.
+    """
+
+    def getRequestId(request):
+        """The request's valid client id (one set on its response during
+        this request included), or None. Never issues one."""
+
+    def getIncomingId(request):
+        """The valid client id the client sent, ignoring any set during
+        this request, or None."""
+
+    def issuedAt(client_id):
+        """Epoch seconds when ``client_id`` was issued, or None if that
+        is unknown (an id not ours, or badly signed)."""
+
+    def generateUniqueId():
+        """A new client id (not yet sent to anyone)."""
+
+    def setRequestId(request, client_id):
+        """Send ``client_id`` to the client with the request's response."""
+
+    def deleteRequestId(request):
+        """Make the client forget its id, with the request's response."""
+
+
 class IClientId(Interface):
     """A unique id representing a session's client."""
 
@@ -32,7 +65,7 @@ class IClientId(Interface):
         """As a unique ASCII string."""
 
 
-class ICookieClientIdManager(IClientIdManager):
+class ICookieClientIdManager(ISessionClientIdManager):
     """A client id manager that keeps the id in a signed cookie.
 
     Ids carry at least 256 bits from ``secrets`` and an HMAC-SHA256
@@ -308,6 +341,14 @@ class ISessionData(IMapping):
         default=0,
         required=True,
     )
+
+
+class ISessionDataCreated(ISessionData):
+    """Session data that knows when its session began (ours does; a
+    container's ``lifetime`` needs it)."""
+
+    def getCreated():
+        """Epoch seconds when the session began (0 if unknown)."""
 
 
 class ISessionPkgData(IMapping):

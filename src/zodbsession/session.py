@@ -9,6 +9,7 @@ from zodbsession.data import SessionData
 from zodbsession.data import SessionPkgData
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import IPendingSessions
+from zodbsession.interfaces import ISessionClientIdManager
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.lookup import all_containers
@@ -108,11 +109,10 @@ class Session:
         """The client's id if it sent a valid one, else None."""
         if self._client_id is None:
             manager = self._manager
-            get_existing = getattr(manager, 'getRequestId', None)
-            if get_existing is None:
-                # A manager without getRequestId can only issue ids.
+            if not ISessionClientIdManager.providedBy(manager):
+                # A manager that can only issue ids.
                 return self.client_id
-            client_id = get_existing(self.request)
+            client_id = manager.getRequestId(self.request)
             if client_id is not None:
                 self._client_id = str(client_id)
         return self._client_id
@@ -208,16 +208,14 @@ class Session:
         ``container`` keeps a session, and has no session anywhere: its
         session expired, and the id must not start another."""
         manager = self._manager
-        issued_at = getattr(manager, 'issuedAt', None)
-        get_incoming = getattr(manager, 'getIncomingId', None)
-        if issued_at is None or get_incoming is None:
+        if not ISessionClientIdManager.providedBy(manager):
             return False
         # Cheapest first: a client that brought no id (most new sessions)
         # costs one cookie lookup.
-        if get_incoming(self.request) != client_id:
+        if manager.getIncomingId(self.request) != client_id:
             return False
         age = expiry.max_age(container.timeout, container.resolution)
-        issued = issued_at(client_id)
+        issued = manager.issuedAt(client_id)
         return (age is not None and issued is not None
                 and issued + age < clock.now()
                 and not self.exists())
@@ -233,6 +231,13 @@ class Session:
 
     def _issue_new_id(self):
         manager = self._manager
+        if not ISessionClientIdManager.providedBy(manager):
+            raise TypeError(
+                f'{type(manager).__name__} can only hand out the id a'
+                ' request has: invalidate(), regenerate() and an expired'
+                ' id replaced need a client id manager that provides'
+                ' zodbsession.interfaces.ISessionClientIdManager (as'
+                ' CookieClientIdManager does)')
         new_id = str(manager.generateUniqueId())
         manager.setRequestId(self.request, new_id)
         self._client_id = new_id
@@ -264,9 +269,8 @@ class Session:
         if client_id is not None:
             self._remove_data(client_id)
         self._drop_pending()
-        delete_cookie = getattr(self._manager, 'deleteRequestId', None)
-        if delete_cookie is not None:
-            delete_cookie(self.request)
+        if ISessionClientIdManager.providedBy(self._manager):
+            self._manager.deleteRequestId(self.request)
         self._client_id = None
 
     def persist(self):
