@@ -25,38 +25,43 @@ def frozen(**named):
 def test_a_package_gets_its_named_container_else_the_unnamed_one():
     cart = RAMSessionDataContainer()
     registry, unnamed = frozen(cart=cart)
-    assert registry.container('cart') is cart
-    assert registry.container('other') is unnamed
+    assert lookup.container_in(registry, 'cart') is cart
+    assert lookup.container_in(registry, 'other') is unnamed
     # Asked again: the same answers (now remembered).
-    assert registry.container('cart') is cart
-    assert registry.container('other') is unnamed
+    assert lookup.container_in(registry, 'cart') is cart
+    assert lookup.container_in(registry, 'other') is unnamed
 
 
 def test_utility_and_a_missing_utility():
     registry, _unnamed = frozen()
     with pytest.raises(ComponentLookupError):
-        registry.utility(IClientIdManager)
-    manager = CookieClientIdManager(secret=TEST_SECRET)
-    registry.registerUtility(manager, IClientIdManager)
-    assert registry.utility(IClientIdManager) is manager
-
-
-def test_what_it_remembers_is_bounded(monkeypatch):
-    monkeypatch.setattr(lookup, 'MAX_REMEMBERED', 3)
-    registry, unnamed = frozen()
-    for index in range(10):
-        assert registry.container(f'pkg{index}') is unnamed
-    assert len(registry._found) == 3
-
-
-def test_query_utility_remembers_a_missing_utility_as_none():
-    registry, _unnamed = frozen()
-    assert registry.query_utility(IClientIdManager) is None
-    assert registry.query_utility(IClientIdManager) is None
-    assert registry._found[IClientIdManager] is None
-    # utility() still refuses what is missing.
+        lookup.utility_in(registry, IClientIdManager)
+    assert lookup.utility_in(registry, IClientIdManager, None) is None
+    # A missing answer remembered is still refused without a default.
     with pytest.raises(ComponentLookupError):
-        registry.utility(IClientIdManager)
+        lookup.utility_in(registry, IClientIdManager)
+
+
+def test_answers_stay_right_beyond_what_is_remembered(monkeypatch):
+    monkeypatch.setattr(lookup, 'MAX_REMEMBERED', 3)
+    cart = RAMSessionDataContainer()
+    registry, unnamed = frozen(cart=cart)
+    for index in range(10):
+        assert lookup.container_in(registry, f'pkg{index}') is unnamed
+    assert lookup.container_in(registry, 'cart') is cart
+
+
+def test_the_same_lookup_serves_any_registry():
+    """A registry that is no snapshot (the global one, a persistent
+    site's) is asked directly."""
+    manager = CookieClientIdManager(secret=TEST_SECRET)
+    registry = zope.component.getGlobalSiteManager()
+    registry.registerUtility(manager, IClientIdManager)
+    try:
+        assert lookup.utility_for(None, IClientIdManager) is manager
+    finally:
+        registry.unregisterUtility(manager, IClientIdManager)
+    assert lookup.utility_for(None, IClientIdManager, None) is None
 
 
 def test_cookies_of_a_request_that_is_its_own_cookies():
@@ -75,10 +80,8 @@ def test_cookies_of_a_request_that_is_its_own_cookies():
     own = OwnCookies()
     assert lookup.cookies_of(own) is own
     assert lookup.cookies_of(own) is own          # the class is known now
-    assert OwnCookies in lookup._COOKIE_CLASSES
     marked = Plain()
     alsoProvides(marked, IRequestCookies)         # one instance only
     assert lookup.cookies_of(marked) is marked
-    assert Plain not in lookup._COOKIE_CLASSES
     with pytest.raises(TypeError):                # nothing adapts Plain
         lookup.cookies_of(Plain())

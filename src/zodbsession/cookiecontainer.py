@@ -27,7 +27,7 @@ from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.jsondata import JSONSessionData
 from zodbsession.lookup import cookies_of
-from zodbsession.lookup import query_utility_for
+from zodbsession.lookup import utility_for
 from zodbsession.lookup import transaction_manager_for
 from zodbsession.signing import normalize_secrets
 
@@ -410,7 +410,7 @@ class CookieSessionView:
         self._joined = None
 
     def _cookie_attributes(self, cookies):
-        manager = query_utility_for(self.request, IClientIdManager)
+        manager = utility_for(self.request, IClientIdManager, None)
         inherited = None
         if ICookieClientIdManager.providedBy(manager):
             inherited = _manager_attributes(manager)

@@ -9,6 +9,7 @@ current site manager.
 """
 import transaction
 import zope.component
+from zope.interface.interfaces import ComponentLookupError
 from zope.interface.interfaces import IComponentLookup
 from zope.interface.registry import Components
 
@@ -35,35 +36,21 @@ class FrozenRegistry(Components):
         super().__init__(*args, **kwargs)
         self._found = {}
 
-    def container(self, pkg_id):
-        """The container for ``pkg_id``: named after it, else unnamed."""
-        found = self._found.get(pkg_id)
-        if found is None:
-            found = self.queryUtility(ISessionDataContainer, pkg_id)
-            if found is None:
-                found = self.getUtility(ISessionDataContainer)
-            self._remember(pkg_id, found)
-        return found
-
-    def utility(self, provided):
-        """The unnamed ``provided`` utility (ComponentLookupError if none)."""
-        found = self._found.get(provided)
-        if found is None:
-            found = self.getUtility(provided)
-            self._remember(provided, found)
-        return found
-
-    def query_utility(self, provided):
-        """The unnamed ``provided`` utility, or None."""
-        found = self._found.get(provided, _UNKNOWN)
+    def query(self, provided, name=''):
+        """``queryUtility(provided, name)``, remembered."""
+        key = (provided, name)
+        found = self._found.get(key, _UNKNOWN)
         if found is _UNKNOWN:
-            found = self.queryUtility(provided)
-            self._remember(provided, found)
+            found = self.queryUtility(provided, name)
+            if len(self._found) < MAX_REMEMBERED:
+                self._found[key] = found
         return found
 
-    def _remember(self, key, found):
-        if len(self._found) < MAX_REMEMBERED:
-            self._found[key] = found
+
+def _query(registry, provided, name=''):
+    if isinstance(registry, FrozenRegistry):
+        return registry.query(provided, name)
+    return registry.queryUtility(provided, name)
 
 
 def environ_registry(request):
@@ -76,7 +63,10 @@ def environ_registry(request):
 
 
 def registry_for(request):
-    """The component registry that serves ``request``."""
+    """The component registry that serves ``request`` (None: the current
+    site manager)."""
+    if request is None:
+        return zope.component.getSiteManager()
     # The host's registry asked for directly, not through the adapter:
     # this runs several times per request.
     registry = environ_registry(request)
@@ -87,47 +77,40 @@ def registry_for(request):
         zope.component.getSiteManager())
 
 
-def container_for(pkg_id, request=None):
-    """The ISessionDataContainer that holds ``pkg_id``'s data."""
-    registry = (zope.component.getSiteManager() if request is None
-                else registry_for(request))
-    return container_in(registry, pkg_id, request)
+def utility_in(registry, provided, default=_UNKNOWN):
+    """The unnamed ``provided`` utility of ``registry``; ``default`` if
+    there is none, else ComponentLookupError."""
+    found = _query(registry, provided)
+    if found is None:
+        if default is _UNKNOWN:
+            raise ComponentLookupError(provided, '')
+        return default
+    return found
+
+
+def utility_for(request, provided, default=_UNKNOWN):
+    """``utility_in`` the registry that serves ``request``."""
+    return utility_in(registry_for(request), provided, default)
 
 
 def container_in(registry, pkg_id, request=None):
-    """``container_for`` with the registry already found."""
-    if isinstance(registry, FrozenRegistry):
-        return _bound(registry.container(pkg_id), request)
-    container = registry.queryUtility(ISessionDataContainer, pkg_id)
+    """The container for ``pkg_id`` in ``registry``: named after it,
+    else unnamed; bound to ``request`` if it keeps data with requests."""
+    container = _query(registry, ISessionDataContainer, pkg_id)
     if container is None:
-        container = registry.getUtility(ISessionDataContainer)
+        container = utility_in(registry, ISessionDataContainer)
     return _bound(container, request)
+
+
+def container_for(pkg_id, request=None):
+    """The ISessionDataContainer that holds ``pkg_id``'s data."""
+    return container_in(registry_for(request), pkg_id, request)
 
 
 def _bound(container, request):
     if request is not None and IRequestBoundContainer.providedBy(container):
         return container.bind(request)
     return container
-
-
-def utility_for(request, provided):
-    """The unnamed ``provided`` utility of the registry serving ``request``."""
-    return utility_in(registry_for(request), provided)
-
-
-def utility_in(registry, provided):
-    """``utility_for`` with the registry already found."""
-    if isinstance(registry, FrozenRegistry):
-        return registry.utility(provided)
-    return registry.getUtility(provided)
-
-
-def query_utility_for(request, provided):
-    """The unnamed ``provided`` utility serving ``request``, or None."""
-    registry = registry_for(request)
-    if isinstance(registry, FrozenRegistry):
-        return registry.query_utility(provided)
-    return registry.queryUtility(provided)
 
 
 def all_containers(request):

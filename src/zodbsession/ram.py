@@ -371,9 +371,24 @@ class _BoundRAMContainer(_RAMMapping):
         self.container = container
         self.transaction_manager = transaction_manager
 
-    def __getattr__(self, name):
-        # Settings (timeout, resolution, lifetime), sweep(), count().
-        return getattr(self.container, name)
+    # The container's settings and store, as the container has them now.
+
+    key = property(lambda self: self.container.key)
+    timeout = property(lambda self: self.container.timeout)
+    resolution = property(lambda self: self.container.resolution)
+    lifetime = property(lambda self: self.container.lifetime)
+    disable_implicit_sweeps = property(
+        lambda self: self.container.disable_implicit_sweeps)
+    _swept_at = property(lambda self: self.container._swept_at)
+
+    def sweep(self):
+        return self.container.sweep()
+
+    def sweep_expired(self):
+        return self.container.sweep_expired()
+
+    def count(self):
+        return self.container.count()
 
     def _identity(self):
         return self.container.key, id(self.transaction_manager)
