@@ -9,6 +9,7 @@ test fails.
 import os
 import socket
 import subprocess
+import sys
 import time
 
 START_TIMEOUT = 60      # seconds a server may take to start listening
@@ -21,6 +22,11 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         return probe.getsockname()[1]
+
+
+def child_command(*args):
+    """The command line of a Python child process running ``args``."""
+    return [sys.executable, *args]
 
 
 def child_environment():
