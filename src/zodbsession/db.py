@@ -18,12 +18,19 @@ from zodbsession.coldstart import retry_races
 
 DEFAULT_URI = 'file://var/sessions.fs'
 
-# ZEO clients otherwise wait (and retry) for 30 seconds before failing.
-DEFAULT_ZEO_WAIT_TIMEOUT = 10
+# Seconds to wait for a storage server that does not answer, unless the
+# URI says (ZEO's wait_timeout, PostgreSQL's connect_timeout). Left to
+# themselves, ZEO clients wait 30 seconds, and PostgreSQL's forever.
+DEFAULT_SERVER_TIMEOUT = 10
+DEFAULT_ZEO_WAIT_TIMEOUT = DEFAULT_SERVER_TIMEOUT
 
 
 class DatabaseOpenError(Exception):
     """The session database could not be opened; the message says why."""
+
+
+class DatabaseNotFound(DatabaseOpenError):
+    """``open_database(create=False)`` found no database to open."""
 
 
 def redact(uri):
@@ -51,21 +58,25 @@ def _with_parameter(uri, name, value):
     return f'{uri}{separator}{name}={value}'
 
 
-def _prepare(uri, create, read_only):
+_TIMEOUT_PARAMETERS = {'zeo': 'wait_timeout', 'postgres': 'connect_timeout'}
+
+
+def _prepare(uri, create, read_only, server_timeout):
     scheme = _scheme(uri)
     if scheme == 'file':
         filename = _file_path(uri)
         if not create:
             if not os.path.isfile(filename):
-                raise DatabaseOpenError(
+                raise DatabaseNotFound(
                     f'cannot open session database {redact(uri)}: there is'
                     f' no file {filename}')
         else:
             directory = os.path.dirname(filename)
             if directory:
                 os.makedirs(directory, exist_ok=True)
-    elif scheme == 'zeo' and 'wait_timeout' not in uri:
-        uri = _with_parameter(uri, 'wait_timeout', DEFAULT_ZEO_WAIT_TIMEOUT)
+    timeout = _TIMEOUT_PARAMETERS.get(scheme)
+    if timeout is not None and timeout not in uri:
+        uri = _with_parameter(uri, timeout, server_timeout)
     if read_only and 'read_only' not in uri:
         uri = _with_parameter(uri, 'read_only', 1)
     return uri
@@ -86,7 +97,8 @@ class _NoRoot(Exception):
     """The storage holds no root object: nothing was ever stored in it."""
 
 
-def open_database(uri=None, create=True, read_only=False):
+def open_database(uri=None, create=True, read_only=False,
+                  server_timeout=DEFAULT_SERVER_TIMEOUT):
     """Open a ZODB.DB from a zodburi URI (default: ``DEFAULT_URI``).
 
     Several processes may open a new, empty database at the same moment
@@ -95,21 +107,23 @@ def open_database(uri=None, create=True, read_only=False):
 
     With ``create=False`` the database must exist already: a ``file://``
     path that is not a file, or a storage that holds nothing (a new ZEO
-    server, an empty PostgreSQL database), is a DatabaseOpenError, and no
-    file, directory or record is created. ``read_only`` opens the storage
-    read-only.
+    server, an empty PostgreSQL database), is a DatabaseNotFound error,
+    and no file, directory or record is created. ``read_only`` opens the
+    storage read-only. ``server_timeout``: seconds to wait for a ZEO or
+    PostgreSQL server, unless the URI sets ``wait_timeout`` (ZEO) or
+    ``connect_timeout`` (PostgreSQL).
     """
     uri = uri or DEFAULT_URI
     try:
         storage_factory, db_kw = zodburi.resolve_uri(
-            _prepare(uri, create, read_only))
+            _prepare(uri, create, read_only, server_timeout))
         return retry_races(
             lambda: _new_db(storage_factory, db_kw, create),
             f'opening {redact(uri)}')
     except DatabaseOpenError:
         raise
     except _NoRoot:
-        raise DatabaseOpenError(
+        raise DatabaseNotFound(
             f'cannot open session database {redact(uri)}: it is empty'
             f' (nothing was ever stored in it)') from None
     except Exception as exc:
