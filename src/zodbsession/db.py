@@ -54,7 +54,12 @@ def _file_path(uri):
 
 
 def _with_parameter(uri, name, value):
-    separator = '&' if '?' in uri else '?'
+    """``uri`` with the query parameter ``name=value``, unless it has
+    ``name`` already."""
+    query = uri.split('?', 1)[1] if '?' in uri else ''
+    if name in dict(urllib.parse.parse_qsl(query)):
+        return uri
+    separator = '&' if query else '?'
     return f'{uri}{separator}{name}={value}'
 
 
@@ -75,9 +80,9 @@ def _prepare(uri, create, read_only, server_timeout):
             if directory:
                 os.makedirs(directory, exist_ok=True)
     timeout = _TIMEOUT_PARAMETERS.get(scheme)
-    if timeout is not None and timeout not in uri:
+    if timeout is not None:
         uri = _with_parameter(uri, timeout, server_timeout)
-    if read_only and 'read_only' not in uri:
+    if read_only:
         uri = _with_parameter(uri, 'read_only', 1)
     return uri
 
