@@ -230,8 +230,11 @@ def test_only_serve_creates_a_database(tmp_path):
     from zodbsession.testing_processes import START_TIMEOUT
     process = subprocess.Popen(
         [sys.executable, '-m', 'zodbsession', 'serve', '--port', '0'],
-        cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
     try:
+        import select
+        assert select.select([process.stdout], [], [], START_TIMEOUT)[0]
         assert process.stdout.readline().startswith('serving')
     finally:
         process.terminate()
@@ -427,7 +430,7 @@ def test_an_empty_postgres_database_is_one_line():
             assert uri in line and 'empty' in line
 
 
-# -- output into a closed pipe --------------------------------------------------
+# -- output into a closed pipe ------------------------------------------------
 
 def test_stats_into_a_closed_pipe_ends_quietly(tmp_path):
     path = tmp_path / 's.fs'
