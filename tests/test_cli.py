@@ -9,32 +9,24 @@ import pytest
 import ZODB
 import ZODB.FileStorage
 
-import zodbsession
 from zodbsession import SessionData
 from zodbsession import SessionPkgData
 from zodbsession import clock
 from zodbsession.demo.app import ensure_cart_container
 from zodbsession.site import ensure_site
 from zodbsession.site import site_of
+from zodbsession.testing_processes import child_command
+from zodbsession.testing_processes import child_environment
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(zodbsession.__file__)))
 SECRET = 'cli-test-secret-that-must-never-be-printed'
 COMMAND_TIMEOUT = 60
-
-
-def child_env():
-    """os.environ for a child that imports this zodbsession."""
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        filter(None, [SRC, env.get('PYTHONPATH')]))
-    return env
 
 
 def run(*args, cwd):
     """Run ``zodbsession ARGS`` in ``cwd``; the CompletedProcess."""
     return subprocess.run(
-        [sys.executable, '-m', 'zodbsession', *args], cwd=cwd,
-        env=child_env(), capture_output=True, text=True,
+        child_command('-m', 'zodbsession', *args), cwd=cwd,
+        env=child_environment(), capture_output=True, text=True,
         timeout=COMMAND_TIMEOUT)
 
 
@@ -116,8 +108,8 @@ def test_console_script_and_module_entry_points(tmp_path):
                                text=True, timeout=COMMAND_TIMEOUT)
     assert installed.returncode == 0
     module = subprocess.run(
-        [sys.executable, '-m', 'zodbsession.cli', '--help'], cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=SRC), capture_output=True,
+        child_command('-m', 'zodbsession.cli', '--help'), cwd=tmp_path,
+        env=child_environment(), capture_output=True,
         text=True, timeout=COMMAND_TIMEOUT)
     assert module.returncode == 0
     assert installed.stdout == module.stdout == run(
@@ -229,8 +221,8 @@ def test_the_default_database_is_not_created_either(tmp_path, command):
 def test_only_serve_creates_a_database(tmp_path):
     from zodbsession.testing_processes import START_TIMEOUT
     process = subprocess.Popen(
-        [sys.executable, '-m', 'zodbsession', 'serve', '--port', '0'],
-        cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE,
+        child_command('-m', 'zodbsession', 'serve', '--port', '0'),
+        cwd=tmp_path, env=child_environment(), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
         import select
@@ -439,10 +431,10 @@ def test_stats_into_a_closed_pipe_ends_quietly(tmp_path):
     os.close(read_end)      # the reader (``head -1``) is gone already
     try:
         result = subprocess.run(
-            [sys.executable, '-m', 'zodbsession', 'stats', '--db',
-             file_uri(path)], cwd=tmp_path, stdout=write_end,
+            child_command('-m', 'zodbsession', 'stats', '--db',
+                          file_uri(path)), cwd=tmp_path, stdout=write_end,
             stderr=subprocess.PIPE, text=True, timeout=COMMAND_TIMEOUT,
-            env=child_env())
+            env=child_environment())
     finally:
         os.close(write_end)
     assert result.stderr == ''
@@ -455,7 +447,7 @@ def test_stats_piped_to_head(tmp_path):
     result = subprocess.run(
         ['bash', '-c', f'{sys.executable} -m zodbsession stats --db'
                        f' {file_uri(path)} | head -1'],
-        cwd=tmp_path, capture_output=True, text=True, env=child_env(),
+        cwd=tmp_path, capture_output=True, text=True, env=child_environment(),
         timeout=COMMAND_TIMEOUT)
     assert result.returncode == 0
     assert result.stdout == f'database: {file_uri(path)}\n'
