@@ -100,7 +100,7 @@ setup(
         'Server-side sessions on ZODB and the Zope component architecture '
         '(a superset of zope.session)'
     ),
-    long_description=read('README.rst'),
+    long_description=read('README.rst') + '\n\n' + read('CHANGES.rst'),
     long_description_content_type='text/x-rst',
     license='ZPL-2.1',
     keywords='session zodb zope wsgi pyramid',

@@ -41,3 +41,13 @@ def test_configure_zcml_is_installed():
     zcml = importlib.resources.files('zodbsession') / 'configure.zcml'
     assert zcml.is_file()
     assert '<configure' in zcml.read_text()
+
+
+def test_the_readme_names_this_version():
+    import os
+    import re
+    readme = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), 'README.rst')
+    with open(readme, encoding='utf-8') as text:
+        named = re.search(r'^Version (\S+) ', text.read(), re.M)
+    assert named and named.group(1) == zodbsession.__version__
