@@ -110,7 +110,6 @@ setup(
         'Framework :: Zope :: 3',
         'Framework :: Pyramid',
         'Intended Audience :: Developers',
-        'License :: OSI Approved :: Zope Public License',
         # Only what CI runs (.ci/run): CPython 3.11.
         'Programming Language :: Python :: 3',
         'Programming Language :: Python :: 3 :: Only',
