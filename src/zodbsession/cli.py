@@ -2,9 +2,12 @@
 session database.
 
 Every subcommand takes ``--db URI`` (default ``file://var/sessions.fs``
-under the current directory). Errors a user can cause (a database that
-does not open, a bad argument, a port in use) end the command with one
-line on stderr and a non-zero exit status, never a traceback.
+under the current directory). Only ``serve`` creates a database; ``stats``,
+``sweep`` and ``pack`` need one that holds a session site, and create or
+write nothing when it does not. Errors a user can cause (a database that
+does not open, a bad argument, a port in use, a server that does not
+answer) end the command with one line on stderr and a non-zero exit
+status, never a traceback.
 """
 import argparse
 import logging
