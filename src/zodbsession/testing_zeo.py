@@ -3,7 +3,6 @@ stop and start again to play an outage."""
 import contextlib
 import os
 import subprocess
-import sys
 import tempfile
 
 from zodbsession.testing_processes import START_TIMEOUT
