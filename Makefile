@@ -9,8 +9,18 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-STAMP   = $(VENV)/.installed
-EXTRAS ?= test,all
+
+# make serve installs what the demo needs, make test (bench, fuzz) all
+# the rest; one stamp for each set of extras.
+SERVE_EXTRAS ?= serve
+TEST_EXTRAS  ?= test,all
+SERVE_STAMP   = $(VENV)/.installed-serve
+TEST_STAMP    = $(VENV)/.installed-test
+
+# make serve and make test started together on a fresh clone build one
+# venv: whoever comes second waits for this lock (flock, from util-linux),
+# then finds the venv made and installs only what it lacks.
+LOCK = $(VENV).lock
 
 # Extra arguments: make serve ARGS='--port 8080', make test PYTEST_ARGS='-k cookie'
 ARGS ?=
@@ -26,35 +36,50 @@ help:
 	@echo "make fuzz    fuzz the cookie parsers for long (ARGS='--examples N --seconds S')"
 	@echo "make clean   remove .venv and generated files"
 
-venv: $(STAMP)
+venv: $(TEST_STAMP)
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-
+# $(call install,EXTRAS,STAMP[,SUPERSET_STAMP]), run under the lock. The
+# stamps are looked at again there: the other command may have done the
+# work while we waited (test,all includes everything serve needs).
 # pyramid 2.x requires setuptools<82 (it still imports pkg_resources), so
-# install a compatible setuptools before the package and its extras.
-$(STAMP): setup.py | $(BIN)/python
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install --upgrade 'setuptools<82' wheel
-	$(BIN)/python -m pip install -e '.[$(EXTRAS)]'
-	touch $(STAMP)
+# a compatible setuptools goes in before the package and its extras.
+define install
+	flock $(LOCK) $(SHELL) -ec '\
+	for done in $(2) $(3); do \
+	    if [ -f $$done ] && [ $$done -nt setup.py ]; then touch $(2); exit 0; fi; \
+	done; \
+	if [ ! -f $(VENV)/.base ]; then \
+	    $(PYTHON) -m venv $(VENV); \
+	    $(BIN)/python -m pip install --upgrade pip; \
+	    $(BIN)/python -m pip install --upgrade "setuptools<82" wheel; \
+	    touch $(VENV)/.base; \
+	fi; \
+	$(BIN)/python -m pip install -e ".[$(1)]"; \
+	touch $(2)'
+endef
+
+$(SERVE_STAMP): setup.py
+	$(call install,$(SERVE_EXTRAS),$@,$(TEST_STAMP))
+
+$(TEST_STAMP): setup.py
+	$(call install,$(TEST_EXTRAS),$@)
 
 var:
 	mkdir -p var
 
-serve: venv | var
+serve: $(SERVE_STAMP) | var
 	$(BIN)/zodbsession serve $(ARGS)
 
-test: venv
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: venv
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/run_all.py $(ARGS)
 
-fuzz: venv
+fuzz: $(TEST_STAMP)
 	$(BIN)/python bench/fuzz_campaign.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .hypothesis bench/out
+	rm -rf $(VENV) $(LOCK) build dist .pytest_cache .hypothesis bench/out
 	find . -path ./.git -prune -o -name __pycache__ -type d -exec rm -rf {} +
 	find . -path ./.git -prune -o -name '*.egg-info' -type d -exec rm -rf {} +

@@ -1,4 +1,5 @@
 import os
+import re
 
 from setuptools import find_packages
 from setuptools import setup
@@ -13,6 +14,14 @@ def read(*names):
         return ''
     with open(path, encoding='utf-8') as f:
         return f.read()
+
+
+def version():
+    """zodbsession.__version__, read without importing the package (its
+    dependencies are not installed yet)."""
+    match = re.search(r"^__version__ = '([^']+)'$",
+                      read('src', 'zodbsession', '__init__.py'), re.M)
+    return match.group(1)
 
 
 # RelStorage's own ``[postgresql]`` extra requires ``psycopg2`` (on
@@ -32,6 +41,9 @@ PYRAMID = [
 ]
 
 EXTRAS = {
+    # What ``zodbsession serve`` (the demo, ``make serve``) needs beyond
+    # install_requires: ZEO, for ``--db zeo://...``.
+    'serve': ['ZEO>=5.4'],
     'zeo': ['ZEO>=5.4'],
     'relstorage': RELSTORAGE,
     'publisher': ['zope.publisher>=6.0'],
@@ -83,12 +95,12 @@ EXTRAS['all'] = _union(*[
 
 setup(
     name='zodbsession',
-    version='0.1.0.dev0',
+    version=version(),
     description=(
         'Server-side sessions on ZODB and the Zope component architecture '
         '(a superset of zope.session)'
     ),
-    long_description=read('README.rst'),
+    long_description=read('README.rst') + '\n\n' + read('CHANGES.rst'),
     long_description_content_type='text/x-rst',
     license='ZPL-2.1',
     keywords='session zodb zope wsgi pyramid',
@@ -98,9 +110,11 @@ setup(
         'Framework :: Zope :: 3',
         'Framework :: Pyramid',
         'Intended Audience :: Developers',
-        'License :: OSI Approved :: Zope Public License',
+        # Only what CI runs (.ci/run): CPython 3.11.
         'Programming Language :: Python :: 3',
         'Programming Language :: Python :: 3 :: Only',
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: Implementation :: CPython',
         'Topic :: Internet :: WWW/HTTP :: Session',
         'Topic :: Internet :: WWW/HTTP :: WSGI :: Middleware',
     ],
@@ -111,7 +125,8 @@ setup(
         '': ['*.zcml', '*.pt', '*.html', '*.css'],
     },
     zip_safe=False,
-    python_requires='>=3.9',
+    # What CI runs and nothing else; widen it with the CI.
+    python_requires='>=3.11, <3.12',
     install_requires=[
         'ZODB>=5.8',
         'persistent>=4.9',

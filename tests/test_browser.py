@@ -12,13 +12,13 @@ import select
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 
-import zodbsession
+from zodbsession.testing_processes import child_command
+from zodbsession.testing_processes import child_environment
 
 CHROMIUM = next((path for path in ('/usr/bin/chromium',
                                    shutil.which('chromium') or '',
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason='no Chromium (/usr/bin/chromium); .ci/run installs it')
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(zodbsession.__file__)))
 TIMEOUT = 20
 WINDOW = (1100, 900)
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
@@ -57,12 +56,10 @@ def read_line(stream, timeout):
 def demo_url(tmp_path_factory):
     """``zodbsession serve`` on a free port (``--port 0``); its URL."""
     directory = tmp_path_factory.mktemp('browser')
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        filter(None, [SRC, env.get('PYTHONPATH')]))
+    env = child_environment()
     process = subprocess.Popen(
-        [sys.executable, '-m', 'zodbsession', 'serve', '--db',
-         f'file://{directory}/s.fs', '--port', '0'],
+        child_command('-m', 'zodbsession', 'serve', '--db',
+                      f'file://{directory}/s.fs', '--port', '0'),
         cwd=directory, env=env, stdout=subprocess.PIPE,
         stderr=open(directory / 'serve.err', 'w'))
     try:

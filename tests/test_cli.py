@@ -9,27 +9,25 @@ import pytest
 import ZODB
 import ZODB.FileStorage
 
-import zodbsession
 from zodbsession import SessionData
 from zodbsession import SessionPkgData
 from zodbsession import clock
 from zodbsession.demo.app import ensure_cart_container
 from zodbsession.site import ensure_site
 from zodbsession.site import site_of
+from zodbsession.testing_processes import child_command
+from zodbsession.testing_processes import child_environment
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(zodbsession.__file__)))
 SECRET = 'cli-test-secret-that-must-never-be-printed'
 COMMAND_TIMEOUT = 60
 
 
 def run(*args, cwd):
     """Run ``zodbsession ARGS`` in ``cwd``; the CompletedProcess."""
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        filter(None, [SRC, env.get('PYTHONPATH')]))
     return subprocess.run(
-        [sys.executable, '-m', 'zodbsession', *args], cwd=cwd, env=env,
-        capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+        child_command('-m', 'zodbsession', *args), cwd=cwd,
+        env=child_environment(), capture_output=True, text=True,
+        timeout=COMMAND_TIMEOUT)
 
 
 def one_error_line(result):
@@ -110,8 +108,8 @@ def test_console_script_and_module_entry_points(tmp_path):
                                text=True, timeout=COMMAND_TIMEOUT)
     assert installed.returncode == 0
     module = subprocess.run(
-        [sys.executable, '-m', 'zodbsession.cli', '--help'], cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=SRC), capture_output=True,
+        child_command('-m', 'zodbsession.cli', '--help'), cwd=tmp_path,
+        env=child_environment(), capture_output=True,
         text=True, timeout=COMMAND_TIMEOUT)
     assert module.returncode == 0
     assert installed.stdout == module.stdout == run(
@@ -186,10 +184,90 @@ def test_default_database_is_var_sessions_fs_in_cwd(tmp_path):
     assert 'sessions=1' in result.stdout
 
 
-def test_stats_of_a_database_without_sessions(tmp_path):
-    uri = file_uri(tmp_path / 'empty.fs')
-    line = one_error_line(run('stats', '--db', uri, cwd=tmp_path))
-    assert uri in line and 'no sessions yet' in line
+def files_under(directory):
+    """{relative path: bytes} of every file under ``directory``."""
+    found = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, 'rb') as content:
+                found[os.path.relpath(path, directory)] = content.read()
+    return found
+
+
+MAINTENANCE = ['stats', 'sweep', 'pack']
+
+
+@pytest.mark.parametrize('command', MAINTENANCE)
+def test_a_database_that_does_not_exist_is_not_created(tmp_path, command):
+    uri = file_uri(tmp_path / 'no' / 'such' / 'dir' / 'x.fs')
+    result = run(command, '--db', uri, cwd=tmp_path)
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert line.startswith(f'zodbsession {command}: ')
+    assert uri in line and 'no file' in line
+    assert 'zodbsession serve' in line
+    assert result.stdout == ''
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('command', MAINTENANCE)
+def test_the_default_database_is_not_created_either(tmp_path, command):
+    line = one_error_line(run(command, cwd=tmp_path))
+    assert 'file://var/sessions.fs' in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_only_serve_creates_a_database(tmp_path):
+    from zodbsession.testing_processes import START_TIMEOUT
+    process = subprocess.Popen(
+        child_command('-m', 'zodbsession', 'serve', '--port', '0'),
+        cwd=tmp_path, env=child_environment(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        import select
+        assert select.select([process.stdout], [], [], START_TIMEOUT)[0]
+        assert process.stdout.readline().startswith('serving')
+    finally:
+        process.terminate()
+        process.communicate(timeout=START_TIMEOUT)
+    result = run('stats', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'sessions=0' in result.stdout
+
+
+def empty_filestorage(path):
+    """A FileStorage file that holds nothing, not even ZODB's root, and
+    none of the files FileStorage keeps beside it."""
+    ZODB.FileStorage.FileStorage(str(path)).close()
+    for sibling in path.parent.glob(path.name + '.*'):
+        sibling.unlink()
+
+
+@pytest.mark.parametrize('command', MAINTENANCE)
+def test_an_empty_database_file_is_left_alone(tmp_path, command):
+    path = tmp_path / 'empty.fs'
+    empty_filestorage(path)
+    before = files_under(tmp_path)
+    line = one_error_line(run(command, '--db', file_uri(path), cwd=tmp_path))
+    assert file_uri(path) in line and 'empty' in line
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize('command', MAINTENANCE)
+def test_a_database_without_a_session_site_is_left_alone(tmp_path, command):
+    path = tmp_path / 'other.fs'
+    db = ZODB.DB(ZODB.FileStorage.FileStorage(str(path)))
+    with db.transaction() as connection:
+        connection.root()['something'] = 'else'
+    db.close()
+    for sibling in tmp_path.glob('other.fs.*'):
+        sibling.unlink()
+    before = files_under(tmp_path)
+    line = one_error_line(run(command, '--db', file_uri(path), cwd=tmp_path))
+    assert line == (f'zodbsession {command}: {file_uri(path)} holds no'
+                    f' session site ("zodbsession serve" creates one)')
+    assert files_under(tmp_path) == before
 
 
 def test_sweep_removes_expired_sessions_only(tmp_path):
@@ -264,6 +342,116 @@ def test_unreachable_zeo_server(tmp_path):
     assert 'no ZEO server answered' in line
     # wait_timeout is honoured (no 30-second default wait).
     assert time.monotonic() - started < COMMAND_TIMEOUT / 2
+
+
+# Enough for an answer from a local server; much less than a hang.
+QUICKLY = 15
+
+
+@pytest.fixture
+def silent_port():
+    """A port where connections are accepted (by the kernel, into the
+    listen backlog) and never answered: a server that hangs."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize('command', MAINTENANCE)
+@pytest.mark.parametrize('scheme', ['zeo', 'postgres'])
+def test_a_server_that_does_not_answer_is_one_line_quickly(
+        tmp_path, silent_port, command, scheme):
+    if scheme == 'postgres':
+        pytest.importorskip('relstorage')
+        uri = f'postgres://someone@127.0.0.1:{silent_port}/sessions'
+    else:
+        uri = f'zeo://127.0.0.1:{silent_port}'
+    started = time.monotonic()
+    result = run(command, '--db', uri, cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    line = one_error_line(result)
+    assert result.returncode == 1
+    assert line.startswith(f'zodbsession {command}: cannot open session'
+                           f' database {uri}: ')
+    assert elapsed < QUICKLY
+
+
+@pytest.mark.parametrize('scheme', ['zeo', 'postgres'])
+def test_a_closed_port_is_one_line_quickly(tmp_path, scheme):
+    if scheme == 'postgres':
+        pytest.importorskip('relstorage')
+        uri = f'postgres://someone@127.0.0.1:{closed_port()}/sessions'
+    else:
+        uri = f'zeo://127.0.0.1:{closed_port()}'
+    started = time.monotonic()
+    line = one_error_line(run('stats', '--db', uri, cwd=tmp_path))
+    assert time.monotonic() - started < QUICKLY
+    assert uri in line
+
+
+def test_an_empty_zeo_database_is_left_alone(tmp_path):
+    pytest.importorskip('ZEO')
+    from zodbsession.db import open_database
+    from zodbsession.testing_zeo import zeo_server
+    with zeo_server(str(tmp_path)) as uri:
+        for command in MAINTENANCE:
+            line = one_error_line(run(command, '--db', uri, cwd=tmp_path))
+            assert uri in line and 'empty' in line
+        # Nothing was stored: the root object is still missing.
+        line = one_error_line(run('stats', '--db', uri, cwd=tmp_path))
+        assert 'empty' in line
+        open_database(uri).close()      # a worker's open creates the root
+        line = one_error_line(run('stats', '--db', uri, cwd=tmp_path))
+        assert 'holds no session site' in line
+
+
+def test_an_empty_postgres_database_is_one_line():
+    pytest.importorskip('relstorage')
+    pytest.importorskip('psycopg2')
+    from zodbsession.testing_postgres import PostgresCluster
+    from zodbsession.testing_postgres import postgres_cluster
+    reason = PostgresCluster.unavailable_reason()
+    if reason:
+        pytest.skip(f'cannot run a PostgreSQL cluster: {reason}')
+    with postgres_cluster() as cluster:
+        uri = cluster.new_database('empty')
+        for command in MAINTENANCE:
+            line = one_error_line(
+                run(command, '--db', uri, cwd=cluster.directory))
+            assert uri in line and 'empty' in line
+
+
+# -- output into a closed pipe ------------------------------------------------
+
+def test_stats_into_a_closed_pipe_ends_quietly(tmp_path):
+    path = tmp_path / 's.fs'
+    make_session_db(path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)      # the reader (``head -1``) is gone already
+    try:
+        result = subprocess.run(
+            child_command('-m', 'zodbsession', 'stats', '--db',
+                          file_uri(path)), cwd=tmp_path, stdout=write_end,
+            stderr=subprocess.PIPE, text=True, timeout=COMMAND_TIMEOUT,
+            env=child_environment())
+    finally:
+        os.close(write_end)
+    assert result.stderr == ''
+    assert result.returncode == 128 + 13    # as if ended by SIGPIPE
+
+
+def test_stats_piped_to_head(tmp_path):
+    path = tmp_path / 's.fs'
+    make_session_db(path)
+    result = subprocess.run(
+        ['bash', '-c', f'{sys.executable} -m zodbsession stats --db'
+                       f' {file_uri(path)} | head -1'],
+        cwd=tmp_path, capture_output=True, text=True, env=child_environment(),
+        timeout=COMMAND_TIMEOUT)
+    assert result.returncode == 0
+    assert result.stdout == f'database: {file_uri(path)}\n'
+    assert result.stderr == ''
 
 
 def test_password_never_printed(tmp_path):

@@ -133,3 +133,32 @@ def test_errors_keep_their_cause(tmp_path):
     with pytest.raises(DatabaseOpenError) as info:
         open_database('nosuchscheme://x')
     assert info.value.__cause__ is not None
+
+
+def test_create_false_opens_only_what_exists(tmp_path):
+    from zodbsession.db import DatabaseNotFound
+    uri = f'file://{tmp_path}/deep/sessions.fs'
+    with pytest.raises(DatabaseNotFound) as info:
+        open_database(uri, create=False)
+    assert uri in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+    open_database(uri).close()              # created by default
+    db = open_database(uri, create=False)   # now it exists
+    db.close()
+
+
+def test_create_false_refuses_a_storage_without_a_root():
+    from zodbsession.db import DatabaseNotFound
+    with pytest.raises(DatabaseNotFound) as info:
+        open_database('memory://', create=False)
+    assert 'empty' in str(info.value)
+
+
+def test_read_only(tmp_path):
+    uri = f'file://{tmp_path}/sessions.fs'
+    open_database(uri).close()
+    db = open_database(uri, read_only=True)
+    try:
+        assert db.storage.isReadOnly()
+    finally:
+        db.close()

@@ -2,11 +2,9 @@
 concurrent HTTP clients, each with its own cookie jar."""
 import http.cookiejar
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -15,9 +13,9 @@ import urllib.request
 
 import pytest
 
-import zodbsession
+from zodbsession.testing_processes import child_command
+from zodbsession.testing_processes import child_environment
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(zodbsession.__file__)))
 START_TIMEOUT = 20
 STOP_TIMEOUT = 15
 REQUEST_TIMEOUT = 20
@@ -46,14 +44,13 @@ class DemoServer:
     def start(self):
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
-        env = dict(os.environ)
-        env['PYTHONPATH'] = os.pathsep.join(
-            filter(None, [SRC, env.get('PYTHONPATH')]))
+        env = child_environment()
         self.stdout = open(self.log_dir / 'serve.out', 'w+')
         self.stderr = open(self.log_dir / 'serve.err', 'w+')
         self.process = subprocess.Popen(
-            [sys.executable, '-m', 'zodbsession', 'serve', '--db',
-             self.db_uri, '--port', str(self.port), '--threads', '8'],
+            child_command('-m', 'zodbsession', 'serve', '--db',
+                          self.db_uri, '--port', str(self.port),
+                          '--threads', '8'),
             cwd=self.log_dir, env=env, stdout=self.stdout,
             stderr=self.stderr)
         self._wait_until_listening()

@@ -3,6 +3,9 @@
 The public names of zope.session 6.0 are all here, so zope.session code
 switches by changing its imports.
 """
+# The one place the version is written: setup.py reads it from here.
+__version__ = '0.1.0.dev0'
+
 from zodbsession.clientid import ClientId
 from zodbsession.clientid import CookieClientIdManager
 from zodbsession.clientid import MissingClientIdException

@@ -2,9 +2,12 @@
 session database.
 
 Every subcommand takes ``--db URI`` (default ``file://var/sessions.fs``
-under the current directory). Errors a user can cause (a database that
-does not open, a bad argument, a port in use) end the command with one
-line on stderr and a non-zero exit status, never a traceback.
+under the current directory). Only ``serve`` creates a database; ``stats``,
+``sweep`` and ``pack`` need one that holds a session site, and create or
+write nothing when it does not. Errors a user can cause (a database that
+does not open, a bad argument, a port in use, a server that does not
+answer) end the command with one line on stderr and a non-zero exit
+status, never a traceback.
 """
 import argparse
 import logging
@@ -26,6 +29,12 @@ PROG = 'zodbsession'
 FAILED = 1
 USAGE = 2
 INTERRUPTED = 130
+BROKEN_PIPE = 128 + 13      # as if SIGPIPE had ended the command
+
+# Seconds stats, sweep and pack wait for a ZEO or PostgreSQL server to
+# answer: less than a worker, whose server may be starting with it; this
+# one should be up already.
+CLI_SERVER_TIMEOUT = 3
 
 # The client id manager settings ``stats`` shows; the secret never.
 COOKIE_SETTINGS = ('namespace', 'cookieLifetime', 'path', 'domain',
@@ -158,17 +167,64 @@ def main(argv=None):
         level=logging.INFO if args.verbose else logging.CRITICAL,
         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     try:
-        return args.run(args) or 0
+        status = args.run(args) or 0
+        # Flushed here, so that a closed pipe shows up below rather than
+        # as a traceback when the interpreter flushes at exit.
+        sys.stdout.flush()
+        return status
+    except zdb.DatabaseNotFound as exc:
+        print(f'{PROG} {args.command}: {exc} ("{PROG} serve" creates'
+              f' one)', file=sys.stderr)
+        return FAILED
     except (CommandError, zdb.DatabaseOpenError) as exc:
         print(f'{PROG} {args.command}: {exc}', file=sys.stderr)
         return FAILED
+    except BrokenPipeError:
+        return _reader_went_away()
     except KeyboardInterrupt:
         print(f'{PROG} {args.command}: interrupted', file=sys.stderr)
         return INTERRUPTED
 
 
+def _reader_went_away():
+    """``zodbsession stats | head -1``: the reader has what it wanted.
+
+    End quietly, with the status of a command that SIGPIPE ended (as
+    ``seq`` or ``cat`` do): the rest of the output, still buffered, goes
+    nowhere instead of failing again when the interpreter flushes it.
+    """
+    import os
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return BROKEN_PIPE
+
+
 def _open(args):
+    """The database of ``serve``, created if it does not exist."""
     return zdb.open_database(args.db)
+
+
+def _open_existing(args):
+    """The database of a maintenance command (stats, sweep, pack).
+
+    It must exist and hold a session site; when it does not, the command
+    ends having created and written nothing: no directory, no file, no
+    record (it is first looked at read-only).
+    """
+    probe = zdb.open_database(args.db, create=False, read_only=True,
+                              server_timeout=CLI_SERVER_TIMEOUT)
+    try:
+        with probe.transaction() as connection:
+            has_site = ROOT_KEY in connection.root()
+    finally:
+        probe.close()
+    if not has_site:
+        raise CommandError(
+            f'{zdb.redact(args.db)} holds no session site ("{PROG} serve"'
+            f' creates one)')
+    return zdb.open_database(args.db, create=False,
+                             server_timeout=CLI_SERVER_TIMEOUT)
 
 
 # -- serve ------------------------------------------------------------------
@@ -236,9 +292,10 @@ def _stop(signum, frame):
 def _site(connection, uri):
     site = connection.root().get(ROOT_KEY)
     if site is None:
+        # _open_existing checked; someone removed it since.
         raise CommandError(
-            f'{zdb.redact(uri)} holds no sessions yet (no session site;'
-            f' "zodbsession serve" creates one)')
+            f'{zdb.redact(uri)} holds no session site ("{PROG} serve"'
+            f' creates one)')
     return site
 
 
@@ -247,7 +304,7 @@ def _display_name(name):
 
 
 def run_stats(args):
-    database = _open(args)
+    database = _open_existing(args)
     try:
         connection = database.open()
         try:
@@ -279,7 +336,7 @@ def run_stats(args):
 
 
 def run_sweep(args):
-    database = _open(args)
+    database = _open_existing(args)
     try:
         def sweep_all(connection):
             report = []
@@ -299,7 +356,7 @@ def run_sweep(args):
 
 
 def run_pack(args):
-    database = _open(args)
+    database = _open_existing(args)
     try:
         before = database.getSize()
         try:

@@ -9,17 +9,28 @@ import os
 import urllib.parse
 
 import ZODB
+import ZODB.utils
 import zodburi
 from ZODB.POSException import ConflictError
+from ZODB.POSException import POSKeyError
+
+from zodbsession.coldstart import retry_races
 
 DEFAULT_URI = 'file://var/sessions.fs'
 
-# ZEO clients otherwise wait (and retry) for 30 seconds before failing.
-DEFAULT_ZEO_WAIT_TIMEOUT = 10
+# Seconds to wait for a storage server that does not answer, unless the
+# URI says (ZEO's wait_timeout, PostgreSQL's connect_timeout). Left to
+# themselves, ZEO clients wait 30 seconds, and PostgreSQL's forever.
+DEFAULT_SERVER_TIMEOUT = 10
+DEFAULT_ZEO_WAIT_TIMEOUT = DEFAULT_SERVER_TIMEOUT
 
 
 class DatabaseOpenError(Exception):
     """The session database could not be opened; the message says why."""
+
+
+class DatabaseNotFound(DatabaseOpenError):
+    """``open_database(create=False)`` found no database to open."""
 
 
 def redact(uri):
@@ -31,17 +42,48 @@ def redact(uri):
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def _prepare(uri):
-    scheme = uri.split(':', 1)[0].lower()
+def _scheme(uri):
+    return uri.split(':', 1)[0].lower()
+
+
+def _file_path(uri):
+    """The file name of a ``file://`` URI (relative to the current
+    directory unless it starts with a slash)."""
+    path = urllib.parse.urlsplit(uri)
+    return (path.netloc + path.path) if path.netloc else path.path
+
+
+def _with_parameter(uri, name, value):
+    """``uri`` with the query parameter ``name=value``, unless it has
+    ``name`` already."""
+    query = uri.split('?', 1)[1] if '?' in uri else ''
+    if name in dict(urllib.parse.parse_qsl(query)):
+        return uri
+    separator = '&' if query else '?'
+    return f'{uri}{separator}{name}={value}'
+
+
+_TIMEOUT_PARAMETERS = {'zeo': 'wait_timeout', 'postgres': 'connect_timeout'}
+
+
+def _prepare(uri, create, read_only, server_timeout):
+    scheme = _scheme(uri)
     if scheme == 'file':
-        path = urllib.parse.urlsplit(uri)
-        filename = (path.netloc + path.path) if path.netloc else path.path
-        directory = os.path.dirname(filename)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-    elif scheme == 'zeo' and 'wait_timeout' not in uri:
-        separator = '&' if '?' in uri else '?'
-        uri = f'{uri}{separator}wait_timeout={DEFAULT_ZEO_WAIT_TIMEOUT}'
+        filename = _file_path(uri)
+        if not create:
+            if not os.path.isfile(filename):
+                raise DatabaseNotFound(
+                    f'cannot open session database {redact(uri)}: there is'
+                    f' no file {filename}')
+        else:
+            directory = os.path.dirname(filename)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+    timeout = _TIMEOUT_PARAMETERS.get(scheme)
+    if timeout is not None:
+        uri = _with_parameter(uri, timeout, server_timeout)
+    if read_only:
+        uri = _with_parameter(uri, 'read_only', 1)
     return uri
 
 
@@ -56,23 +98,73 @@ def _cause(exc):
     return f'{name}: {text}' if text else name
 
 
-def open_database(uri=None):
-    """Open a ZODB.DB from a zodburi URI (default: ``DEFAULT_URI``)."""
+class _NoRoot(Exception):
+    """The storage holds no root object: nothing was ever stored in it."""
+
+
+def open_database(uri=None, create=True, read_only=False,
+                  server_timeout=DEFAULT_SERVER_TIMEOUT):
+    """Open a ZODB.DB from a zodburi URI (default: ``DEFAULT_URI``).
+
+    Several processes may open a new, empty database at the same moment
+    (a cluster's cold start): the races to create RelStorage's tables and
+    ZODB's root object are retried (``coldstart.retry_races``).
+
+    With ``create=False`` the database must exist already: a ``file://``
+    path that is not a file, or a storage that holds nothing (a new ZEO
+    server, an empty PostgreSQL database), is a DatabaseNotFound error,
+    and no file, directory or record is created. ``read_only`` opens the
+    storage read-only. ``server_timeout``: seconds to wait for a ZEO or
+    PostgreSQL server, unless the URI sets ``wait_timeout`` (ZEO) or
+    ``connect_timeout`` (PostgreSQL).
+    """
     uri = uri or DEFAULT_URI
     try:
-        storage_factory, db_kw = zodburi.resolve_uri(_prepare(uri))
-        storage = storage_factory()
+        storage_factory, db_kw = zodburi.resolve_uri(
+            _prepare(uri, create, read_only, server_timeout))
+        return retry_races(
+            lambda: _new_db(storage_factory, db_kw, create),
+            f'opening {redact(uri)}')
+    except DatabaseOpenError:
+        raise
+    except _NoRoot:
+        raise DatabaseNotFound(
+            f'cannot open session database {redact(uri)}: it is empty'
+            f' (nothing was ever stored in it)') from None
     except Exception as exc:
         raise DatabaseOpenError(
             f'cannot open session database {redact(uri)}: {_cause(exc)}'
         ) from exc
+
+
+def _new_db(storage_factory, db_kw, create):
+    """One try at a storage and a DB on it.
+
+    ``ZODB.DB()`` creates the root object of an empty storage, and
+    fails with a ConflictError when another process did so first. The
+    half-made DB then holds the storage and connections; it adds itself
+    to the ``databases`` mapping before that step, so it can be closed.
+    """
+    storage = storage_factory()
+    if not create:
+        try:
+            ZODB.utils.load_current(storage, ZODB.utils.z64)
+        except POSKeyError:
+            storage.close()
+            raise _NoRoot() from None
+        except BaseException:
+            storage.close()
+            raise
+    databases = {}
     try:
-        return ZODB.DB(storage, **db_kw)
-    except Exception as exc:
-        storage.close()
-        raise DatabaseOpenError(
-            f'cannot open session database {redact(uri)}: {_cause(exc)}'
-        ) from exc
+        return ZODB.DB(storage, databases=databases, **db_kw)
+    except BaseException:
+        half_made = databases.get(db_kw.get('database_name', 'unnamed'))
+        if half_made is not None:
+            half_made.close()
+        else:
+            storage.close()
+        raise
 
 
 def _unavailable_types():

@@ -17,13 +17,13 @@ import persistent
 import transaction
 import zope.component
 from zope.interface import implementer
-from ZODB.POSException import ConflictError
 from ZODB.POSException import ConnectionStateError
 from zope.component.persistentregistry import PersistentComponents
 from zope.interface.interfaces import ComponentLookupError
 
 from zodbsession import inplace
 from zodbsession.clientid import CookieClientIdManager
+from zodbsession.coldstart import retry_races
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.cookiecontainer import CookieSessionDataContainer
 from zodbsession.interfaces import IClientIdManager
@@ -37,7 +37,6 @@ from zodbsession.environkeys import SITE_KEY
 log = logging.getLogger(__name__)
 
 ROOT_KEY = 'zodbsession'
-BOOTSTRAP_ATTEMPTS = 5
 
 CONTAINER_SETTINGS = ('timeout', 'resolution')
 
@@ -112,16 +111,15 @@ def site_of(connection):
 def run_in_transaction(db, function):
     """``function(connection)`` in a transaction of its own, committed.
 
-    Administrative changes (bootstrap, registrations) retry conflicts here;
-    requests have the middleware's retry loop.
+    Administrative changes (bootstrap, registrations) retry conflicts here
+    (for up to ``coldstart.STARTUP_BUDGET`` seconds, with jittered
+    backoff: every worker of a cluster bootstraps the same site when they
+    start together); requests have the middleware's retry loop.
     """
-    for attempt in range(BOOTSTRAP_ATTEMPTS):
-        try:
-            with db.transaction() as connection:
-                return function(connection)
-        except ConflictError:
-            if attempt == BOOTSTRAP_ATTEMPTS - 1:
-                raise
+    def attempt():
+        with db.transaction() as connection:
+            return function(connection)
+    return retry_races(attempt, 'a session site change')
 
 
 def ensure_site(db, **settings):

@@ -69,6 +69,20 @@ class PostgresCluster:
         return (f'postgres://postgres@127.0.0.1:{self.port}/'
                 f'{self.DATABASE}?connect_timeout={connect_timeout}')
 
+    def new_database(self, name, connect_timeout=5):
+        """Create an empty database ``name`` in the cluster; returns its
+        zodburi (RelStorage) URI."""
+        import psycopg2
+        connection = psycopg2.connect(self.dsn, connect_timeout=5)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            connection.close()
+        return (f'postgres://postgres@127.0.0.1:{self.port}/{name}'
+                f'?connect_timeout={connect_timeout}')
+
     def _run(self, program, *args, timeout=START_TIMEOUT):
         done = subprocess.run(
             self.as_owner + [os.path.join(self.bin, program), *args],

@@ -9,6 +9,7 @@ test fails.
 import os
 import socket
 import subprocess
+import sys
 import time
 
 START_TIMEOUT = 60      # seconds a server may take to start listening
@@ -23,16 +24,43 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def child_environment():
-    """os.environ for a child process that can import this zodbsession.
+def child_command(*args):
+    """The command line of a Python child process running ``args``: this
+    interpreter; ``child_environment()`` gives it this one's path."""
+    return [sys.executable, *args]
+
+
+def child_path():
+    """PYTHONPATH for a child that imports what this process imports.
+
+    This zodbsession first, then this process's ``sys.path``: under
+    buildout's ``bin/test`` (or any script that sets its path up itself)
+    the child's interpreter alone would not find the eggs.
+    """
+    source_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    entries = [source_root] + [
+        os.path.abspath(entry) for entry in sys.path if entry]
+    inherited = os.environ.get('PYTHONPATH')
+    if inherited:
+        entries += inherited.split(os.pathsep)
+    unique = []
+    for entry in entries:
+        if entry not in unique and os.path.exists(entry):
+            unique.append(entry)
+    return os.pathsep.join(unique)
+
+
+def child_environment(**overrides):
+    """os.environ for a child process that can import this zodbsession
+    and everything this process can (``child_path``), with
+    ``overrides``.
 
     The ZEO server needs it too: it resolves conflicts on SessionData by
     calling its ``_p_resolveConflict``.
     """
     env = dict(os.environ)
-    source_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env['PYTHONPATH'] = os.pathsep.join(
-        [source_root] + [p for p in [env.get('PYTHONPATH')] if p])
+    env['PYTHONPATH'] = child_path()
+    env.update(overrides)
     return env
 
 

@@ -27,6 +27,7 @@ from zodbsession.testing_processes import REQUEST_TIMEOUT
 from zodbsession.testing_processes import START_TIMEOUT
 from zodbsession.testing_processes import STOP_TIMEOUT
 from zodbsession.testing_processes import _describe_exit
+from zodbsession.testing_processes import child_command
 from zodbsession.testing_processes import child_environment
 from zodbsession.testing_processes import stop_process
 
@@ -77,8 +78,8 @@ def session_worker(db_uri, directory, threads=4, timeout=START_TIMEOUT,
     those not given keep their defaults, as a user's would.
     """
     log_path = tempfile.mktemp(prefix='worker-', suffix='.log', dir=directory)
-    args = [sys.executable, '-m', 'zodbsession.testing_workers', db_uri,
-            f'threads={threads}']
+    args = child_command('-m', 'zodbsession.testing_workers', db_uri,
+                         f'threads={threads}')
     args += [f'{name}={value}' for name, value in settings.items()]
     with open(log_path, 'wb') as log:
         process = subprocess.Popen(

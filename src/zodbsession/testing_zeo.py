@@ -3,10 +3,10 @@ stop and start again to play an outage."""
 import contextlib
 import os
 import subprocess
-import sys
 import tempfile
 
 from zodbsession.testing_processes import START_TIMEOUT
+from zodbsession.testing_processes import child_command
 from zodbsession.testing_processes import child_environment
 from zodbsession.testing_processes import free_port
 from zodbsession.testing_processes import stop_process
@@ -31,9 +31,9 @@ class ZEOServer:
         """Start the server; returns once it accepts connections."""
         with open(self.log_path, 'ab') as log:
             self.process = subprocess.Popen(
-                [sys.executable, '-m', 'ZEO.runzeo',
-                 '-a', f'127.0.0.1:{self.port}',
-                 '-f', os.path.join(self.directory, 'zeo.fs')],
+                child_command('-m', 'ZEO.runzeo',
+                              '-a', f'127.0.0.1:{self.port}',
+                              '-f', os.path.join(self.directory, 'zeo.fs')),
                 stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, env=child_environment())
         try:
