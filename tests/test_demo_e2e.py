@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
-from zodbsession.testing_processes import child_command
-from zodbsession.testing_processes import child_environment
+from zodbsession.testing.processes import child_command
+from zodbsession.testing.processes import child_environment
 
 START_TIMEOUT = 20
 STOP_TIMEOUT = 15

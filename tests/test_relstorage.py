@@ -13,10 +13,10 @@ import pytest
 from zodbsession.db import open_database
 from zodbsession.site import ensure_site
 from zodbsession.site import site_of
-from zodbsession.testing_checks import check_concurrent_increments
-from zodbsession.testing_checks import check_different_keys
-from zodbsession.testing_checks import check_shared_sessions
-from zodbsession.testing_workers import session_worker
+from zodbsession.testing.checks import check_concurrent_increments
+from zodbsession.testing.checks import check_different_keys
+from zodbsession.testing.checks import check_shared_sessions
+from zodbsession.testing.workers import session_worker
 
 DSN_VARIABLE = 'ZODBSESSION_TEST_PG_DSN'
 INCREMENTS = 25            # per thread; two threads per worker
