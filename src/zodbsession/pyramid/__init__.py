@@ -118,7 +118,6 @@ def session_tween_factory(handler, registry):
                 # until the request finishes after pyramid_tm's commit.
                 hosting.take_turn(environ.get('retry.attempt', 0) > 0,
                                   factory.db)
-            hosting.watch(hosting.transaction_manager.get())
             return handler(request)
         return manage_transaction(handler, request, hosting)
 

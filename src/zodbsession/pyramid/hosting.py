@@ -61,8 +61,6 @@ class RequestHosting:
         self.transaction_manager = transaction_manager_of(request)
         self.site = ConnectionSite(db, self.transaction_manager)
         self.pending = PendingResponse()
-        self.committed = False
-        self._watched = None
         self._turn = None
 
     def take_turn(self, contending, db):
@@ -75,19 +73,11 @@ class RequestHosting:
                 incoming_client_key(db, self.request.environ), contending,
                 DEFAULT_RETRY_TIMEOUT)
 
-    def watch(self, txn):
-        """Send the session cookies only if ``txn`` commits."""
-        if txn is not self._watched:
-            self._watched = txn
-            self.committed = False
-            txn.addAfterCommitHook(self._after_commit, args=(txn,))
-
-    def _after_commit(self, status, txn):
-        if txn is self._watched:
-            self.committed = status
-
     def apply_cookies(self, request, response):
-        if self.committed and self.pending:
+        # What is pending now belongs to transactions that committed: the
+        # pending response follows the request's transactions (the one
+        # mechanism every host shares, zodbsession.requests).
+        if self.pending:
             self.pending.apply(response)
 
     def finish(self, request):
@@ -137,7 +127,7 @@ def manage_transaction(handler, request, hosting):
     and its error raised, for the retry policy to judge.
     """
     manager = hosting.transaction_manager
-    hosting.watch(manager.begin())
+    manager.begin()
     try:
         response = handler(request)
     except BaseException:
