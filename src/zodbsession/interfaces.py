@@ -57,6 +57,10 @@ class ISessionClientIdManager(IClientIdManager):
     def deleteRequestId(request):
         """Make the client forget its id, with the request's response."""
 
+    def renewRequestId(request, client_id):
+        """The client's session is in use: renew what its id needs
+        renewed (a cookie with a finite lifetime is sent again)."""
+
 
 class IClientId(Interface):
     """A unique id representing a session's client."""

@@ -21,7 +21,6 @@ An unreachable storage is not retried, although ZEO's ClientDisconnected
 is a TransientError: the attempt has already waited for the server, and
 retrying would hold the worker several times as long.
 """
-import contextlib
 import logging
 import random
 import time
@@ -86,35 +85,38 @@ class RetryPolicy:
         body for the replay)."""
         return self.retries != 0 and self.retry_timeout > 0
 
-    def start(self, client_key=None):
+    def start(self, client_key=None, *args):
         """The retry state of one request.
 
-        ``client_key()`` names the request's client (for instance the
+        ``client_key(*args)`` names the request's client (for instance the
         value of its client id cookie), or returns None; it is called at
         most once, and only when the request has to take turns.
         """
-        return RetryRun(self, client_key)
+        return RetryRun(self, client_key, args)
 
 
 class RetryRun:
     """One request's attempts, as its host runs them::
 
-        run = policy.start(client_key)
+        run = policy.start(client_key, *args)
         while True:
+            ticket = run.take_turn()
             try:
-                with run.turn():
-                    response = attempt(run.number)
+                response = attempt(run.number)
             except Exception as error:
+                run.give_back(ticket)
                 if run.retry(error):
                     continue
                 ...   # run.ran_out(error): answer 503
+            run.give_back(ticket)
     """
 
-    def __init__(self, policy, client_key):
+    def __init__(self, policy, client_key, args=()):
         self.policy = policy
         self.number = 0
         self.started = time.monotonic()
         self._client_key = client_key
+        self._args = args
         self._key = None
         self._key_known = client_key is None
 
@@ -127,22 +129,23 @@ class RetryRun:
     def key(self):
         if not self._key_known:
             self._key_known = True
-            self._key = self._client_key()
+            self._key = self._client_key(*self._args)
         return self._key
 
-    @contextlib.contextmanager
-    def turn(self):
-        """Run one attempt, in the client's turn when its requests take
-        turns (always after this request conflicted)."""
+    def take_turn(self):
+        """Wait for the client's turn when its requests take turns (always
+        after this request conflicted); returns the ticket for
+        ``give_back``, None when no turn was needed."""
         turns = self.policy.turns
         contending = self.number > 0
-        ticket = None
         if contending or turns.contended():
-            ticket = turns.take(self.key(), contending, self.remaining())
-        try:
-            yield self
-        finally:
-            turns.give_back(ticket)
+            return turns.take(self.key(), contending, self.remaining())
+        return None
+
+    def give_back(self, ticket):
+        """End the turn ``take_turn`` gave (None: nothing to end)."""
+        if ticket is not None:
+            self.policy.turns.give_back(ticket)
 
     def retryable(self, error):
         """Whether ``error`` is one that a new attempt may not meet."""

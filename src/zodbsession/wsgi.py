@@ -21,6 +21,7 @@ import logging
 import transaction
 
 from zodbsession import current
+from zodbsession import inplace
 from zodbsession.db import is_storage_unavailable
 from zodbsession.db import open_database
 from zodbsession.registration import register_adapters
@@ -92,16 +93,17 @@ class SessionMiddleware:
     def __call__(self, environ, start_response):
         policy = self.retry_policy
         replay_body = _buffered_body(environ) if policy.enabled else None
-        run = policy.start(lambda: incoming_client_key(self.db, environ))
+        run = policy.start(incoming_client_key, self.db, environ)
         while True:
             if replay_body is not None:
                 replay_body.seek(0)
                 environ['wsgi.input'] = replay_body
+            ticket = run.take_turn()
             try:
-                with run.turn():
-                    status, headers, body, exc_info = self._attempt(
-                        dict(environ), run.number)
+                status, headers, body, exc_info = self._attempt(
+                    dict(environ), run.number)
             except Exception as exc:
+                run.give_back(ticket)
                 if run.retry(exc):
                     continue
                 if run.ran_out(exc):
@@ -113,6 +115,7 @@ class SessionMiddleware:
                 log.warning('session storage unavailable: %s: %s',
                             type(exc).__name__, exc, exc_info=True)
                 return self._unavailable(start_response)
+            run.give_back(ticket)
             start_response(status, headers, exc_info)
             return body
 
@@ -156,7 +159,8 @@ class SessionMiddleware:
                     manager.abort()
                 raise
             site.close_if_unchanged()
-            end_transaction(manager, before_abort=annotate_conflict)
+            if not end_transaction(manager, before_abort=annotate_conflict):
+                inplace.reads_over(manager)
         finally:
             current.leave(token)
             pending = environ.get(PENDING_KEY)

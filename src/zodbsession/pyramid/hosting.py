@@ -160,28 +160,32 @@ def retrying_policy(retry_policy, db):
     of its budget, or finds the storage unreachable, gets a 503."""
 
     def policy(environ, router):
-        run = retry_policy.start(lambda: incoming_client_key(db, environ))
+        run = retry_policy.start(incoming_client_key, db, environ)
         while True:
             environ[ATTEMPT_KEY] = run.number
-            with run.turn(), router.request_context(environ) as request:
-                if retry_policy.enabled:
-                    request.make_body_seekable()    # rewinds on a replay
-                try:
-                    response = router.invoke_request(request)
-                except Exception as exc:
-                    if run.retry(exc):
+            ticket = run.take_turn()
+            try:
+                with router.request_context(environ) as request:
+                    if retry_policy.enabled:
+                        request.make_body_seekable()   # rewinds on a replay
+                    try:
+                        response = router.invoke_request(request)
+                    except Exception as exc:
+                        if run.retry(exc):
+                            continue
+                        unavailable = unavailable_response(exc, run)
+                        if unavailable is not None:
+                            return unavailable
+                        return request.invoke_exception_view(reraise=True)
+                    # An exception view may have answered a conflict.
+                    error = getattr(request, 'exception', None)
+                    if error is None:
+                        return response
+                    if run.retry(error):
                         continue
-                    unavailable = unavailable_response(exc, run)
-                    if unavailable is not None:
-                        return unavailable
-                    return request.invoke_exception_view(reraise=True)
-                # An exception view may have answered a conflict.
-                error = getattr(request, 'exception', None)
-                if error is None:
-                    return response
-                if run.retry(error):
-                    continue
-                return unavailable_response(error, run) or response
+                    return unavailable_response(error, run) or response
+            finally:
+                run.give_back(ticket)
 
     return policy
 
