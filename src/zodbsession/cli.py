@@ -16,6 +16,8 @@ import transaction
 from zodbsession import db as zdb
 from zodbsession.site import ROOT_KEY
 from zodbsession.site import run_in_transaction
+from zodbsession.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.packing import pack_storage
 from zodbsession.retry import DEFAULT_RETRIES
 from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
 
@@ -123,6 +125,11 @@ def build_parser():
                        help='seconds from its start after which a'
                             ' conflicting request is answered with a 503'
                             f' (default: {DEFAULT_RETRY_TIMEOUT:g})')
+    serve.add_argument('--pack-interval', type=_seconds, metavar='SECONDS',
+                       default=DEFAULT_PACK_INTERVAL,
+                       help='seconds between background packs of the'
+                            ' storage, one process at a time; 0: never'
+                            f' (default: {DEFAULT_PACK_INTERVAL:g})')
     serve.set_defaults(run=run_serve)
 
     stats = command(
@@ -145,6 +152,9 @@ def build_parser():
     pack.add_argument('--days', type=_days, default=0,
                       help='keep revisions younger than this many days'
                            ' (default: 0)')
+    pack.add_argument('--keep-old', action='store_true',
+                      help="FileStorage: keep the pre-pack copy as"
+                           " FILE.old (default: no copy)")
     pack.set_defaults(run=run_pack)
     return parser
 
@@ -181,7 +191,8 @@ def run_serve(args):
     try:
         database.setPoolSize(args.threads)
         app = make_app(database, retries=args.retries,
-                       retry_timeout=args.retry_timeout)
+                       retry_timeout=args.retry_timeout,
+                       pack_interval=args.pack_interval)
         try:
             server = waitress.create_server(
                 app, host=args.host, port=args.port, threads=args.threads,
@@ -301,14 +312,13 @@ def run_sweep(args):
 def run_pack(args):
     database = _open(args)
     try:
-        before = database.getSize()
         try:
-            database.pack(days=args.days)
+            before, after = pack_storage(database, keep_old=args.keep_old,
+                                         days=args.days)
         except Exception as exc:
             raise CommandError(
                 f'packing {zdb.redact(args.db)} failed:'
                 f' {type(exc).__name__}: {exc}') from None
-        after = database.getSize()
         print(f'packed {zdb.redact(args.db)} (revisions older than'
               f' {args.days:g} days): {before} -> {after} bytes')
     finally:
