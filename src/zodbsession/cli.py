@@ -7,6 +7,7 @@ does not open, a bad argument, a port in use) end the command with one
 line on stderr and a non-zero exit status, never a traceback.
 """
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -133,10 +134,15 @@ def build_parser():
     serve.set_defaults(run=run_serve)
 
     stats = command(
-        'stats', 'show containers, session counts and cookie settings',
+        'stats', 'show containers, sessions, storage and request figures',
         'Show the registered session containers (timeout, resolution,'
-        ' sessions not yet swept) and the client id cookie settings.'
-        ' Secrets are never shown.')
+        ' sessions not yet swept, live time slices, record sizes), the'
+        ' storage size, the last sweep and pack, the figures the running'
+        ' processes published (requests, retries, conflicts by key,'
+        ' 503s) and the client id cookie settings. Secrets are never'
+        ' shown. Writes nothing.')
+    stats.add_argument('--json', action='store_true',
+                       help='print the figures as one JSON document')
     stats.set_defaults(run=run_stats)
 
     sweep = command(
@@ -247,10 +253,14 @@ def _stop(signum, frame):
 def _site(connection, uri):
     site = connection.root().get(ROOT_KEY)
     if site is None:
-        raise CommandError(
-            f'{zdb.redact(uri)} holds no sessions yet (no session site;'
-            f' "zodbsession serve" creates one)')
+        _site_missing(uri)
     return site
+
+
+def _site_missing(uri):
+    raise CommandError(
+        f'{zdb.redact(uri)} holds no sessions yet (no session site;'
+        f' "zodbsession serve" creates one)')
 
 
 def _display_name(name):
@@ -258,34 +268,48 @@ def _display_name(name):
 
 
 def run_stats(args):
+    from zodbsession import stats as store_stats
     database = _open(args)
     try:
+        try:
+            figures = store_stats.collect(database)
+        except store_stats.NoSessionSite:
+            _site_missing(args.db)
         connection = database.open()
         try:
-            site = _site(connection, args.db)
-            print(f'database: {zdb.redact(args.db)}')
-            print('containers:')
-            for name, container in sorted(site.containers().items()):
-                count = getattr(container, 'count', None)
-                sessions = count() if count is not None else 'unknown'
-                print(f'  {_display_name(name)}:'
-                      f' {type(container).__name__},'
-                      f' timeout={container.timeout}s,'
-                      f' resolution={container.resolution}s,'
-                      f' sessions={sessions}')
-            manager = site.client_id_manager
-            print(f'client id manager: {type(manager).__name__}')
-            for setting in COOKIE_SETTINGS:
-                if hasattr(manager, setting):
-                    print(f'  {setting}: {getattr(manager, setting)!r}')
+            manager = _site(connection, args.db).client_id_manager
+            cookie = {setting: getattr(manager, setting)
+                      for setting in COOKIE_SETTINGS
+                      if hasattr(manager, setting)}
             secrets = getattr(manager, 'secret', None)
-            if secrets is not None:
-                print(f'  secrets: {len(secrets)} (not shown)')
+            manager_name = type(manager).__name__
         finally:
             transaction.abort()
             connection.close()
     finally:
         database.close()
+    if args.json:
+        figures.update(database=zdb.redact(args.db),
+                       client_id_manager=manager_name, cookie=cookie,
+                       secrets=len(secrets) if secrets else 0)
+        print(json.dumps(figures, indent=1, sort_keys=True, default=str))
+        return 0
+    print(f'database: {zdb.redact(args.db)}')
+    print('containers:')
+    for container in figures['containers']:
+        sessions = container['sessions']
+        print(f'  {_display_name(container["name"])}:'
+              f' {container["type"]},'
+              f' timeout={container["timeout"]}s,'
+              f' resolution={container["resolution"]}s,'
+              f' sessions={"unknown" if sessions is None else sessions}')
+    for line in store_stats.text_lines(figures):
+        print(line)
+    print(f'client id manager: {manager_name}')
+    for setting, value in cookie.items():
+        print(f'  {setting}: {value!r}')
+    if secrets is not None:
+        print(f'  secrets: {len(secrets)} (not shown)')
     return 0
 
 
