@@ -25,6 +25,7 @@ from BTrees.OOBTree import OOBTree
 from zope.interface import implementer
 
 from zodbsession import clock
+from zodbsession.interfaces import IInspectableContainer
 from zodbsession.interfaces import ISessionMaintenance
 from zodbsession.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.packing import check_pack_interval
@@ -44,6 +45,9 @@ DEFAULT_PUBLISH_INTERVAL = 60
 # A process record not refreshed for this long belongs to a process that
 # ended: it is dropped.
 STALE_PROCESS_SECONDS = 3600
+# Sessions over time: a point at most every half hour, a week of them.
+HISTORY_INTERVAL = 1800
+HISTORY_POINTS = 336
 
 
 def sweep_all(db, now=None, interval=0):
@@ -66,6 +70,7 @@ def sweep_all(db, now=None, interval=0):
         if site is not None:
             for name, container in sorted(site.containers().items()):
                 removed[name] = container.sweep_expired()
+            _add_history(db, record, site, now)
         removed_index = sweep_index(connection, now)
         result = {'at': now, 'seconds': round(time.monotonic() - started, 3),
                   'removed': removed,
@@ -73,6 +78,17 @@ def sweep_all(db, now=None, interval=0):
         record.last_sweep = result
         return result
     return run_in_transaction(db, sweep)
+
+
+def _add_history(db, record, site, now):
+    history = record.history
+    if history and now - history[-1][0] < HISTORY_INTERVAL:
+        return
+    sessions = sum(container.count()
+                   for container in set(site.containers().values())
+                   if IInspectableContainer.providedBy(container))
+    record.history = tuple(history[-(HISTORY_POINTS - 1):]) + (
+        (now, sessions, db.getSize()),)
 
 
 def publish_figures(db, figures, now=None):

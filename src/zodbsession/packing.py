@@ -71,7 +71,7 @@ def pack_storage(db, keep_old=False, days=0):
     return before, db.getSize()
 
 
-def claim_pack(db, interval, now=None):
+def claim_pack(db, interval, now=None, force=False):
     """Whether this process is to pack now: the last claim is older than
     ``interval`` seconds. The claim is committed before anything is
     packed: of two processes claiming at once, one commit conflicts, is
@@ -81,18 +81,19 @@ def claim_pack(db, interval, now=None):
     def claim(connection):
         record = maintenance_record(connection)
         last = record.pack_claimed_at
-        if last is not None and now - last < interval:
+        if not force and last is not None and now - last < interval:
             return False
         record.pack_claimed_at = now
         return True
-    return bool(interval) and run_in_transaction(db, claim)
+    return bool(interval or force) and run_in_transaction(db, claim)
 
 
-def scheduled_pack(db, interval, now=None):
+def scheduled_pack(db, interval, now=None, force=False):
     """Pack if ``interval`` (seconds) has passed since the database's
-    last pack, recording it; returns the record, or None (not due)."""
+    last pack (or at once if ``force``), recording it; returns the
+    record, or None (not due)."""
     now = clock.now() if now is None else now
-    if not claim_pack(db, interval, now):
+    if not claim_pack(db, interval, now, force):
         return None
     started = time.monotonic()
     before, after = pack_storage(db)

@@ -37,7 +37,11 @@ class MaintenanceRecord(persistent.Persistent):
     ``removed`` (sweep: {container name: time slices removed}) or
     ``size_before`` / ``size_after`` (pack: storage bytes).
     ``pack_claimed_at``: when a process last claimed the pack.
+    ``history``: ((at, sessions, storage bytes), ...), the latest last,
+    taken by sweeps at most every half hour (for charts).
     """
+
+    history = ()
 
     def __init__(self):
         self.last_sweep = None

@@ -101,6 +101,8 @@ def collect(db, sample=DEFAULT_SAMPLE, now=None):
             'last_pack': _plain(maintenance and maintenance.last_pack),
             'processes': processes,
             'totals': totals(processes),
+            'history': [list(point) for point in
+                        (maintenance.history if maintenance else ())],
         }
         connection.transaction_manager.abort()  # read only: nothing to commit
     return result
