@@ -17,7 +17,7 @@ STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
 header{background:#1d3557;color:#fff;padding:14px 28px}
 header h1{margin:0;font-size:20px} header p{margin:2px 0 0;opacity:.8}
-main{padding:18px 28px;display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px}
+main{padding:18px 28px;display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:18px}
 section{background:#fff;border-radius:8px;padding:14px 18px;box-shadow:0 1px 3px #0002}
 h2{font-size:15px;margin:0 0 8px} table{border-collapse:collapse;width:100%}
 td,th{padding:3px 8px;border-bottom:1px solid #e3e7eb;text-align:left}
@@ -27,7 +27,7 @@ th{font-weight:600;color:#52606d} td.n{text-align:right;font-variant-numeric:tab
 .bar{fill:#457b9d} .bar.expired{fill:#c9d2da}
 form{display:inline} button{font:inherit;padding:6px 14px;margin-right:8px;border:0;border-radius:5px;background:#1d3557;color:#fff;cursor:pointer}
 .note{background:#e9f5ec;border-left:4px solid #2a9d8f;padding:6px 10px;margin:0 0 10px}
-.empty{color:#52606d}
+.empty{color:#52606d} svg{width:100%;height:auto} section.wide{grid-column:1/-1}
 """
 
 
@@ -126,7 +126,7 @@ def render_figures(figures, csrf, note=''):
 <form method="post" action="pack">{hidden}<button id="pack">Pack now</button></form>
 </section>
 <section><h2>Sessions over time</h2>{line_chart('sessions', history)}</section>
-<section><h2>Containers</h2><table><tr><th>name</th><th>type</th>
+<section class="wide"><h2>Containers</h2><table><tr><th>name</th><th>type</th>
 <th>timeout s</th><th>sessions</th><th>live slices</th>
 <th>record bytes median / p99 / max</th></tr>{containers}</table></section>
 <section><h2>Live time slices ({html.escape(unnamed['name'] or '(unnamed)') if unnamed else '—'})</h2>
@@ -135,7 +135,7 @@ def render_figures(figures, csrf, note=''):
 <th>process</th><th>requests</th><th>retries</th><th>503s</th>
 <th>published</th></tr>{processes}</table></section>
 <section><h2>Conflicts by package/key</h2><table><tr><th>key</th>
-<th>conflicts</th></tr>{conflicts or '<tr><td>none</td></tr>'}</table>
+<th>conflicts</th></tr>{conflicts or '<tr><td colspan="2">none</td></tr>'}</table>
 </section>
 </main>"""
 
