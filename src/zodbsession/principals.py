@@ -205,6 +205,16 @@ def revoke_sessions(request, principal_id, keep_current=False):
     return len(revoked)
 
 
+def indexed_sessions(db, principal_id):
+    """How many sessions the index holds for ``principal_id`` (ended
+    ones included until the maintenance sweep finds them ended)."""
+    with db.transaction() as connection:
+        index = _index(connection)
+        entry = (index.principals.get(principal_id)
+                 if index is not None else None)
+        return 0 if entry is None else len(entry.sessions)
+
+
 def _check_age(site):
     """Seconds after filing when an entry's session may have ended."""
     ages = [expiry.max_age(container.timeout, container.resolution)
