@@ -55,12 +55,13 @@ from zodbsession.pyramid.hosting import ATTEMPT_KEY
 from zodbsession.pyramid.hosting import answering_unavailable
 from zodbsession.pyramid.hosting import prepare_request
 from zodbsession.pyramid.hosting import retrying_policy
+from zodbsession.pyramid.principals import remember
 from zodbsession.pyramid.session import PyramidSession
 from zodbsession.procstats import counters as process_counters
 from zodbsession.registration import register_adapters
 
 __all__ = ['includeme', 'session_factory', 'SessionFactory',
-           'PyramidSession', 'session_tween_factory']
+           'PyramidSession', 'session_tween_factory', 'remember']
 
 # After set_session_factory and set_execution_policy actions (order 0).
 _COMPLETE_ORDER = 10
