@@ -184,6 +184,16 @@ def test_the_paste_filter_parses_pack_interval():
         parse_settings({'pack_interval': 'weekly'})
 
 
+def test_the_paste_filter_passes_pack_interval_on():
+    from zodbsession.wsgi import make_filter
+    middleware = make_filter(writer_app, {}, db_uri='memory://',
+                             pack_interval='0')
+    try:
+        assert maintenance_of(middleware.db).pack_interval == 0
+    finally:
+        middleware.db.close()
+
+
 def test_pyramid_settings_take_pack_interval():
     from zodbsession.pyramid.factory import session_factory_from_settings
     factory = session_factory_from_settings({
@@ -193,6 +203,14 @@ def test_pyramid_settings_take_pack_interval():
         assert maintenance_of(factory.db).pack_interval == 600
     finally:
         factory.close()
+
+
+def test_pyramid_settings_refuse_a_bad_pack_interval():
+    from zodbsession.pyramid.factory import session_factory_from_settings
+    with pytest.raises(ValueError, match='pack_interval'):
+        session_factory_from_settings({
+            'zodbsession.db_uri': 'memory://',
+            'zodbsession.pack_interval': '-5'})
 
 
 def test_serve_refuses_a_bad_pack_interval(capsys):

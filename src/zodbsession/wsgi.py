@@ -27,6 +27,7 @@ from zodbsession.registration import register_adapters
 from zodbsession.environkeys import PENDING_KEY
 from zodbsession.maintenance import start_maintenance
 from zodbsession.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.packing import check_pack_interval
 from zodbsession.procstats import counters as process_counters
 from zodbsession.conflicts import annotate as annotate_conflict
 from zodbsession.conflicts import forget as forget_conflicts
@@ -89,6 +90,7 @@ class SessionMiddleware:
                  retry_after=DEFAULT_RETRY_AFTER,
                  pack_interval=DEFAULT_PACK_INTERVAL, **settings):
         self.retry_policy = RetryPolicy(retries, retry_timeout)
+        check_pack_interval(pack_interval)     # before opening anything
         self.app = app
         self.db = db if db is not None else open_database(db_uri)
         self.retries = retries
@@ -283,10 +285,11 @@ def _merge_headers(headers, ours):
 def make_filter(app, global_conf=None, **local_conf):
     """PasteDeploy ``filter_app_factory``: ``use = egg:zodbsession``.
 
-    Options: ``db_uri``, ``retries`` and any session setting (``timeout``,
-    ``resolution``, ``namespace``, ``secure``, ``httpOnly``, ``sameSite``,
-    ``secret``, ...); values are converted to the types the settings
-    need.
+    Options: ``db_uri``, ``retries``, ``retry_timeout``, ``pack_interval``
+    (seconds between background packs; 0: never) and any session setting
+    (``timeout``, ``resolution``, ``namespace``, ``secure``, ``httpOnly``,
+    ``sameSite``, ``secret``, ...); values are converted to the types the
+    settings need.
     """
     from zodbsession.settings import parse_settings
     options = parse_settings(local_conf)
