@@ -195,7 +195,8 @@ def run_serve(args):
 
     database = _open(args)
     try:
-        database.setPoolSize(args.threads)
+        # One connection per thread, and the maintenance thread's.
+        database.setPoolSize(args.threads + 1)
         app = make_app(database, retries=args.retries,
                        retry_timeout=args.retry_timeout,
                        pack_interval=args.pack_interval)

@@ -20,12 +20,16 @@ Limits, by container:
 - Database containers (the default): revoked in every process.
 - RAM containers: a process's memory; revoked in the process that
   revokes, not in others (a RAM container serves one process anyway).
-- Cookie containers: the data travels in the browsers, so another
-  browser's cookie cannot be deleted from here; its data stays readable
-  by that browser until the cookie expires (the current browser's is
-  deleted when it is not kept). So keep what grants access (the logged-in
-  user) in a database container, where revocation ends it, and only
-  data that is harmless to keep (preferences, a cart) in cookies.
+- Cookie containers: the data travels in the browsers, and a cookie
+  container reads it without consulting the database (that is what makes
+  it cost no storage), so another browser's cookie is not revoked: its
+  data stays readable by that browser until the cookie expires (the
+  current browser's is deleted when it is not kept). Revoking it would
+  need the cookie read to check, say, a per-principal generation kept in
+  the database (cached per process); that is not built yet. So keep what
+  grants access (the logged-in user) in a database container, where
+  revocation ends it, and in cookies only data that is harmless to keep
+  (preferences, a cart).
 """
 import hashlib
 
