@@ -172,3 +172,11 @@ def test_revocation_across_processes_over_zeo(tmp_path):
         assert reply['data'] == {'revoked': 1}
         assert phone.request(second.url, '/read')['data'] is None
         assert laptop.request(second.url, '/read')['data']['user'] == 'ada'
+
+
+def test_two_logins_of_one_principal_at_once_merge():
+    from zodbsession.records import PrincipalSessions
+    merged = PrincipalSessions()._p_resolveConflict(
+        {'sessions': {'a': 1}}, {'sessions': {'a': 1, 'b': 2}},
+        {'sessions': {'a': 1, 'c': 3}})
+    assert merged == {'sessions': {'a': 1, 'b': 2, 'c': 3}}

@@ -31,6 +31,7 @@ from zodbsession.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.packing import check_pack_interval
 from zodbsession.packing import maintenance_record
 from zodbsession.packing import scheduled_pack
+from zodbsession.principals import sweep_index
 from zodbsession.procstats import counters as process_counters
 from zodbsession.records import PROCESSES_KEY
 from zodbsession.records import ProcessRecord
@@ -55,7 +56,6 @@ def sweep_all(db, now=None, interval=0):
     unless a sweep ran less than ``interval`` seconds ago; returns the
     sweep's record ({'at', 'seconds', 'removed': {name: slices}}) or
     None when not due."""
-    from zodbsession.principals import sweep_index
     now = clock.now() if now is None else now
     started = time.monotonic()
 
