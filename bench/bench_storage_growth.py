@@ -157,7 +157,8 @@ def main(argv=None):
           f' min {min(steps):,} B, max {max(steps):,} B')
     result['no_schedule']['growth_per_timeout'] = steps
     ok = result['schedule']['ratio'] <= 1.25
-    print(f'requirement (schedule ratio <= 1.25): {"met" if ok else "NOT met"}')
+    print('requirement (schedule ratio <= 1.25):',
+          'met' if ok else 'NOT met')
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, 'w') as out:
         json.dump({'result': result, 'schedule': on, 'no_schedule': off},

@@ -81,7 +81,7 @@ def test_a_retried_conflict_is_counted_by_its_key(tmp_path, manual_clock,
     assert main(['stats', '--db', uri]) == 0
     out = capsys.readouterr().out
     assert 'last pack: at 1700007200' in out
-    assert '(unnamed) -1 slice(s)' in out
+    assert 'removed (unnamed): 1 slice(s)' in out
     assert '  app/n: ' in out
     assert f'  {counters.name}: requests=' in out
 

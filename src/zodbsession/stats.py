@@ -149,9 +149,10 @@ def text_lines(stats):
                 f' p99={sizes["p99"]} max={sizes["max"]}'
                 f' (of {sizes["sampled"]} sampled)')
     sweep, pack = stats['last_sweep'], stats['last_pack']
-    lines.append('last sweep: ' + _when(sweep, sweep and ', '.join(
-        f'{name or "(unnamed)"} -{count} slice(s)'
-        for name, count in sorted(sweep['removed'].items()))))
+    removed = sweep and 'removed ' + ', '.join(
+        f'{name or "(unnamed)"}: {count} slice(s)'
+        for name, count in sorted(sweep['removed'].items()))
+    lines.append('last sweep: ' + _when(sweep, removed))
     lines.append('last pack: ' + _when(pack, pack and (
         f'{pack["size_before"]} -> {pack["size_after"]} bytes')))
     lines.append(f'processes: {len(stats["processes"])} published'

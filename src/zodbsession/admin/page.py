@@ -108,6 +108,9 @@ def render_figures(figures, csrf, note=''):
     note_html = f'<p class="note" id="note">{html.escape(note)}</p>' if (
         note) else ''
     hidden = f'<input type="hidden" name="csrf" value="{csrf}">'
+    sliced = html.escape(unnamed['name'] or 'the unnamed container') if (
+        unnamed) else 'no container'
+    none = '<tr><td colspan="2">none</td></tr>'
     return f"""
 <header><h1>zodbsession admin</h1>
 <p>at {_when(figures['at'])}</p></header>
@@ -120,22 +123,26 @@ def render_figures(figures, csrf, note=''):
 <td class="figure" id="requests">{total['requests']:,}</td>
 <td class="figure">{total['retries']:,}</td>
 <td class="figure">{total['unavailable']:,}</td></tr></table>
-<p><b>Last sweep:</b> <span id="last-sweep">{html.escape(sweep_text)}</span>
-<br><b>Last pack:</b> <span id="last-pack">{html.escape(pack_text)}</span></p>
-<form method="post" action="sweep">{hidden}<button id="sweep">Sweep now</button></form>
-<form method="post" action="pack">{hidden}<button id="pack">Pack now</button></form>
+<p><b>Last sweep:</b>
+<span id="last-sweep">{html.escape(sweep_text)}</span><br>
+<b>Last pack:</b> <span id="last-pack">{html.escape(pack_text)}</span></p>
+<form method="post" action="sweep">{hidden}
+<button id="sweep">Sweep now</button></form>
+<form method="post" action="pack">{hidden}
+<button id="pack">Pack now</button></form>
 </section>
 <section><h2>Sessions over time</h2>{line_chart('sessions', history)}</section>
-<section class="wide"><h2>Containers</h2><table><tr><th>name</th><th>type</th>
+<section class="wide"><h2>Containers</h2><table><tr><th>name</th>
+<th>type</th>
 <th>timeout s</th><th>sessions</th><th>live slices</th>
 <th>record bytes median / p99 / max</th></tr>{containers}</table></section>
-<section><h2>Live time slices ({html.escape(unnamed['name'] or '(unnamed)') if unnamed else '—'})</h2>
+<section><h2>Live time slices of {sliced}</h2>
 {bar_chart('sessions per time slice', slices)}</section>
 <section><h2>Processes (published in the last hour)</h2><table><tr>
 <th>process</th><th>requests</th><th>retries</th><th>503s</th>
 <th>published</th></tr>{processes}</table></section>
 <section><h2>Conflicts by package/key</h2><table><tr><th>key</th>
-<th>conflicts</th></tr>{conflicts or '<tr><td colspan="2">none</td></tr>'}</table>
+<th>conflicts</th></tr>{conflicts or none}</table>
 </section>
 </main>"""
 

@@ -1,5 +1,6 @@
-"""The metrics as a Pyramid view: ``config.include('zodbsession.admin.pyramid')``
-after ``config.include('zodbsession.pyramid')``.
+"""The metrics as a Pyramid view:
+``config.include('zodbsession.admin.pyramid')`` after
+``config.include('zodbsession.pyramid')``.
 
 Settings::
 
