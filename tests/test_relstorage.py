@@ -143,5 +143,7 @@ def test_revoking_a_principal_across_processes(workers):
     phone.request(second.url, '/login', form={'user': 'rel-ada'})
     assert laptop.request(first.url, '/revoke', form={})['data'] == {
         'revoked': 1}
+    # RelStorage polls for changes when a transaction starts: the other
+    # process sees the revocation on the phone's next request.
     assert phone.request(second.url, '/read')['data'] is None
     assert laptop.request(second.url, '/read')['data']['user'] == 'rel-ada'

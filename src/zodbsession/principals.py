@@ -17,7 +17,10 @@ expires.
 
 Limits, by container:
 
-- Database containers (the default): revoked in every process.
+- Database containers (the default): revoked in every process, as soon
+  as the process learns of the commit (RelStorage: at its next
+  transaction; ZEO: when the server's invalidation arrives, a few
+  milliseconds later, or at once with ZEO's ``server_sync``).
 - RAM containers: a process's memory; revoked in the process that
   revokes, not in others (a RAM container serves one process anyway).
 - Cookie containers: the data travels in the browsers, and a cookie
