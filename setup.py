@@ -54,6 +54,7 @@ EXTRAS = {
         'zope.publisher>=6.0',
     ],
     'pyramid': PYRAMID,
+    'metrics': ['prometheus_client>=0.17'],
     'bench': [
         'zope.session==6.0',
         'Beaker>=1.12',
@@ -73,6 +74,7 @@ EXTRAS = {
         'Beaker>=1.12',
         'PasteDeploy>=2.0',
         'zope.testing>=4.0',
+        'prometheus_client>=0.17',
     ] + RELSTORAGE + PYRAMID,
 }
 

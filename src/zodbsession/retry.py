@@ -29,6 +29,7 @@ from transaction.interfaces import TransientError
 
 from zodbsession.contention import client_turns
 from zodbsession.db import is_storage_unavailable
+from zodbsession.procstats import counters as process_counters
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class RetryRun:
                  type(error).__name__, self.number + 1, self.elapsed())
         time.sleep(pause)
         self.number += 1
+        process_counters.count_conflict(error)
         return True
 
     def ran_out(self, error):
@@ -183,4 +185,5 @@ class RetryRun:
             self.number + 1, self.elapsed(), self.policy.retries,
             self.policy.retry_timeout, type(error).__name__, error,
             f' [{notes}]' if notes else '')
+        process_counters.count_conflict(error, retried=False)
         return True

@@ -26,6 +26,10 @@ from zodbsession.db import is_storage_unavailable
 from zodbsession.db import open_database
 from zodbsession.registration import register_adapters
 from zodbsession.environkeys import PENDING_KEY
+from zodbsession.maintenance import start_maintenance
+from zodbsession.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.packing import check_pack_interval
+from zodbsession.procstats import counters as process_counters
 from zodbsession.conflicts import annotate as annotate_conflict
 from zodbsession.conflicts import forget as forget_conflicts
 from zodbsession.contention import incoming_client_key
@@ -76,12 +80,18 @@ class SessionMiddleware:
     in the process. A conflict that outlasts the budget is answered with
     a 503 and ``Retry-After``, and logged with the session keys it was
     about.
+
+    A background thread sweeps expired sessions and packs the storage
+    once every ``pack_interval`` seconds (one day; 0: never), one process
+    of the database at a time (see ``zodbsession.maintenance``).
     """
 
     def __init__(self, app, db=None, db_uri=None, retries=DEFAULT_RETRIES,
                  retry_timeout=DEFAULT_RETRY_TIMEOUT,
-                 retry_after=DEFAULT_RETRY_AFTER, **settings):
+                 retry_after=DEFAULT_RETRY_AFTER,
+                 pack_interval=DEFAULT_PACK_INTERVAL, **settings):
         self.retry_policy = RetryPolicy(retries, retry_timeout)
+        check_pack_interval(pack_interval)     # before opening anything
         self.app = app
         self.db = db if db is not None else open_database(db_uri)
         self.retries = retries
@@ -89,8 +99,10 @@ class SessionMiddleware:
         self.retry_after = retry_after
         register_adapters()
         ensure_site(self.db, **settings)
+        self.maintenance = start_maintenance(self.db, pack_interval)
 
     def __call__(self, environ, start_response):
+        process_counters.count_request()
         policy = self.retry_policy
         replay_body = _buffered_body(environ) if policy.enabled else None
         run = policy.start(incoming_client_key, self.db, environ)
@@ -122,6 +134,7 @@ class SessionMiddleware:
     def _unavailable(self, start_response,
                      body=b'Session storage unavailable; please retry'
                           b' shortly.\n'):
+        process_counters.count_unavailable()
         start_response('503 Service Unavailable', [
             ('Content-Type', 'text/plain; charset=utf-8'),
             ('Content-Length', str(len(body))),
@@ -276,10 +289,11 @@ def _merge_headers(headers, ours):
 def make_filter(app, global_conf=None, **local_conf):
     """PasteDeploy ``filter_app_factory``: ``use = egg:zodbsession``.
 
-    Options: ``db_uri``, ``retries`` and any session setting (``timeout``,
-    ``resolution``, ``namespace``, ``secure``, ``httpOnly``, ``sameSite``,
-    ``secret``, ...); values are converted to the types the settings
-    need.
+    Options: ``db_uri``, ``retries``, ``retry_timeout``, ``pack_interval``
+    (seconds between background packs; 0: never) and any session setting
+    (``timeout``, ``resolution``, ``namespace``, ``secure``, ``httpOnly``,
+    ``sameSite``, ``secret``, ...); values are converted to the types the
+    settings need.
     """
     from zodbsession.settings import parse_settings
     options = parse_settings(local_conf)

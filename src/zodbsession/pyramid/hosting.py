@@ -25,6 +25,7 @@ from zodbsession.contention import client_turns
 from zodbsession.contention import incoming_client_key
 from zodbsession.db import is_storage_unavailable
 from zodbsession.environkeys import PENDING_KEY
+from zodbsession.procstats import counters as process_counters
 from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import SESSION_KEY
 from zodbsession.environkeys import SITE_KEY
@@ -225,6 +226,7 @@ def unavailable_response(error, run=None, retry_after=DEFAULT_RETRY_AFTER):
         body = 'Session storage unavailable; please retry shortly.'
     else:
         return None
+    process_counters.count_unavailable()
     response = Response(body, status=503, content_type='text/plain',
                         charset='utf-8')
     response.headers['Retry-After'] = str(retry_after)

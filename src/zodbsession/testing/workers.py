@@ -192,7 +192,10 @@ def counter_app(environ, start_response):
 
     ``POST /increment``: add one to the session's ``counter``;
     ``POST /set``: store the form's fields; ``GET /read``: the session's
-    data (``null`` if the client has none). Every reply is JSON with the
+    data (``null`` if the client has none); ``POST /login`` (``user``):
+    log in (regenerate, store the user, ``remember_principal``); ``POST
+    /revoke``: end the logged-in user's other sessions
+    (``revoke_sessions``). Every reply is JSON with the
     data, the attempt (0 unless retried) and the process id. ``GET
     /plain`` answers ``plain`` without touching the session.
     """
@@ -220,6 +223,18 @@ def counter_app(environ, start_response):
     elif path == '/read':
         data = session.get(TEST_PKG)
         result = None if data is None else dict(data)
+    elif path == '/login' and request.method == 'POST':
+        from zodbsession.principals import remember_principal
+        session.regenerate()
+        data = session[TEST_PKG]
+        data['user'] = request.POST['user']
+        remember_principal(environ[REQUEST_KEY], data['user'])
+        result = dict(data)
+    elif path == '/revoke' and request.method == 'POST':
+        from zodbsession.principals import revoke_sessions
+        result = {'revoked': revoke_sessions(
+            environ[REQUEST_KEY], session[TEST_PKG]['user'],
+            keep_current=True)}
     else:
         start_response('404 Not Found', [('Content-Type', 'text/plain')])
         return [b'not found']
