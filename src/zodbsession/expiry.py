@@ -116,3 +116,9 @@ def session_ended(data, now, container):
     # ISessionData has no creation time; ours (getCreated) does.
     get_created = getattr(data, 'getCreated', None)
     return outlived(get_created() if get_created else 0, now, lifetime)
+
+
+def resolution_for(timeout, default=600):
+    """A resolution that suits ``timeout``: the default, or a tenth of a
+    short timeout, so that a session used within its timeout lives."""
+    return min(default, max(1, timeout // 10)) if timeout else default

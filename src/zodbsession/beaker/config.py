@@ -14,6 +14,7 @@ import hmac
 import re
 
 from zodbsession.db import DEFAULT_URI
+from zodbsession.expiry import resolution_for
 from zodbsession.signing import normalize_secrets
 from zodbsession.validated import InvalidSetting
 
@@ -112,7 +113,7 @@ class BeakerConfig:
                                              or DEFAULT_KEY)}
         if self.timeout is not None:
             settings['timeout'] = self.timeout
-            settings['resolution'] = _resolution(self.timeout)
+            settings['resolution'] = resolution_for(self.timeout)
         if 'cookie_expires' in options:
             settings['cookieLifetime'] = _cookie_lifetime(
                 options['cookie_expires'])
@@ -230,10 +231,6 @@ def _timeout(options):
     return seconds
 
 
-def _resolution(timeout):
-    """The last access is written at most this often: finer than the
-    default for a short timeout, so that a session used within it lives."""
-    return min(600, max(1, timeout // 10)) if timeout else 600
 
 
 def _cookie_lifetime(value):
@@ -304,7 +301,7 @@ def _ram_container(timeout):
         if timeout is None:
             return RAMSessionDataContainer()
         return RAMSessionDataContainer(timeout=timeout,
-                                       resolution=_resolution(timeout))
+                                       resolution=resolution_for(timeout))
 
     def matches(container):
         return (isinstance(container, RAMSessionDataContainer)
@@ -326,7 +323,7 @@ def _cookie_container(validate_key, encrypt_key, namespace, timeout):
         options = dict(secret=secret, encryption_key=keys,
                        cookie_name=cookie_name)
         if timeout is not None:
-            options.update(timeout=timeout, resolution=_resolution(timeout))
+            options.update(timeout=timeout, resolution=resolution_for(timeout))
         return CookieSessionDataContainer(**options)
 
     def matches(container):
