@@ -40,8 +40,10 @@ class WorkingCopy:
     none. ``values`` is a plain dict the application may change freely.
     """
 
-    def __init__(self, data=None):
-        self.values = {}
+    def __init__(self, data=None, values=None):
+        # ``values``: the (empty) dict to hold the copy, when the host
+        # gives the application a dict of its own kind.
+        self.values = {} if values is None else values
         self._loaded = {}
         self.reload(data)
 
