@@ -283,7 +283,14 @@ def cookie_name(key):
 
 
 def _check_key(option, key):
-    normalize_secrets(key, f'session.{option}')
+    try:
+        normalize_secrets(key, f'session.{option}')
+    except (TypeError, ValueError):
+        # The key itself stays out of the message (and of logs).
+        raise InvalidSetting(
+            f'session.{option}', f'<a key of {len(key.encode())} bytes>',
+            'a key of at least 16 bytes (Beaker accepted shorter ones;'
+            ' generate one with secrets.token_urlsafe(32))') from None
 
 
 def _derived(key, purpose):

@@ -99,8 +99,9 @@ class BeakerSession(MutableMapping):
 
     @property
     def last_accessed(self):
-        """Epoch seconds of the session's last recorded use before this
-        request (to ``resolution``), None for a new session."""
+        """Epoch seconds of the session's last recorded use (recorded at
+        most once per the container's ``resolution``, so this request's
+        when it came later than that), None for a new session."""
         self._values()
         return self._last_accessed
 
