@@ -213,7 +213,9 @@ def test_options_map_and_fail_clearly(tmp_path):
 
     refused({'session.type': 'ext:memcached'}, 'session.type', 'zeo://')
     refused({'session.type': 'ext:redis', 'session.url': 'x'},
-            'session.url', 'postgres://')
+            'session.type', 'postgres://')
+    refused({'session.type': 'file', 'session.url': 'x'},
+            'session.url', 'zeo://')
     refused({'session.memcache_module': 'pylibmc'},
             'session.memcache_module', 'zeo://')
     refused({'session.type': 'cookie'}, 'session.validate_key')

@@ -25,7 +25,7 @@ from zodbsession.asgi.session import ASGISession
 from zodbsession.asgi.session import SessionClosed
 from zodbsession.contention import incoming_client_key
 from zodbsession.db import is_storage_unavailable
-from zodbsession.db import open_database
+from zodbsession.db import shared_database
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.lookup import utility_in
 from zodbsession.registration import register_adapters
@@ -92,7 +92,7 @@ class SessionMiddleware:
         if self.cookie_name is not None:
             return
         if self.db is None:
-            self.db = open_database(self.db_uri)
+            self.db = shared_database(self.db_uri)
         register_adapters()
         ensure_site(self.db, **self.settings)
         # The cookie that says whether a request has a session to load,

@@ -16,7 +16,7 @@ from zodbsession import wsgi
 from zodbsession.beaker.config import BeakerConfig
 from zodbsession.beaker.config import beaker_options
 from zodbsession.beaker.session import BeakerSession
-from zodbsession.db import open_database
+from zodbsession.db import shared_database
 from zodbsession.settings import parse_settings
 from zodbsession.site import ensure_container
 
@@ -42,19 +42,14 @@ class SessionMiddleware:
         self.config = BeakerConfig(options)
         self.wrap_app = wrap_app
         self.environ_key = self.config.environ_key
-        owns_db = db is None
-        self.db = db if db is not None else open_database(self.config.db_uri)
-        try:
-            hosting = parse_settings(self.config.hosting)
-            self._hosted = wsgi.SessionMiddleware(
-                self._serve, db=self.db, **hosting, **self.config.settings)
-            if self.config.container is not None:
-                ensure_container(self.db, self.config.pkg_id,
-                                 *self.config.container)
-        except Exception:
-            if owns_db:
-                self.db.close()
-            raise
+        self.db = db if db is not None else shared_database(
+            self.config.db_uri)
+        hosting = parse_settings(self.config.hosting)
+        self._hosted = wsgi.SessionMiddleware(
+            self._serve, db=self.db, **hosting, **self.config.settings)
+        if self.config.container is not None:
+            ensure_container(self.db, self.config.pkg_id,
+                             *self.config.container)
 
     def __call__(self, environ, start_response):
         return self._hosted(environ, start_response)

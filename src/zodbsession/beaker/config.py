@@ -29,9 +29,9 @@ _PREFIXES = ('beaker.session.', 'session.')
 _TRUE = {'1', 'true', 'yes', 'on'}
 _FALSE = {'0', 'false', 'no', 'off'}
 
-SHARED_STORE = ("a zodbsession database URI shared by the processes:"
-                " session.db_uri = zeo://host:port (ZEO) or"
-                " postgres://user@host/dbname (RelStorage)")
+SHARED_STORE = ("a zodbsession database URI: session.db_uri ="
+                " zeo://host:port (ZEO) or postgres://user@host/dbname"
+                " (RelStorage)")
 
 # Options with nothing left to do, and why.
 IGNORED = {
@@ -92,10 +92,16 @@ class BeakerConfig:
     """
 
     def __init__(self, options):
+        # The type first: what it says about a store outweighs its
+        # options (an ext:* type's url, say).
+        self.type = _text(options, 'type') or 'memory'
+        if self.type.startswith('ext:'):
+            raise InvalidSetting(
+                'session.type', self.type, 'one of memory, file, dbm,'
+                f' cookie; for a store shared by processes use {SHARED_STORE}')
         for name, value in options.items():
             _check_known(name, value)
         self.options = options
-        self.type = _text(options, 'type') or 'memory'
         self.pkg_id = _text(options, 'pkg_id') or DEFAULT_PKG_ID
         self.environ_key = (_text(options, 'environ_key')
                             or DEFAULT_ENVIRON_KEY)
@@ -137,10 +143,6 @@ class BeakerConfig:
 
     def _map_type(self, options):
         kind = self.type
-        if kind.startswith('ext:'):
-            raise InvalidSetting(
-                'session.type', kind, 'one of memory, file, dbm, cookie;'
-                f' for a store shared by processes use {SHARED_STORE}')
         if kind in ('file', 'dbm'):
             if self.db_uri is None:
                 data_dir = _text(options, 'data_dir')

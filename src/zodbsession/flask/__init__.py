@@ -37,7 +37,7 @@ from transaction.interfaces import TransientError
 from zodbsession import wsgi
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.db import is_storage_unavailable
-from zodbsession.db import open_database
+from zodbsession.db import shared_database
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 from zodbsession.expiry import resolution_for
 from zodbsession.flask.session import PERMANENT_SUFFIX
@@ -87,7 +87,7 @@ class ZODBSession:
         pkg_id = config.get(CONFIG_PREFIX + 'PACKAGE_ID') or DEFAULT_PKG_ID
         db = config.get(CONFIG_PREFIX + 'DB')
         if db is None:
-            db = open_database(config.get(CONFIG_PREFIX + 'DB_URI') or (
+            db = shared_database(config.get(CONFIG_PREFIX + 'DB_URI') or (
                 'file://' + os.path.join(app.instance_path, 'sessions.fs')))
         lifetime = int(app.permanent_session_lifetime.total_seconds())
         app.wsgi_app = wsgi.SessionMiddleware(
