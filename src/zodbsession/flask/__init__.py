@@ -126,6 +126,10 @@ def _middleware_options(config):
                                              in sorted(_SETTINGS) + list(_OWN)))
         texts[setting] = value
     options.update(parse_settings(texts))
+    if options.get('timeout') and 'resolution' not in options:
+        # A short timeout needs a finer resolution than the default, or
+        # sessions outlive it by up to that much.
+        options['resolution'] = resolution_for(options['timeout'])
     return options
 
 
