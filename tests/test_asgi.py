@@ -1,0 +1,224 @@
+"""zodbsession.asgi with Starlette, through httpx in process."""
+import asyncio
+import json
+
+import anyio
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from zodbsession.asgi import SessionClosed
+from zodbsession.asgi import SessionMiddleware
+
+TIMEOUT = 30
+
+
+class State:
+    def __init__(self):
+        self.runs = 0
+        self.meeting = None     # an anyio.Event the first attempts wait for
+        self.waiting = 0
+        self.bodies = []
+
+
+def make_app(db, state, **settings):
+    async def read(request):
+        return JSONResponse({'data': dict(request.session)})
+
+    async def set_key(request):
+        request.session[request.path_params['key']] = (
+            request.path_params['value'])
+        return JSONResponse({})
+
+    async def add(request):
+        """Adds the request body's number to the counter; the first
+        attempts of two requests meet after reading it."""
+        state.runs += 1
+        body = await request.body()
+        state.bodies.append(body)
+        value = request.session.get('n', 0)
+        if state.meeting is not None and state.runs <= 2:
+            state.waiting += 1
+            if state.waiting == 2:
+                state.meeting.set()
+            with anyio.fail_after(TIMEOUT):
+                await state.meeting.wait()
+        request.session['n'] = value + int(body)
+        return JSONResponse({'n': request.session['n']})
+
+    async def login(request):
+        request.session['user'] = 'heidi'
+        request.session.regenerate()
+        return JSONResponse({})
+
+    async def logout(request):
+        request.session.invalidate()
+        return JSONResponse({})
+
+    async def unstorable(request):
+        request.session['f'] = lambda: None
+        return PlainTextResponse('the page of data that was not stored')
+
+    return Starlette(routes=[
+        Route('/read', read),
+        Route('/set/{key}/{value}', set_key),
+        Route('/add', add, methods=['POST']),
+        Route('/login', login),
+        Route('/logout', logout),
+        Route('/unstorable', unstorable),
+    ], middleware=[Middleware(SessionMiddleware, db=db, **settings)])
+
+
+def client_for(app):
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url='http://testserver')
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_the_session_is_stored_and_read_back(db):
+    async def scenario():
+        async with client_for(make_app(db, State())) as client:
+            response = await client.get('/read')
+            assert response.json() == {'data': {}}
+            assert 'set-cookie' not in response.headers
+            response = await client.get('/set/a/1')
+            assert response.headers['set-cookie'].startswith('zodbsession=')
+            await client.get('/set/b/2')
+            return (await client.get('/read')).json()
+
+    assert run(scenario()) == {'data': {'a': '1', 'b': '2'}}
+
+
+def test_a_request_without_a_cookie_touches_no_storage(db):
+    async def scenario():
+        async with client_for(make_app(db, State())) as client:
+            await client.get('/read')       # the middleware is ready
+            db.close()                      # any storage access fails now
+            response = await client.get('/read')
+            return response.status_code, response.json()
+
+    assert run(scenario()) == (200, {'data': {}})
+
+
+def test_a_change_after_the_response_started_raises():
+    async def app(scope, receive, send):
+        await send({'type': 'http.response.start', 'status': 200,
+                    'headers': []})
+        scope['session']['late'] = True
+
+    async def scenario(db):
+        middleware = SessionMiddleware(app, db=db)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(
+                app=middleware), base_url='http://testserver') as client:
+            await client.get('/')
+
+    import tempfile
+    from zodbsession.testing import filestorage_db
+    with tempfile.TemporaryDirectory() as directory, filestorage_db(
+            directory) as db:
+        with pytest.raises(SessionClosed, match='after the response started'):
+            run(scenario(db))
+
+
+def test_a_failed_commit_is_an_error_not_the_page(db):
+    async def scenario():
+        async with client_for(make_app(db, State())) as client:
+            await client.get('/set/a/1')
+            response = await client.get('/unstorable')
+            assert response.status_code == 500
+            assert 'not stored' not in response.text
+            assert 'set-cookie' not in response.headers
+            return (await client.get('/read')).json()
+
+    assert run(scenario()) == {'data': {'a': '1'}}
+
+
+def test_same_key_conflicts_rerun_the_app_with_the_body(db):
+    state = State()
+
+    async def scenario():
+        async with client_for(make_app(db, state)) as client:
+            await client.get('/set/a/1')
+            state.meeting = anyio.Event()
+            replies = await asyncio.gather(
+                client.post('/add', content=b'5'),
+                client.post('/add', content=b'7'))
+            return ([reply.status_code for reply in replies],
+                    (await client.get('/read')).json())
+
+    statuses, read = run(scenario())
+    assert statuses == [200, 200]
+    assert read == {'data': {'a': '1', 'n': 12}}
+    # One request ran again, with the body it had read.
+    assert state.runs == 3
+    assert sorted(state.bodies) == [b'5', b'5', b'7'] or sorted(
+        state.bodies) == [b'5', b'7', b'7']
+
+
+def test_a_conflict_out_of_budget_is_a_503(db):
+    state = State()
+
+    async def scenario():
+        app = make_app(db, state, retry_timeout=0)
+        async with client_for(app) as client:
+            await client.get('/set/a/1')
+            state.meeting = anyio.Event()
+            replies = await asyncio.gather(
+                client.post('/add', content=b'1'),
+                client.post('/add', content=b'1'))
+            return sorted((reply.status_code, reply.headers.get(
+                'retry-after'), 'set-cookie' in reply.headers)
+                for reply in replies)
+
+    assert run(scenario()) == [(200, None, False), (503, '5', False)]
+
+
+def test_different_keys_merge_without_a_rerun(db):
+    state = State()
+
+    async def scenario():
+        async with client_for(make_app(db, state)) as client:
+            await client.get('/set/a/1')
+            await asyncio.gather(*[client.get(f'/set/k{n}/{n}')
+                                   for n in range(10)])
+            return (await client.get('/read')).json()['data']
+
+    assert run(scenario()) == dict({f'k{n}': str(n) for n in range(10)},
+                                   a='1')
+
+
+def test_regenerate_and_invalidate(db):
+    async def scenario():
+        async with client_for(make_app(db, State())) as client:
+            await client.get('/set/a/1')
+            before = client.cookies['zodbsession']
+            await client.get('/login')
+            after = client.cookies['zodbsession']
+            assert after != before
+            assert (await client.get('/read')).json()['data'] == {
+                'a': '1', 'user': 'heidi'}
+            await client.get('/logout')
+            assert client.cookies['zodbsession'] != after
+            return (await client.get('/read')).json()['data']
+
+    assert run(scenario()) == {}
+
+
+@pytest.mark.parametrize('cookie', ['garbage', 'x' * 5000, '"\\"',
+                                    'a.b.c'])
+def test_bad_cookies_are_absent(db, cookie):
+    async def scenario():
+        async with client_for(make_app(db, State())) as client:
+            response = await client.get(
+                '/read', headers={'cookie': f'zodbsession={cookie}'})
+            return response.status_code, json.loads(response.text)
+
+    assert run(scenario()) == (200, {'data': {}})
