@@ -157,7 +157,9 @@ class FlaskSession(SessionMixin):
         """Keep the data under a new client id: call it after login, so
         that an id somebody planted before is worth nothing."""
         self._session.regenerate()
+        # Found again under the new id (a container may store a copy).
         self._data, self._looked = None, False
+        self._existing()
         self._modified = True
 
     def invalidate(self):
