@@ -31,6 +31,12 @@ PYRAMID = [
     'pyramid_retry',
 ]
 
+FLASK = ['Flask>=2.3']
+
+# The middleware runs storage work in worker threads through anyio (which
+# Starlette and FastAPI use); starlette itself is only for the tests.
+ASGI = ['anyio>=3.7']
+
 EXTRAS = {
     'zeo': ['ZEO>=5.4'],
     'relstorage': RELSTORAGE,
@@ -42,12 +48,18 @@ EXTRAS = {
         'zope.publisher>=6.0',
     ],
     'pyramid': PYRAMID,
+    # zodbsession.beaker is Beaker's API on zodbsession: nothing of Beaker.
+    'beaker': [],
+    'flask': FLASK,
+    'asgi': ASGI,
     'bench': [
         'zope.session==6.0',
         'Beaker>=1.12',
         'pyramid>=2.0',
         'matplotlib',
-    ],
+        'Flask-Session>=0.5',
+        'starlette>=0.27',
+    ] + FLASK + ASGI,
     'test': [
         'pytest>=7.0',
         'hypothesis>=6.0',
@@ -61,7 +73,10 @@ EXTRAS = {
         'Beaker>=1.12',
         'PasteDeploy>=2.0',
         'zope.testing>=4.0',
-    ] + RELSTORAGE + PYRAMID,
+        'starlette>=0.27',
+        'httpx>=0.24',
+        'uvicorn>=0.23',
+    ] + RELSTORAGE + PYRAMID + FLASK + ASGI,
 }
 
 
@@ -91,12 +106,13 @@ setup(
     long_description=read('README.rst'),
     long_description_content_type='text/x-rst',
     license='ZPL-2.1',
-    keywords='session zodb zope wsgi pyramid',
+    keywords='session zodb zope wsgi asgi pyramid flask beaker starlette',
     classifiers=[
         'Development Status :: 3 - Alpha',
         'Framework :: ZODB',
         'Framework :: Zope :: 3',
         'Framework :: Pyramid',
+        'Framework :: Flask',
         'Intended Audience :: Developers',
         'License :: OSI Approved :: Zope Public License',
         'Programming Language :: Python :: 3',
