@@ -261,3 +261,10 @@ def test_a_conflict_reruns_the_view(app):
     assert sorted(reply['n'] for reply in replies) == [1, 2]
     assert app.state['runs'] == 3
     assert first.get('/read').json['data']['n'] == 2
+
+
+def test_a_request_context_without_a_request_has_an_empty_session(app):
+    with app.test_request_context('/'):
+        assert dict(flask.session) == {}
+        with pytest.raises(RuntimeError, match='test_client'):
+            flask.session['a'] = 1

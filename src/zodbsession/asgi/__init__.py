@@ -204,6 +204,10 @@ class _Exchange:
                 copy = WorkingCopy(None, session)
             if self.scope['type'] == 'websocket':
                 session.close('a websocket session is read-only')
+                if hosting.open:
+                    # A websocket may live for hours: its connection and
+                    # the client's turn go back once its data is loaded.
+                    await _in_thread(hosting.close)
             return await self._call_app(hosting, copy, session)
         except Exception as error:
             if is_storage_unavailable(error) or self.run.retryable(error):

@@ -31,6 +31,7 @@ import os
 from flask import request as current_request
 from flask import session as current_session
 from flask.signals import got_request_exception
+from flask.sessions import SecureCookieSession
 from flask.sessions import SessionInterface
 from transaction.interfaces import TransientError
 
@@ -175,6 +176,21 @@ def _reraising_for_retry(app, wsgi_app):
     return hosted
 
 
+class UnhostedSession(SecureCookieSession):
+    """The session of a request context that no request came through
+    (``app.test_request_context()``): empty, and a change raises."""
+
+    def _fail(self, *args, **kwargs):
+        raise RuntimeError(
+            'zodbsession.flask: this request context did not come through'
+            ' app.wsgi_app (where ZODBSession keeps sessions), so it has no'
+            ' session to change; make the request with app.test_client()')
+
+    __setitem__ = __delitem__ = clear = pop = popitem = update = (
+        setdefault) = _fail
+    del _fail
+
+
 class ZODBSessionInterface(SessionInterface):
     """Flask's session interface: opens a ``FlaskSession`` per request
     and, once the response is built, decides the commit by its status."""
@@ -183,14 +199,15 @@ class ZODBSessionInterface(SessionInterface):
         self.pkg_id = pkg_id
         self.permanent_lifetime = permanent_lifetime
 
+    null_session_class = UnhostedSession
+
     def open_session(self, app, request):
         hosted = request.environ.get(wsgi.REQUEST_KEY)
         if hosted is None:
-            raise RuntimeError(
-                'zodbsession.flask: the request did not come through the'
-                ' session middleware ZODBSession(app) installs on'
-                ' app.wsgi_app; call ZODBSession(app) (or init_app) before'
-                ' serving, and wrap app.wsgi_app, not app')
+            # A request context made without a request through the
+            # application (app.test_request_context(), the shell): Flask
+            # gives it an UnhostedSession.
+            return None
         return FlaskSession(hosted, self.pkg_id)
 
     def save_session(self, app, session, response):
