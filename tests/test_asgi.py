@@ -222,3 +222,26 @@ def test_bad_cookies_are_absent(db, cookie):
             return response.status_code, json.loads(response.text)
 
     assert run(scenario()) == (200, {'data': {}})
+
+
+def test_a_websockets_session_is_read_only(db):
+    from starlette.routing import WebSocketRoute
+    from starlette.testclient import TestClient
+
+    async def talk(websocket):
+        await websocket.accept()
+        await websocket.send_json(dict(websocket.session))
+        try:
+            websocket.session['from_socket'] = True
+        except SessionClosed as error:
+            await websocket.send_text(str(error))
+        await websocket.close()
+
+    app = make_app(db, State())
+    app.router.routes.append(WebSocketRoute('/talk', talk))
+    with TestClient(app) as client:
+        client.get('/set/a/1')
+        with client.websocket_connect('/talk') as websocket:
+            assert websocket.receive_json() == {'a': '1'}
+            assert 'read-only' in websocket.receive_text()
+        assert client.get('/read').json() == {'data': {'a': '1'}}
