@@ -81,6 +81,22 @@ class WorkingCopy:
         changed, deleted = self.changes()
         return bool(changed or deleted)
 
+    def stale_keys(self, data, changes=None):
+        """The keys the request changed (or deleted) whose stored value in
+        ``data`` (the package data now, or None) is no longer the one it
+        loaded: another request changed them meanwhile."""
+        changed, deleted = changes if changes is not None else self.changes()
+        loaded = self._loaded
+        stale = []
+        for key in list(changed) + list(deleted):
+            now_there = data is not None and key in data
+            if key not in loaded:
+                if now_there:
+                    stale.append(key)
+            elif not now_there or _fingerprint(data[key]) != loaded[key]:
+                stale.append(key)
+        return stale
+
     def write(self, data, changes=None):
         """Apply the changes to ``data`` (the package data, created by the
         caller); afterwards they count as loaded."""

@@ -1,20 +1,32 @@
 """One attempt of an ASGI request: the hosting pieces, all in one place.
 
 Everything here is storage work and runs in a worker thread, never on
-the event loop; the request's transaction has a manager of its own (not
-the thread's), so its load and its commit may run in different threads
-of the pool. The attempt opens a connection only when the session is
-touched, takes the client's turn when its requests take turns
-(``zodbsession.retry``), and sends cookies only if it committed.
+the event loop. The request's transactions have a manager of their own
+(not a thread's), so they may run in any thread of the pool. An attempt
+holds a database connection only while a worker thread works for it,
+never while the application awaits something else:
+
+- ``load`` reads the package's data into the request's dict and ends
+  its transaction (committing only a last access that was due);
+- ``commit`` opens a new one, checks that no key the request changed
+  was changed by another request since it loaded (else a ConflictError,
+  which the retry policy retries), writes the changes key by key and
+  commits. The database's own conflict detection covers the rest: a
+  concurrent commit of the same key between the check and the commit.
+
+The attempt takes the client's turn when its requests take turns
+(``zodbsession.retry``), and its cookies are sent only if it committed.
 """
 import contextlib
 
 import transaction
+from ZODB.POSException import ConflictError
 
 from zodbsession.conflicts import annotate as annotate_conflict
 from zodbsession.conflicts import forget as forget_conflicts
 from zodbsession.environkeys import PENDING_KEY
 from zodbsession.environkeys import REGISTRY_KEY
+from zodbsession.environkeys import SESSION_KEY
 from zodbsession.environkeys import SITE_KEY
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 from zodbsession.interfaces import ISession
@@ -27,7 +39,7 @@ from zodbsession.workingcopy import WorkingCopy
 
 
 class AttemptHosting:
-    """The session site, transaction and pending cookies of one attempt.
+    """The session site, transactions and pending cookies of one attempt.
 
     ``environ``: the request as the core reads it (its cookie header,
     method and root path); ``run``: the request's RetryRun.
@@ -45,77 +57,100 @@ class AttemptHosting:
         environ[TRANSACTION_MANAGER_KEY] = self.manager
         self.request = WSGIRequest(environ)
         self._turn = contextlib.ExitStack()
-        self._begun = False
+        self._turn_taken = False
         self._closed = False
 
     def _begin(self):
-        if not self._begun:
-            self._begun = True
+        if not self._turn_taken:
+            self._turn_taken = True
             self._turn.enter_context(self.run.turn())
-            self.manager.begin()
+        # A new ISession for each transaction: it keeps the containers it
+        # found, and a container in the database belongs to a connection.
+        self.environ.pop(SESSION_KEY, None)
+        self.manager.begin()
+
+    def _end(self):
+        """Commit the transaction (aborted if that fails, and raised) and
+        give back its connection."""
+        try:
+            self.site.close_if_unchanged()
+            end_transaction(self.manager, before_abort=annotate_conflict)
+        finally:
+            self.site.close()
 
     def load(self, session):
         """Fill the dict ``session`` with the package's data (the client
         sent an id cookie); returns the WorkingCopy."""
         self._begin()
-        return WorkingCopy(ISession(self.request).get(self.pkg_id), session)
+        forget_conflicts()
+        try:
+            copy = WorkingCopy(ISession(self.request).get(self.pkg_id),
+                               session)
+        except BaseException:
+            self.manager.abort()
+            self.site.close()
+            raise
+        self._end()
+        return copy
 
     def commit(self, copy, session):
         """Store what the request changed (``copy``, and the flags of the
         ``session`` dict) and commit; returns the headers the response
-        must carry. Raises what the commit raised (aborted)."""
+        must carry. Raises what the commit raised (aborted), and a
+        ConflictError when another request changed a key this one changed
+        since it loaded."""
         self._begin()
         forget_conflicts()
         try:
-            changes = copy.changes()
-            sessions = ISession(self.request)
-            if session.invalidating:
-                sessions.invalidate()
-                copy.forget_loaded()
+            try:
                 changes = copy.changes()
-            elif session.regenerating:
-                sessions.regenerate()
-            if changes[0] or changes[1]:
-                copy.write(sessions[self.pkg_id], changes)
-            self.site.close_if_unchanged()
-        except BaseException as error:
-            annotate_conflict(error)
-            self.manager.abort()
-            raise
-        try:
-            end_transaction(self.manager, before_abort=annotate_conflict)
+                sessions = ISession(self.request)
+                if session.invalidating:
+                    sessions.invalidate()
+                    copy.forget_loaded()
+                    changes = copy.changes()
+                elif session.regenerating:
+                    sessions.regenerate()
+                if changes[0] or changes[1]:
+                    self._check_fresh(copy, sessions, changes)
+                    copy.write(sessions[self.pkg_id], changes)
+            except BaseException as error:
+                annotate_conflict(error)
+                self.manager.abort()
+                self.site.close()
+                raise
+            self._end()
             return [(name.lower().encode('latin-1'),
                      value.encode('latin-1'))
                     for name, value in self.pending.header_list()]
         finally:
-            # The attempt is over: its connection and turn go back now,
-            # in the same worker thread hop.
+            # The attempt is over: its turn goes back in the same worker
+            # thread hop.
             self.close()
 
-    def abort(self):
-        """End the attempt's transaction without storing anything."""
-        if self._begun and has_transaction(self.manager):
-            self.manager.abort()
+    def _check_fresh(self, copy, sessions, changes):
+        stale = copy.stale_keys(sessions.get(self.pkg_id), changes)
+        if stale:
+            raise ConflictError(
+                'another request of the client changed session key(s) '
+                + ', '.join(repr(f'{self.pkg_id}/{key}') for key in stale)
+                + ' since this one read them')
 
     @property
     def open(self):
-        """Whether the attempt holds anything (a transaction, a turn)
-        that ``close`` must give back."""
-        return self._begun and not self._closed
+        """Whether the attempt holds anything (a turn, a transaction) that
+        ``close`` must give back."""
+        return self._turn_taken and not self._closed
 
     def close(self):
-        """Give back the connection and the client's turn (once)."""
+        """End what is under way and give back the client's turn (once)."""
         if self._closed:
             return
         self._closed = True
         try:
-            self.abort()
+            if has_transaction(self.manager):
+                self.manager.abort()
         finally:
             self.pending.stop_following()
             self.site.close()
             self._turn.close()
-
-    def retry(self, error):
-        """The retry policy's decision (it may pause: a worker thread's
-        work)."""
-        return self.run.retry(error)
