@@ -245,3 +245,13 @@ def test_a_websockets_session_is_read_only(db):
             assert websocket.receive_json() == {'a': '1'}
             assert 'read-only' in websocket.receive_text()
         assert client.get('/read').json() == {'data': {'a': '1'}}
+
+
+def test_a_bad_setting_fails_when_the_middleware_is_made():
+    async def app(scope, receive, send):
+        pass
+
+    with pytest.raises(ValueError, match='sameSite'):
+        SessionMiddleware(app, sameSite='Sometimes')
+    with pytest.raises(TypeError, match='timeouts'):
+        SessionMiddleware(app, timeouts=5)

@@ -33,6 +33,7 @@ from zodbsession.requests import cookie_value
 from zodbsession.retry import DEFAULT_RETRIES
 from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.retry import RetryPolicy
+from zodbsession.site import SessionSite
 from zodbsession.site import ensure_site
 from zodbsession.site import snapshots
 from zodbsession.workingcopy import WorkingCopy
@@ -82,6 +83,9 @@ class SessionMiddleware:
         self.pkg_id = pkg_id
         self.retry_policy = RetryPolicy(retries, retry_timeout)
         self.retry_after = retry_after
+        # Checked now, in memory (a bad setting fails at start-up, not at
+        # the first request); stored in the database by ``prepare``.
+        SessionSite().configure(**settings)
         self.settings = settings
         self.cookie_name = None
         self._ready = None
