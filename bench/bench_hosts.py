@@ -258,7 +258,7 @@ def asgi_variants(directory, browsers, loop):
     }
 
 
-# -- the driver -----------------------------------------------------------------
+# -- the driver ------------------------------------------------------------
 
 PAIRS = {
     'beaker: Beaker file': 'beaker: zodbsession.beaker',

@@ -122,9 +122,10 @@ def _middleware_options(config):
             continue
         setting = _SETTINGS.get(name)
         if setting is None:
+            known = sorted(_SETTINGS) + list(_OWN)
             raise InvalidSetting(key, value, 'a zodbsession setting: '
-                                 + ', '.join(CONFIG_PREFIX + known for known
-                                             in sorted(_SETTINGS) + list(_OWN)))
+                                 + ', '.join(CONFIG_PREFIX + known_name
+                                             for known_name in known))
         texts[setting] = value
     options.update(parse_settings(texts))
     if options.get('timeout') and 'resolution' not in options:
@@ -219,8 +220,8 @@ class ZODBSessionInterface(SessionInterface):
         if session.accessed:
             response.vary.add('Cookie')
         session.restore()
-        if session.loaded_permanent and (
-                session.modified or app.config['SESSION_REFRESH_EACH_REQUEST']):
+        refresh = app.config['SESSION_REFRESH_EACH_REQUEST']
+        if session.loaded_permanent and (session.modified or refresh):
             session.renew_cookie(self.permanent_lifetime)
 
 
