@@ -255,3 +255,29 @@ def test_a_bad_setting_fails_when_the_middleware_is_made():
         SessionMiddleware(app, sameSite='Sometimes')
     with pytest.raises(TypeError, match='timeouts'):
         SessionMiddleware(app, timeouts=5)
+
+
+def test_an_unreachable_storage_is_a_503(tmp_path):
+    from zodbsession.db import open_database
+    from zodbsession.testing_zeo import ZEOServer
+    server = ZEOServer(str(tmp_path))
+    server.start()
+    db = open_database(server.uri + '?wait_timeout=1')
+    try:
+        async def scenario():
+            async with client_for(make_app(db, State())) as client:
+                await client.get('/set/a/1')
+                server.stop()
+                down = await client.get('/set/b/2')
+                stranger = await client.get(
+                    '/read', headers={'cookie': ''})
+                server.start()
+                return (down.status_code, down.headers.get('retry-after'),
+                        'set-cookie' in down.headers, stranger.status_code,
+                        (await client.get('/read')).json())
+
+        assert run(scenario()) == (503, '5', False, 200,
+                                   {'data': {'a': '1'}})
+    finally:
+        db.close()
+        server.stop()
