@@ -18,11 +18,23 @@ def waitress_serving(wsgi_app, threads=8):
     import waitress.server
     server = waitress.server.create_server(
         wsgi_app, host='127.0.0.1', port=0, threads=threads)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stopping = threading.Event()
+
+    def run():
+        try:
+            server.run()
+        except OSError:
+            # Closing the server under its select() loop ends the loop
+            # with EBADF: how waitress stops when stopped from outside.
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         yield f'http://127.0.0.1:{server.effective_port}'
     finally:
+        stopping.set()
         server.close()
         thread.join(STOP_TIMEOUT)
         server.task_dispatcher.shutdown(timeout=STOP_TIMEOUT)
