@@ -281,3 +281,20 @@ def test_an_unreachable_storage_is_a_503(tmp_path):
     finally:
         db.close()
         server.stop()
+
+
+def test_starlettes_arguments_keep_working(db):
+    async def scenario():
+        app = make_app(db, State(), secret_key='s' * 32,
+                       session_cookie='sid', max_age=600, same_site='strict',
+                       https_only=True, path='/shop')
+        async with client_for(app) as client:
+            return (await client.get('/set/a/1')).headers['set-cookie']
+
+    cookie = run(scenario())
+    assert cookie.startswith('sid=')
+    for part in ('Max-Age=600', 'SameSite=strict', 'secure', 'Path=/shop'):
+        assert part in cookie
+    with pytest.raises(TypeError, match='same setting'):
+        SessionMiddleware(make_app(db, State()), db=db, secret_key='s' * 32,
+                          secret='t' * 32)

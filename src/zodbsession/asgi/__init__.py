@@ -83,6 +83,7 @@ class SessionMiddleware:
         self.pkg_id = pkg_id
         self.retry_policy = RetryPolicy(retries, retry_timeout)
         self.retry_after = retry_after
+        settings = from_starlette_names(settings)
         # Checked now, in memory (a bad setting fails at start-up, not at
         # the first request); stored in the database by ``prepare``.
         SessionSite().configure(**settings)
@@ -118,6 +119,32 @@ class SessionMiddleware:
             return
         await self._prepared()
         await _Exchange(self, scope, receive, send).serve()
+
+
+# Starlette's SessionMiddleware's arguments, and the settings they are.
+STARLETTE_NAMES = {'secret_key': 'secret', 'session_cookie': 'namespace',
+                   'max_age': 'cookieLifetime', 'path': 'path',
+                   'same_site': 'sameSite', 'https_only': 'secure',
+                   'domain': 'domain'}
+
+
+def from_starlette_names(settings):
+    """``settings`` with Starlette's argument names (``secret_key``,
+    ``session_cookie``, ``max_age``, ``path``, ``same_site``,
+    ``https_only``, ``domain``) turned into zodbsession's, so that the
+    arguments given to Starlette's middleware keep working. Starlette's
+    ``max_age=None`` is a browser-session cookie, as ``cookieLifetime``'s;
+    its ``session_cookie`` must be a zodbsession cookie name."""
+    result = {}
+    for name, value in settings.items():
+        setting = STARLETTE_NAMES.get(name, name)
+        if setting in result or (setting != name and setting in settings):
+            raise TypeError(f'{name!r} and {setting!r} are the same'
+                            ' setting; give one of them')
+        if name == 'same_site' and isinstance(value, str):
+            value = value.capitalize()
+        result[setting] = value
+    return result
 
 
 def _environ(scope):
