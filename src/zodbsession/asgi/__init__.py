@@ -71,7 +71,9 @@ class SessionMiddleware:
     ``retry_after``; ``pkg_id`` names the package of the session's data.
     The database is opened, and the settings applied, in a worker thread
     on the first request (Starlette builds its middleware inside the
-    event loop).
+    event loop); the id cookie's name is read then, once, so that the
+    event loop can tell a request without a session from its headers
+    (restart the process after changing ``namespace`` in the database).
     """
 
     def __init__(self, app, db=None, db_uri=None, pkg_id=DEFAULT_PKG_ID,
