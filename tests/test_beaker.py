@@ -251,3 +251,21 @@ def test_json_only_data_in_cookie_sessions():
         'session.type': 'cookie', 'session.validate_key': KEY})
     with pytest.raises(TypeError, match='tags'):
         SessionTestClient().call(middleware)
+
+
+def test_dbm_is_file_sessions_and_environ_key_is_honoured(tmp_path):
+    def app_with_key(environ, start_response):
+        session = environ['my.session']
+        session['a'] = 1
+        session.save()
+        start_response('200 OK', [])
+        return [b'']
+
+    middleware = SessionMiddleware(app_with_key, {
+        'session.type': 'dbm', 'session.data_dir': str(tmp_path / 'data')},
+        environ_key='my.session')
+    client = SessionTestClient()
+    client.call(middleware)
+    assert (tmp_path / 'data' / 'sessions.fs').exists()
+    assert client.cookies
+    middleware.db.close()
