@@ -40,8 +40,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'src'))
 sys.path.insert(0, HERE)
 
+from common import machine_info  # noqa: E402
 from common import machine_line  # noqa: E402
 from common import package_versions  # noqa: E402
+from common import write_json  # noqa: E402
 
 
 def _cookie_pairs(headers):
@@ -297,12 +299,17 @@ def drive(args, directory):
             for name, values in timings.items()}
 
 
+VERSIONS = ('zodbsession', 'ZODB', 'Beaker', 'Flask', 'Flask-Session',
+            'starlette')
+
+
 def report(medians, args, directory):
+    """Print the table and the ratios; keep them in bench/out/hosts.json
+    for bench/report.py."""
+    versions = package_versions(*VERSIONS)
     print(machine_line())
     print('versions:', ', '.join(
-        f'{name} {version}' for name, version in package_versions(
-            'zodbsession', 'ZODB', 'Beaker', 'Flask', 'Flask-Session',
-            'starlette').items()))
+        f'{name} {version}' for name, version in versions.items()))
     print(f'storage directory: {directory}; {args.clients} browsers,'
           f' {args.rounds} rounds x {args.batch} requests per variant')
     print()
@@ -313,6 +320,13 @@ def report(medians, args, directory):
     print('ratios (peer time / zodbsession host time; > 1: ours is faster)')
     for peer, ours in PAIRS.items():
         print(f'  {peer:36} / {ours}: {medians[peer] / medians[ours]:.2f}')
+    write_json('hosts.json', {
+        'machine': machine_info(), 'versions': versions,
+        'settings': {'rounds': args.rounds, 'batch': args.batch,
+                     'clients': args.clients, 'dir': args.dir},
+        'median_seconds': medians,
+        'ratios': {f'{peer} / {ours}': medians[peer] / medians[ours]
+                   for peer, ours in PAIRS.items()}})
 
 
 def main(argv=None):
