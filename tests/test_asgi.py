@@ -298,3 +298,39 @@ def test_starlettes_arguments_keep_working(db):
     with pytest.raises(TypeError, match='same setting'):
         SessionMiddleware(make_app(db, State()), db=db, secret_key='s' * 32,
                           secret='t' * 32)
+
+
+def test_turns_on_the_event_loop():
+    from zodbsession.asgi.turns import AsyncClientTurns
+    turns = AsyncClientTurns()
+    events = []
+
+    async def request(name, contending, hold, timeout=TIMEOUT):
+        async with turns.turn('client', contending, timeout):
+            events.append(f'{name} in')
+            await anyio.sleep(hold)
+            events.append(f'{name} out')
+
+    async def scenario():
+        # No turns are being taken: requests run side by side.
+        async with anyio.create_task_group() as group:
+            group.start_soon(request, 'a', False, 0.01)
+            group.start_soon(request, 'b', False, 0.01)
+        side_by_side = events[:2] == ['a in', 'b in']
+        events.clear()
+        # After a conflict, a request takes the turn, and the client's
+        # others wait for it (also one that did not conflict) ...
+        async with anyio.create_task_group() as group:
+            group.start_soon(request, 'c', True, 0.01)
+            await anyio.sleep(0)
+            group.start_soon(request, 'd', False, 0)
+        alone = events == ['c in', 'c out', 'd in', 'd out']
+        events.clear()
+        # ... but no longer than their budget.
+        async with anyio.create_task_group() as group:
+            group.start_soon(request, 'e', True, 0.2)
+            await anyio.sleep(0)
+            group.start_soon(request, 'f', True, 0, 0.01)
+        return side_by_side, alone, events[:2], turns.waiting()
+
+    assert run(scenario()) == (True, True, ['e in', 'f in'], {})

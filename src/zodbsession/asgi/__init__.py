@@ -23,7 +23,7 @@ import anyio.to_thread
 from zodbsession.asgi.hosting import AttemptHosting
 from zodbsession.asgi.session import ASGISession
 from zodbsession.asgi.session import SessionClosed
-from zodbsession.contention import incoming_client_key
+from zodbsession.asgi.turns import AsyncClientTurns
 from zodbsession.db import is_storage_unavailable
 from zodbsession.db import shared_database
 from zodbsession.interfaces import IClientIdManager
@@ -91,6 +91,7 @@ class SessionMiddleware:
         SessionSite().configure(**settings)
         self.settings = settings
         self.cookie_name = None
+        self.turns = AsyncClientTurns()
         self._ready = None
 
     def prepare(self):
@@ -201,11 +202,12 @@ class _Exchange:
         self.send = send
         self.body = _Body(receive)
         self.environ = _environ(scope)
-        db = middleware.db
-        self.run = middleware.retry_policy.start(
-            lambda: incoming_client_key(db, self.environ))
-        self.has_cookie = cookie_value(self.environ.get('HTTP_COOKIE'),
-                                       middleware.cookie_name) is not None
+        self.run = middleware.retry_policy.start()
+        # Whose turn the request waits for, when its client's requests
+        # take turns: its id cookie as sent (unverified: it only orders
+        # requests that bring the same value).
+        self.client_key = cookie_value(self.environ.get('HTTP_COOKIE'),
+                                       middleware.cookie_name)
 
     async def serve(self):
         while True:
@@ -228,27 +230,25 @@ class _Exchange:
         stopped the attempt before anything was sent, or None."""
         middleware = self.middleware
         hosting = AttemptHosting(middleware.db, self.environ,
-                                 middleware.pkg_id, self.run)
+                                 middleware.pkg_id)
         session = ASGISession()
+        websocket = self.scope['type'] == 'websocket'
         try:
-            if self.has_cookie:
-                copy = await _in_thread(hosting.load, session)
-            else:
-                copy = WorkingCopy(None, session)
-            if self.scope['type'] == 'websocket':
-                session.close('a websocket session is read-only')
-                if hosting.open:
-                    # A websocket may live for hours: its connection and
-                    # the client's turn go back once its data is loaded.
-                    await _in_thread(hosting.close)
-            return await self._call_app(hosting, copy, session)
+            # A websocket may live for hours: it takes no turn.
+            async with middleware.turns.turn(
+                    None if websocket else self.client_key,
+                    self.run.number > 0, self.run.remaining()):
+                if self.client_key is not None:
+                    copy = await _in_thread(hosting.load, session)
+                else:
+                    copy = WorkingCopy(None, session)
+                if websocket:
+                    session.close('a websocket session is read-only')
+                return await self._call_app(hosting, copy, session)
         except Exception as error:
             if is_storage_unavailable(error) or self.run.retryable(error):
                 return error
             raise
-        finally:
-            if hosting.open:
-                await _in_thread(hosting.close)
 
     async def _call_app(self, hosting, copy, session):
         state = {'started': False, 'failed': None}
@@ -260,9 +260,7 @@ class _Exchange:
             if message['type'] == 'http.response.start' and (
                     not state['started']):
                 session.close('the response had started')
-                # A loaded session may need its last access written.
-                if hosting.open or copy or session.invalidating or (
-                        session.regenerating):
+                if copy or session.invalidating or session.regenerating:
                     try:
                         headers = await _in_thread(hosting.commit, copy,
                                                    session)

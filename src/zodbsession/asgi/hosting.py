@@ -14,11 +14,11 @@ never while the application awaits something else:
   commits. The database's own conflict detection covers the rest: a
   concurrent commit of the same key between the check and the commit.
 
-The attempt takes the client's turn when its requests take turns
-(``zodbsession.retry``), and its cookies are sent only if it committed.
+So between the two nothing is held, and nothing needs giving back if the
+application fails. The cookies of an attempt are sent only if it
+committed. (The client's turns are taken on the event loop, by
+``zodbsession.asgi.turns``.)
 """
-import contextlib
-
 import transaction
 from ZODB.POSException import ConflictError
 
@@ -42,12 +42,11 @@ class AttemptHosting:
     """The session site, transactions and pending cookies of one attempt.
 
     ``environ``: the request as the core reads it (its cookie header,
-    method and root path); ``run``: the request's RetryRun.
+    method and root path).
     """
 
-    def __init__(self, db, environ, pkg_id, run):
+    def __init__(self, db, environ, pkg_id):
         self.pkg_id = pkg_id
-        self.run = run
         self.manager = transaction.TransactionManager(explicit=True)
         self.site = ConnectionSite(db, self.manager)
         self.environ = environ = dict(environ)
@@ -56,14 +55,8 @@ class AttemptHosting:
         environ[SITE_KEY] = self.site
         environ[TRANSACTION_MANAGER_KEY] = self.manager
         self.request = WSGIRequest(environ)
-        self._turn = contextlib.ExitStack()
-        self._turn_taken = False
-        self._closed = False
 
     def _begin(self):
-        if not self._turn_taken:
-            self._turn_taken = True
-            self._turn.enter_context(self.run.turn())
         # A new ISession for each transaction: it keeps the containers it
         # found, and a container in the database belongs to a connection.
         self.environ.pop(SESSION_KEY, None)
@@ -71,12 +64,17 @@ class AttemptHosting:
 
     def _end(self):
         """Commit the transaction (aborted if that fails, and raised) and
-        give back its connection."""
+        give back its connection; the cookies stop following it."""
         try:
             self.site.close_if_unchanged()
             end_transaction(self.manager, before_abort=annotate_conflict)
         finally:
-            self.site.close()
+            self._release()
+
+    def _release(self):
+        if has_transaction(self.manager):
+            self.manager.abort()
+        self.site.close()
 
     def load(self, session):
         """Fill the dict ``session`` with the package's data (the client
@@ -87,8 +85,7 @@ class AttemptHosting:
             copy = WorkingCopy(ISession(self.request).get(self.pkg_id),
                                session)
         except BaseException:
-            self.manager.abort()
-            self.site.close()
+            self._release()
             raise
         self._end()
         return copy
@@ -102,31 +99,27 @@ class AttemptHosting:
         self._begin()
         forget_conflicts()
         try:
-            try:
+            changes = copy.changes()
+            sessions = ISession(self.request)
+            if session.invalidating:
+                sessions.invalidate()
+                copy.forget_loaded()
                 changes = copy.changes()
-                sessions = ISession(self.request)
-                if session.invalidating:
-                    sessions.invalidate()
-                    copy.forget_loaded()
-                    changes = copy.changes()
-                elif session.regenerating:
-                    sessions.regenerate()
-                if changes[0] or changes[1]:
-                    self._check_fresh(copy, sessions, changes)
-                    copy.write(sessions[self.pkg_id], changes)
-            except BaseException as error:
-                annotate_conflict(error)
-                self.manager.abort()
-                self.site.close()
-                raise
+            elif session.regenerating:
+                sessions.regenerate()
+            if changes[0] or changes[1]:
+                self._check_fresh(copy, sessions, changes)
+                copy.write(sessions[self.pkg_id], changes)
+        except BaseException as error:
+            annotate_conflict(error)
+            self._release()
+            raise
+        try:
             self._end()
-            return [(name.lower().encode('latin-1'),
-                     value.encode('latin-1'))
-                    for name, value in self.pending.header_list()]
         finally:
-            # The attempt is over: its turn goes back in the same worker
-            # thread hop.
-            self.close()
+            self.pending.stop_following()
+        return [(name.lower().encode('latin-1'), value.encode('latin-1'))
+                for name, value in self.pending.header_list()]
 
     def _check_fresh(self, copy, sessions, changes):
         stale = copy.stale_keys(sessions.get(self.pkg_id), changes)
@@ -135,22 +128,3 @@ class AttemptHosting:
                 'another request of the client changed session key(s) '
                 + ', '.join(repr(f'{self.pkg_id}/{key}') for key in stale)
                 + ' since this one read them')
-
-    @property
-    def open(self):
-        """Whether the attempt holds anything (a turn, a transaction) that
-        ``close`` must give back."""
-        return self._turn_taken and not self._closed
-
-    def close(self):
-        """End what is under way and give back the client's turn (once)."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if has_transaction(self.manager):
-                self.manager.abort()
-        finally:
-            self.pending.stop_following()
-            self.site.close()
-            self._turn.close()
