@@ -334,3 +334,30 @@ def test_turns_on_the_event_loop():
         return side_by_side, alone, events[:2], turns.waiting()
 
     assert run(scenario()) == (True, True, ['e in', 'f in'], {})
+
+
+def test_a_cookie_container_package_refreshes_its_cookie(db):
+    """A package kept in a cookie: a read that refreshes its expiry (once
+    per resolution) sends the refreshed cookie though nothing changed."""
+    from zodbsession import clock
+    from zodbsession.cookiecontainer import CookieSessionDataContainer
+    from zodbsession.site import change_site
+    from zodbsession.site import ensure_site
+    ensure_site(db)
+    change_site(db, lambda site: site.register_container(
+        'asgi.session', CookieSessionDataContainer(
+            secret='c' * 32, timeout=600, resolution=60)))
+    start = clock.ManualClock(1_000_000)
+
+    async def scenario():
+        async with client_for(make_app(db, State())) as client:
+            await client.get('/set/a/1')
+            data_cookie = client.cookies['zodbsession_data']
+            start.advance(120)
+            response = await client.get('/read')
+            return (response.json(), 'zodbsession_data=' in
+                    response.headers.get('set-cookie', ''),
+                    client.cookies['zodbsession_data'] != data_cookie)
+
+    with clock.use_clock(start):
+        assert run(scenario()) == ({'data': {'a': '1'}}, True, True)

@@ -268,6 +268,9 @@ class _Exchange:
                         state['failed'] = error
                         raise CommitFailed(
                             'the session could not be stored') from error
+                else:
+                    headers = hosting.headers()
+                if headers:
                     message = dict(message, headers=list(
                         message.get('headers', ())) + headers)
                 state['started'] = True

@@ -118,6 +118,11 @@ class AttemptHosting:
             self._end()
         finally:
             self.pending.stop_following()
+        return self.headers()
+
+    def headers(self):
+        """The cookies and headers of what committed (the commit's, or a
+        last access the load wrote), for the response's start."""
         return [(name.lower().encode('latin-1'), value.encode('latin-1'))
                 for name, value in self.pending.header_list()]
 
