@@ -96,9 +96,23 @@ class ZODBSession:
         ensure_container(db, pkg_id + PERMANENT_SUFFIX,
                          *_permanent_container(lifetime))
         app.session_interface = ZODBSessionInterface(pkg_id, lifetime)
-        app.extensions[EXTENSION_KEY] = self
+        # Per application (one extension may serve several):
+        # app.extensions['zodbsession'].db is the application's database.
+        app.extensions[EXTENSION_KEY] = AppSessions(db, pkg_id)
         self.db = db
         return app
+
+
+class AppSessions:
+    """What ``init_app`` set up for one application: its ``db`` and the
+    ``pkg_id`` of its sessions."""
+
+    def __init__(self, db, pkg_id):
+        self.db = db
+        self.pkg_id = pkg_id
+
+    def __repr__(self):
+        return f'<AppSessions pkg_id={self.pkg_id!r} db={self.db!r}>'
 
 
 def _middleware_options(config):
