@@ -64,7 +64,7 @@ class AttemptHosting:
 
     def _end(self):
         """Commit the transaction (aborted if that fails, and raised) and
-        give back its connection; the cookies stop following it."""
+        give back its connection."""
         try:
             self.site.close_if_unchanged()
             end_transaction(self.manager, before_abort=annotate_conflict)
