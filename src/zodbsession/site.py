@@ -149,6 +149,18 @@ def change_site(db, change):
         snapshots.forget(db)
 
 
+def ensure_container(db, pkg_id, make, matches):
+    """Keep ``pkg_id``'s data in the container ``make()`` returns, unless
+    the one registered for it already ``matches(container)``: a host
+    that configures a package's container at every start writes only
+    when its configuration changed (a new container starts empty)."""
+    def change(site):
+        current = site.containers().get(pkg_id)
+        if current is None or not matches(current):
+            site.register_container(pkg_id, make())
+    change_site(db, change)
+
+
 # -- the process-wide snapshot ----------------------------------------------
 #
 # Most requests need only the site's configuration: which container serves
