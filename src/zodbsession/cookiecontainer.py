@@ -32,6 +32,8 @@ from zodbsession.lookup import transaction_manager_for
 from zodbsession.signing import normalize_secrets
 
 BROWSER_COOKIE_LIMIT = 4096
+# JSON values a request can change without assigning them.
+_CHANGEABLE_IN_PLACE = (list, dict)
 COOKIE_ATTRIBUTES = ('path', 'domain', 'secure', 'httpOnly', 'sameSite')
 
 
@@ -268,7 +270,6 @@ class CookieSessionView:
         return known[1]
 
     def get(self, client_id, default=None):
-        self._join()
         if self._removed:
             return default
         client_id = str(client_id)
@@ -285,9 +286,31 @@ class CookieSessionView:
         packages, self._packages = self._packages, None
         if packages is None:
             packages = json.loads(self._packages_text)
-        self._data = JSONSessionData.from_plain(
+        data = self._data = JSONSessionData.from_plain(
             packages, document['t'], document.get('o', 0))
-        return self._data
+        if self._needs_commit(document, packages):
+            self._join()
+        else:
+            # A request that only reads flat values, within the cookie's
+            # resolution, sends nothing: it joins no transaction (and runs
+            # no commit) unless it changes something.
+            data.store_on_change(self._joined_on_change)
+        return data
+
+    def _needs_commit(self, document, packages):
+        """Whether the commit has to look at this data although nothing
+        may change it: it holds values that can change in place (then
+        the commit compares), or the cookie is due to be sent again."""
+        if int(clock.now()) - document['t'] > self.container.resolution:
+            return True
+        for items in packages.values():
+            for value in items.values():
+                if type(value) in _CHANGEABLE_IN_PLACE:
+                    return True
+        return False
+
+    def _joined_on_change(self, data):
+        self._join()
 
     def __getitem__(self, client_id):
         data = self.get(client_id)
@@ -326,6 +349,7 @@ class CookieSessionView:
     def __delitem__(self, client_id):
         if self.get(client_id) is None:
             raise KeyError(client_id)
+        self._join()        # the cookie is deleted if this commits
         self._data = None
         self._removed = True
 

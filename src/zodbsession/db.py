@@ -268,3 +268,22 @@ def _is_open(db):
         # any of them means: open it again.
         return False
     return True
+
+
+def invalidation_barrier(db):
+    """A callable that returns once this process knows of every
+    transaction other processes committed before the call; None when
+    ``db``'s storage needs none.
+
+    A ZEO server sends other clients' commits to this process
+    asynchronously; one round trip to it (``ping``) orders them, so a
+    request that starts after another process's request ended sees its
+    commit. FileStorage serves one process; RelStorage polls the
+    database itself.
+    """
+    try:
+        from ZEO.ClientStorage import ClientStorage
+    except ImportError:
+        return None
+    storage = db.storage
+    return storage.ping if isinstance(storage, ClientStorage) else None

@@ -26,6 +26,7 @@ from zodbsession.clientid import CookieClientIdManager
 from zodbsession.coldstart import retry_races
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.cookiecontainer import CookieSessionDataContainer
+from zodbsession.db import invalidation_barrier
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IRequestBoundContainer
@@ -437,6 +438,8 @@ class _KeptConnections(threading.local):
 
 
 _kept = _KeptConnections()
+_barriers = weakref.WeakKeyDictionary()      # db -> invalidation barrier
+_UNKNOWN = object()
 
 
 def _kept_connection(db, transaction_manager):
@@ -450,6 +453,11 @@ def _kept_connection(db, transaction_manager):
         _forget_kept(db, connection)
         return None
     try:
+        barrier = _barriers.get(db, _UNKNOWN)
+        if barrier is _UNKNOWN:
+            barrier = _barriers[db] = invalidation_barrier(db)
+        if barrier is not None:
+            barrier()
         # What a transaction's start tells its connections (ISynchronizer):
         # poll for what others committed since, and forget it.
         connection.newTransaction(None)
