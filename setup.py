@@ -54,6 +54,8 @@ EXTRAS = {
         'zope.publisher>=6.0',
     ],
     'pyramid': PYRAMID,
+    # The documentation (docs/, built by .ci/run with sphinx-build -W).
+    'docs': ['Sphinx>=7.0'],
     'bench': [
         'zope.session==6.0',
         'Beaker>=1.12',
@@ -73,6 +75,7 @@ EXTRAS = {
         'Beaker>=1.12',
         'PasteDeploy>=2.0',
         'zope.testing>=4.0',
+        'Sphinx>=7.0',
     ] + RELSTORAGE + PYRAMID,
 }
 
