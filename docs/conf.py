@@ -44,6 +44,7 @@ autodoc_mock_imports = []
 
 html_theme = 'alabaster'
 html_static_path = ['_static']
+html_css_files = ['custom.css']
 html_title = f'zodbsession {release}'
 html_short_title = 'zodbsession'
 html_show_sourcelink = False
@@ -54,7 +55,6 @@ html_theme_options = {
     'page_width': '1100px',
     'sidebar_width': '230px',
     'show_powered_by': False,
-    'extra_nav_links': {},
 }
 html_sidebars = {
     '**': ['about.html', 'navigation.html', 'searchbox.html'],
