@@ -34,6 +34,8 @@ default_role = 'literal'
 nitpicky = False
 
 autodoc_member_order = 'bysource'
+# The sidebar lists pages and sections, not every documented function.
+toc_object_entries = False
 autodoc_default_options = {
     'members': True,
     'show-inheritance': False,

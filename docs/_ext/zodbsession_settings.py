@@ -3,7 +3,8 @@ stale: a field added to interfaces.py appears in the docs by itself.
 
 ``.. zodbsession-settings:: zodbsession.interfaces.ICookieClientIdManager``
     a table of the interface's schema fields: name, type, default,
-    bounds, description.
+    bounds, description. ``:defaults-from: module.Class`` takes the
+    defaults from an instance made with no arguments.
 
 ``.. zodbsession-interface:: zodbsession.interfaces.ISession``
     an interface as a class: its docstring, its methods with their
@@ -70,13 +71,13 @@ def _bounds(field):
     if isinstance(field, schema.Choice) and field.vocabulary is not None:
         values = [term.value for term in field.vocabulary]
         parts.append('one of ' + ', '.join(_literal(v) for v in values))
-    return '; '.join(parts) or '-'
+    return '; '.join(parts) or '\u2014'
 
 
 def _description(field):
     text = ' '.join(str(field.description or '').split())
     title = ' '.join(str(field.title or '').split())
-    return text or title or '-'
+    return text or title or '\u2014'
 
 
 def _list_table(header, rows, widths):
@@ -91,13 +92,17 @@ def _list_table(header, rows, widths):
     return lines
 
 
-def settings_rows(interface):
+def settings_rows(interface, example=None):
     """(name, type, default, bounds, description) of every schema field
-    of ``interface`` (its bases' included), in the interface's order."""
+    of ``interface`` (its bases' included), in the interface's order.
+
+    The default is ``example``'s value where it has one (an object made
+    with no arguments: what a user gets), else the field's."""
     fields = [(name, interface[name]) for name in interface.names(all=True)
               if IField.providedBy(interface[name])]
     fields.sort(key=lambda item: item[1].order)
-    return [(f'``{name}``', _type(field), _literal(field.default),
+    return [(f'``{name}``', _type(field),
+             _literal(getattr(example, name, field.default)),
              _bounds(field), _description(field))
             for name, field in fields]
 
@@ -109,7 +114,7 @@ def container_rows(classes):
         row = [f':class:`~{cls.__module__}.{cls.__qualname__}`']
         for name in ('timeout', 'resolution', 'lifetime'):
             parameter = parameters.get(name)
-            row.append('-' if parameter is None
+            row.append('\u2014' if parameter is None
                        else _literal(parameter.default))
         rows.append(row)
     return rows
@@ -126,12 +131,16 @@ class _Table(SphinxDirective):
 
 class SettingsTable(_Table):
     required_arguments = 1
+    option_spec = {'defaults-from': str}
 
     def run(self):
         interface = _resolve(self.arguments[0])
+        example = None
+        if 'defaults-from' in self.options:
+            example = _resolve(self.options['defaults-from'])()
         return self.parse(_list_table(
             ['Setting', 'Type', 'Default', 'Bounds', 'What it does'],
-            [list(row) for row in settings_rows(interface)],
+            [list(row) for row in settings_rows(interface, example)],
             [14, 12, 10, 16, 48]))
 
 
