@@ -40,9 +40,6 @@ autodoc_default_options = {
     'members': True,
     'show-inheritance': False,
 }
-# Optional integrations are installed by the test extra; if one is
-# missing, the page shows its docstrings anyway rather than failing.
-autodoc_mock_imports = []
 
 html_theme = 'alabaster'
 html_static_path = ['_static']
