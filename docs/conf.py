@@ -32,6 +32,9 @@ exclude_patterns = ['_build']
 # default role, which would make a warning-free build depend on guessing.
 default_role = 'literal'
 nitpicky = False
+# ``::`` blocks are mostly shell commands and settings: shown plain.
+# (Examples with >>> are highlighted as Python sessions all the same.)
+highlight_language = 'none'
 
 autodoc_member_order = 'bysource'
 # The sidebar lists pages and sections, not every documented function.
