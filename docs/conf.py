@@ -39,10 +39,8 @@ highlight_language = 'none'
 autodoc_member_order = 'bysource'
 # The sidebar lists pages and sections, not every documented function.
 toc_object_entries = False
-autodoc_default_options = {
-    'members': True,
-    'show-inheritance': False,
-}
+# Each directive in api.rst names the members it shows.
+autodoc_default_options = {}
 
 html_theme = 'alabaster'
 html_static_path = ['_static']
