@@ -54,6 +54,7 @@ EXTRAS = {
         'zope.publisher>=6.0',
     ],
     'pyramid': PYRAMID,
+    'metrics': ['prometheus_client>=0.17'],
     # The documentation (docs/, built by .ci/run with sphinx-build -W).
     'docs': ['Sphinx>=7.0'],
     'bench': [
@@ -75,6 +76,7 @@ EXTRAS = {
         'Beaker>=1.12',
         'PasteDeploy>=2.0',
         'zope.testing>=4.0',
+        'prometheus_client>=0.17',
         'Sphinx>=7.0',
     ] + RELSTORAGE + PYRAMID,
 }

@@ -462,7 +462,7 @@ def collect(process):
 
 def run_library(name, library, scenario, args):
     """One library's run on a ZEO server of its own."""
-    from zodbsession.testing_zeo import zeo_server
+    from zodbsession.testing.zeo import zeo_server
     with common.temp_dir() as directory, zeo_server(directory) as uri:
         common.progress(f'{name}: prefilling {args.prefill:,} sessions')
         prefill = common.run_worker(__file__, 'prefill', library, uri,

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from zodbsession.testing_processes import child_command
-from zodbsession.testing_processes import child_environment
+from zodbsession.testing.processes import child_command
+from zodbsession.testing.processes import child_environment
 
 CHROMIUM = next((path for path in ('/usr/bin/chromium',
                                    shutil.which('chromium') or '',

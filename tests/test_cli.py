@@ -15,8 +15,8 @@ from zodbsession import clock
 from zodbsession.demo.app import ensure_cart_container
 from zodbsession.site import ensure_site
 from zodbsession.site import site_of
-from zodbsession.testing_processes import child_command
-from zodbsession.testing_processes import child_environment
+from zodbsession.testing.processes import child_command
+from zodbsession.testing.processes import child_environment
 
 SECRET = 'cli-test-secret-that-must-never-be-printed'
 COMMAND_TIMEOUT = 60
@@ -219,7 +219,7 @@ def test_the_default_database_is_not_created_either(tmp_path, command):
 
 
 def test_only_serve_creates_a_database(tmp_path):
-    from zodbsession.testing_processes import START_TIMEOUT
+    from zodbsession.testing.processes import START_TIMEOUT
     process = subprocess.Popen(
         child_command('-m', 'zodbsession', 'serve', '--port', '0'),
         cwd=tmp_path, env=child_environment(), stdout=subprocess.PIPE,
@@ -393,7 +393,7 @@ def test_a_closed_port_is_one_line_quickly(tmp_path, scheme):
 def test_an_empty_zeo_database_is_left_alone(tmp_path):
     pytest.importorskip('ZEO')
     from zodbsession.db import open_database
-    from zodbsession.testing_zeo import zeo_server
+    from zodbsession.testing.zeo import zeo_server
     with zeo_server(str(tmp_path)) as uri:
         for command in MAINTENANCE:
             line = one_error_line(run(command, '--db', uri, cwd=tmp_path))
@@ -409,8 +409,8 @@ def test_an_empty_zeo_database_is_left_alone(tmp_path):
 def test_an_empty_postgres_database_is_one_line():
     pytest.importorskip('relstorage')
     pytest.importorskip('psycopg2')
-    from zodbsession.testing_postgres import PostgresCluster
-    from zodbsession.testing_postgres import postgres_cluster
+    from zodbsession.testing.postgres import PostgresCluster
+    from zodbsession.testing.postgres import postgres_cluster
     reason = PostgresCluster.unavailable_reason()
     if reason:
         pytest.skip(f'cannot run a PostgreSQL cluster: {reason}')

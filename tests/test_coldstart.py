@@ -2,14 +2,14 @@
 against a new, empty database all start.
 
 Each trial is a fresh, empty database and ``PROCESSES`` real processes
-(``zodbsession.testing_coldstart``) that wait on one pipe and then, at
+(``zodbsession.testing.coldstart``) that wait on one pipe and then, at
 the same moment, build ``SessionMiddleware(app, db_uri=...)`` at its
 defaults and store one value. They race to create ZODB's root object,
 the session site and (RelStorage) the tables.
 """
 import pytest
 
-from zodbsession.testing_coldstart import start_together
+from zodbsession.testing.coldstart import start_together
 
 PROCESSES = 4
 ZEO_TRIALS = 10
@@ -23,7 +23,7 @@ def failures(results):
 def test_workers_starting_together_on_a_new_zeo_database_all_start(
         tmp_path):
     pytest.importorskip('ZEO')
-    from zodbsession.testing_zeo import zeo_server
+    from zodbsession.testing.zeo import zeo_server
     failed = []
     for trial in range(ZEO_TRIALS):
         directory = tmp_path / str(trial)
@@ -36,8 +36,8 @@ def test_workers_starting_together_on_a_new_zeo_database_all_start(
 def test_workers_starting_together_on_a_new_postgres_database_all_start():
     pytest.importorskip('relstorage')
     pytest.importorskip('psycopg2')
-    from zodbsession.testing_postgres import PostgresCluster
-    from zodbsession.testing_postgres import postgres_cluster
+    from zodbsession.testing.postgres import PostgresCluster
+    from zodbsession.testing.postgres import postgres_cluster
     reason = PostgresCluster.unavailable_reason()
     if reason:
         pytest.skip(f'cannot run a PostgreSQL cluster: {reason}')

@@ -17,7 +17,7 @@ from zodbsession import RAMSessionDataContainer
 from zodbsession import testing
 from zodbsession.site import change_site
 from zodbsession.testing import SessionTestClient
-from zodbsession.testing_workers import SessionHTTPClient
+from zodbsession.testing.workers import SessionHTTPClient
 from zodbsession.wsgi import ATTEMPT_KEY
 from zodbsession.wsgi import REQUEST_KEY
 from zodbsession.wsgi import SessionMiddleware

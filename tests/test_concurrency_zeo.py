@@ -1,7 +1,7 @@
 """Many processes, one ZEO server: no ConflictError reaches a client.
 
 Each worker is a process of its own running ``SessionMiddleware`` over
-``zeo://...`` (``zodbsession.testing_workers``), served by waitress; the
+``zeo://...`` (``zodbsession.testing.workers``), served by waitress; the
 test plays the browsers, over HTTP. A request whose retries ran out would
 come back as an HTTP error and fail the test; the retries that the
 middleware needed are reported by the workers (the ``attempt`` of every
@@ -14,11 +14,11 @@ import urllib.error
 
 import pytest
 
-from zodbsession.testing_processes import REQUEST_TIMEOUT
-from zodbsession.testing_workers import SessionHTTPClient
-from zodbsession.testing_workers import increment_concurrently
-from zodbsession.testing_workers import session_worker
-from zodbsession.testing_zeo import zeo_server
+from zodbsession.testing.processes import REQUEST_TIMEOUT
+from zodbsession.testing.workers import SessionHTTPClient
+from zodbsession.testing.workers import increment_concurrently
+from zodbsession.testing.workers import session_worker
+from zodbsession.testing.zeo import zeo_server
 
 pytest.importorskip('ZEO')
 

@@ -8,8 +8,8 @@ from zodbsession.db import DEFAULT_URI
 from zodbsession.db import DatabaseOpenError
 from zodbsession.db import open_database
 from zodbsession.db import redact
-from zodbsession.testing_processes import free_port
-from zodbsession.testing_zeo import zeo_server
+from zodbsession.testing.processes import free_port
+from zodbsession.testing.zeo import zeo_server
 
 
 def write_and_read_back(db):

@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
-from zodbsession.testing_processes import child_command
-from zodbsession.testing_processes import child_environment
+from zodbsession.testing.processes import child_command
+from zodbsession.testing.processes import child_environment
 
 START_TIMEOUT = 20
 STOP_TIMEOUT = 15
@@ -358,3 +358,18 @@ def test_data_survives_a_restart(tmp_path):
         assert alice.state()['data']['demo.counter'] == {'count': 4}
     finally:
         assert server.stop() == 0, server.errors()
+
+
+def test_log_out_my_other_sessions(server):
+    laptop, phone = Client(server.url), Client(server.url)
+    for client in (laptop, phone):
+        client.page()
+        client.post('/login', username='grace')
+    page = laptop.page()
+    assert '<strong id="other-sessions">1</strong>' in page
+    assert 'log out my other sessions' in page
+    laptop.post('/logout-others')
+    # The phone starts afresh: signed out, its data gone.
+    assert 'Any name will do' in phone.page()
+    assert '<strong id="user">grace</strong>' in laptop.page()
+    assert '<strong id="other-sessions">0</strong>' in laptop.page()

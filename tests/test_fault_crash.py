@@ -21,8 +21,8 @@ import random
 import signal
 import time
 
-from zodbsession.testing_checks import TokenWriters
-from zodbsession.testing_workers import session_worker
+from zodbsession.testing.checks import TokenWriters
+from zodbsession.testing.workers import session_worker
 
 KILLS = 20
 CLIENTS = 4

@@ -16,10 +16,10 @@ WAL recovery on start) are played.
 import pytest
 
 from zodbsession.db import is_storage_unavailable
-from zodbsession.testing_checks import check_outage
-from zodbsession.testing_postgres import PostgresCluster
-from zodbsession.testing_postgres import postgres_cluster
-from zodbsession.testing_workers import session_worker
+from zodbsession.testing.checks import check_outage
+from zodbsession.testing.postgres import PostgresCluster
+from zodbsession.testing.postgres import postgres_cluster
+from zodbsession.testing.workers import session_worker
 
 pytest.importorskip('relstorage')
 psycopg2 = pytest.importorskip('psycopg2')
@@ -111,5 +111,5 @@ def _connections(cluster):
 
 
 def _closed_port():
-    from zodbsession.testing_processes import free_port
+    from zodbsession.testing.processes import free_port
     return free_port()

@@ -8,9 +8,9 @@ every write it acknowledged before, during or after the outage is stored.
 """
 import pytest
 
-from zodbsession.testing_checks import check_outage
-from zodbsession.testing_workers import session_worker
-from zodbsession.testing_zeo import ZEOServer
+from zodbsession.testing.checks import check_outage
+from zodbsession.testing.workers import session_worker
+from zodbsession.testing.zeo import ZEOServer
 
 pytest.importorskip('ZEO')
 

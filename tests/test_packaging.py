@@ -26,7 +26,7 @@ def test_every_module_imports():
     # The layers the design names are all there.
     for expected in ('zodbsession.wsgi', 'zodbsession.cli',
                      'zodbsession.demo.app', 'zodbsession.pyramid',
-                     'zodbsession.testing_coldstart'):
+                     'zodbsession.testing.coldstart'):
         assert expected in names
     for name in names:
         importlib.import_module(name)

@@ -17,7 +17,7 @@ import waitress.server
 
 from zodbsession.pyramid.hosting import HOSTING_KEY
 from zodbsession.site import site_of
-from zodbsession.testing_workers import SessionHTTPClient
+from zodbsession.testing.workers import SessionHTTPClient
 
 from test_pyramid import DECIDE_BY_RESPONSE
 from test_pyramid import db  # noqa: F401  (the fixture)

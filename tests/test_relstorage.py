@@ -13,10 +13,10 @@ import pytest
 from zodbsession.db import open_database
 from zodbsession.site import ensure_site
 from zodbsession.site import site_of
-from zodbsession.testing_checks import check_concurrent_increments
-from zodbsession.testing_checks import check_different_keys
-from zodbsession.testing_checks import check_shared_sessions
-from zodbsession.testing_workers import session_worker
+from zodbsession.testing.checks import check_concurrent_increments
+from zodbsession.testing.checks import check_different_keys
+from zodbsession.testing.checks import check_shared_sessions
+from zodbsession.testing.workers import session_worker
 
 DSN_VARIABLE = 'ZODBSESSION_TEST_PG_DSN'
 INCREMENTS = 25            # per thread; two threads per worker
@@ -100,3 +100,50 @@ def test_postgres_uri():
         "dbname=sessions user=zodb password='p@ss word' host=db port=5433"
     ) == ('postgres://zodb:p%40ss%20word@db:5433/sessions'
           '?connect_timeout=10')
+
+
+def test_scheduled_packing_on_relstorage(pg_uri, tmp_path):
+    """Two processes' maintenance over one RelStorage database: one packs
+    (the claim), and what sweeping unlinked is reclaimed."""
+    from zodbsession import clock
+    from zodbsession.maintenance import Maintenance
+    from zodbsession.packing import read_maintenance
+    from zodbsession.testing import SessionTestClient
+    from zodbsession.wsgi import SessionMiddleware
+
+    def app(environ, start_response):
+        data = environ['zodbsession.session']['app']
+        data['blob'] = 'x' * 2000
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'ok']
+
+    first, second = open_database(pg_uri), open_database(pg_uri)
+    try:
+        with clock.use_clock(clock.ManualClock(1_700_000_000)) as manual:
+            sessions = SessionMiddleware(app, db=first)
+            for _ in range(20):
+                SessionTestClient().call(sessions, PATH_INFO='/')
+            manual.advance(2 * 3600)
+            one, other = Maintenance(first), Maintenance(second)
+            done = one.tick()
+            assert done['sweep']['removed'][''] >= 1
+            assert done['pack'] is not None
+            assert other.tick()['pack'] is None
+            assert read_maintenance(second)[1]['at'] == 1_700_000_000 + 7200
+    finally:
+        first.close()
+        second.close()
+
+
+def test_revoking_a_principal_across_processes(workers):
+    from zodbsession.testing.workers import SessionHTTPClient
+    first, second = workers
+    laptop, phone = SessionHTTPClient(), SessionHTTPClient()
+    laptop.request(first.url, '/login', form={'user': 'rel-ada'})
+    phone.request(second.url, '/login', form={'user': 'rel-ada'})
+    assert laptop.request(first.url, '/revoke', form={})['data'] == {
+        'revoked': 1}
+    # RelStorage polls for changes when a transaction starts: the other
+    # process sees the revocation on the phone's next request.
+    assert phone.request(second.url, '/read')['data'] is None
+    assert laptop.request(second.url, '/read')['data']['user'] == 'rel-ada'

@@ -699,7 +699,7 @@ secure = false
 retries = 1
 
 [app:app]
-use = call:zodbsession.testing_workers:counter_app_factory
+use = call:zodbsession.testing.workers:counter_app_factory
 """
 
 

@@ -1,16 +1,16 @@
 """Two worker processes share sessions through a real ZEO server.
 
 Each worker is ``SessionMiddleware`` over ``zeo://...`` served by waitress
-in a process of its own (``zodbsession.testing_workers``); the test is
+in a process of its own (``zodbsession.testing.workers``); the test is
 the browser, sending one client's cookie to either worker.
 """
 import pytest
 
-from zodbsession.testing_checks import check_concurrent_increments
-from zodbsession.testing_checks import check_different_keys
-from zodbsession.testing_checks import check_shared_sessions
-from zodbsession.testing_workers import session_worker
-from zodbsession.testing_zeo import zeo_server
+from zodbsession.testing.checks import check_concurrent_increments
+from zodbsession.testing.checks import check_different_keys
+from zodbsession.testing.checks import check_shared_sessions
+from zodbsession.testing.workers import session_worker
+from zodbsession.testing.zeo import zeo_server
 
 pytest.importorskip('ZEO')
 

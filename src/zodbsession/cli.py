@@ -10,6 +10,7 @@ answer) end the command with one line on stderr and a non-zero exit
 status, never a traceback.
 """
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -19,6 +20,8 @@ import transaction
 from zodbsession import db as zdb
 from zodbsession.site import ROOT_KEY
 from zodbsession.site import run_in_transaction
+from zodbsession.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.packing import pack_storage
 from zodbsession.retry import DEFAULT_RETRIES
 from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
 
@@ -132,13 +135,23 @@ def build_parser():
                        help='seconds from its start after which a'
                             ' conflicting request is answered with a 503'
                             f' (default: {DEFAULT_RETRY_TIMEOUT:g})')
+    serve.add_argument('--pack-interval', type=_seconds, metavar='SECONDS',
+                       default=DEFAULT_PACK_INTERVAL,
+                       help='seconds between background packs of the'
+                            ' storage, one process at a time; 0: never'
+                            f' (default: {DEFAULT_PACK_INTERVAL:g})')
     serve.set_defaults(run=run_serve)
 
     stats = command(
-        'stats', 'show containers, session counts and cookie settings',
+        'stats', 'show containers, sessions, storage and request figures',
         'Show the registered session containers (timeout, resolution,'
-        ' sessions not yet swept) and the client id cookie settings.'
-        ' Secrets are never shown.')
+        ' sessions not yet swept, live time slices, record sizes), the'
+        ' storage size, the last sweep and pack, the figures the running'
+        ' processes published (requests, retries, conflicts by key,'
+        ' 503s) and the client id cookie settings. Secrets are never'
+        ' shown. Writes nothing.')
+    stats.add_argument('--json', action='store_true',
+                       help='print the figures as one JSON document')
     stats.set_defaults(run=run_stats)
 
     sweep = command(
@@ -154,6 +167,9 @@ def build_parser():
     pack.add_argument('--days', type=_days, default=0,
                       help='keep revisions younger than this many days'
                            ' (default: 0)')
+    pack.add_argument('--keep-old', action='store_true',
+                      help="FileStorage: keep the pre-pack copy as"
+                           " FILE.old (default: no copy)")
     pack.set_defaults(run=run_pack)
     return parser
 
@@ -235,9 +251,11 @@ def run_serve(args):
 
     database = _open(args)
     try:
-        database.setPoolSize(args.threads)
+        # One connection per thread, and the maintenance thread's.
+        database.setPoolSize(args.threads + 1)
         app = make_app(database, retries=args.retries,
-                       retry_timeout=args.retry_timeout)
+                       retry_timeout=args.retry_timeout,
+                       pack_interval=args.pack_interval)
         try:
             server = waitress.create_server(
                 app, host=args.host, port=args.port, threads=args.threads,
@@ -292,11 +310,15 @@ def _stop(signum, frame):
 def _site(connection, uri):
     site = connection.root().get(ROOT_KEY)
     if site is None:
-        # _open_existing checked; someone removed it since.
-        raise CommandError(
-            f'{zdb.redact(uri)} holds no session site ("{PROG} serve"'
-            f' creates one)')
+        _site_missing(uri)
     return site
+
+
+def _site_missing(uri):
+    # _open_existing checked; someone removed it since.
+    raise CommandError(
+        f'{zdb.redact(uri)} holds no session site ("{PROG} serve"'
+        f' creates one)')
 
 
 def _display_name(name):
@@ -304,34 +326,48 @@ def _display_name(name):
 
 
 def run_stats(args):
+    from zodbsession import stats as store_stats
     database = _open_existing(args)
     try:
+        try:
+            figures = store_stats.collect(database)
+        except store_stats.NoSessionSite:
+            _site_missing(args.db)
         connection = database.open()
         try:
-            site = _site(connection, args.db)
-            print(f'database: {zdb.redact(args.db)}')
-            print('containers:')
-            for name, container in sorted(site.containers().items()):
-                count = getattr(container, 'count', None)
-                sessions = count() if count is not None else 'unknown'
-                print(f'  {_display_name(name)}:'
-                      f' {type(container).__name__},'
-                      f' timeout={container.timeout}s,'
-                      f' resolution={container.resolution}s,'
-                      f' sessions={sessions}')
-            manager = site.client_id_manager
-            print(f'client id manager: {type(manager).__name__}')
-            for setting in COOKIE_SETTINGS:
-                if hasattr(manager, setting):
-                    print(f'  {setting}: {getattr(manager, setting)!r}')
+            manager = _site(connection, args.db).client_id_manager
+            cookie = {setting: getattr(manager, setting)
+                      for setting in COOKIE_SETTINGS
+                      if hasattr(manager, setting)}
             secrets = getattr(manager, 'secret', None)
-            if secrets is not None:
-                print(f'  secrets: {len(secrets)} (not shown)')
+            manager_name = type(manager).__name__
         finally:
             transaction.abort()
             connection.close()
     finally:
         database.close()
+    if args.json:
+        figures.update(database=zdb.redact(args.db),
+                       client_id_manager=manager_name, cookie=cookie,
+                       secrets=len(secrets) if secrets else 0)
+        print(json.dumps(figures, indent=1, sort_keys=True, default=str))
+        return 0
+    print(f'database: {zdb.redact(args.db)}')
+    print('containers:')
+    for container in figures['containers']:
+        sessions = container['sessions']
+        print(f'  {_display_name(container["name"])}:'
+              f' {container["type"]},'
+              f' timeout={container["timeout"]}s,'
+              f' resolution={container["resolution"]}s,'
+              f' sessions={"unknown" if sessions is None else sessions}')
+    for line in store_stats.text_lines(figures):
+        print(line)
+    print(f'client id manager: {manager_name}')
+    for setting, value in cookie.items():
+        print(f'  {setting}: {value!r}')
+    if secrets is not None:
+        print(f'  secrets: {len(secrets)} (not shown)')
     return 0
 
 
@@ -358,14 +394,13 @@ def run_sweep(args):
 def run_pack(args):
     database = _open_existing(args)
     try:
-        before = database.getSize()
         try:
-            database.pack(days=args.days)
+            before, after = pack_storage(database, keep_old=args.keep_old,
+                                         days=args.days)
         except Exception as exc:
             raise CommandError(
                 f'packing {zdb.redact(args.db)} failed:'
                 f' {type(exc).__name__}: {exc}') from None
-        after = database.getSize()
         print(f'packed {zdb.redact(args.db)} (revisions older than'
               f' {args.days:g} days): {before} -> {after} bytes')
     finally:

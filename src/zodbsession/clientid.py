@@ -150,10 +150,14 @@ class CookieClientIdManager(persistent.Persistent):
                 raise MissingClientIdException
             client_id = self.generateUniqueId()
             self.setRequestId(request, client_id)
-        elif not self.thirdparty and self.cookieLifetime:
-            # Sliding expiry of the cookie itself.
-            self.setRequestId(request, client_id)
+        else:
+            self.renewRequestId(request, client_id)
         return client_id
+
+    def renewRequestId(self, request, client_id):
+        """Sliding expiry of the cookie itself, when it has a lifetime."""
+        if not self.thirdparty and self.cookieLifetime:
+            self.setRequestId(request, client_id)
 
     # -- the cookie ---------------------------------------------------------
 

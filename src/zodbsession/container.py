@@ -19,6 +19,7 @@ from zodbsession import expiry
 from zodbsession import inplace
 from zodbsession import placement
 from zodbsession.data import SessionData
+from zodbsession.interfaces import IInspectableContainer
 from zodbsession.interfaces import IPendingSessions
 
 # Implicit sweeping (when a request opens a new slice) drops at most this
@@ -88,7 +89,7 @@ def client_key(client_id):
     return digest if where is None else bytes((where,)) + digest[1:]
 
 
-@implementer(IPendingSessions)
+@implementer(IPendingSessions, IInspectableContainer)
 class PersistentSessionDataContainer(expiry.ExpirySettings,
                                      persistent.Persistent):
     """Stores SessionData in a ZODB, expiring it after ``timeout`` seconds.
@@ -265,3 +266,27 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
     def count(self):
         """The number of sessions not yet swept (reads every bucket)."""
         return sum(len(tree) for tree in self._slices.values())
+
+    # -- inspection (IInspectableContainer: stats, principals) ----------
+
+    def peek(self, client_id):
+        """The client's live SessionData without recording an access (a
+        listing must not write), or None."""
+        found = self._live(client_id, clock.now())[1]
+        return None if found is None else found[2]
+
+    def slice_counts(self):
+        """[(slice end, sessions)] of the slices not yet swept, oldest
+        first (reads every bucket, never a session)."""
+        return [(end, len(slice_)) for end, slice_ in self._slices.items()]
+
+    def sample_records(self, limit):
+        """Up to ``limit`` SessionData records, newest slices first, as
+        unloaded ghosts (their ``_p_oid`` names the record)."""
+        found = []
+        for end in reversed(list(self._slices.keys())):
+            for _key, data in self._slices[end].items():
+                if len(found) >= limit:
+                    return found
+                found.append(data)
+        return found

@@ -111,13 +111,19 @@ def keep_in_place_changes(transaction_manager):
     transaction of ``transaction_manager`` changed in place (its commit
     does it anyway; a host that wants to know whether a connection has
     changes asks first). Starts no transaction."""
-    manager = _own_manager(transaction_manager)
-    watch = _watches.get(manager)
-    if watch is None:
-        return
-    watch.keep_in_place_changes()
-    if not has_transaction(manager):
-        # Nothing changed, and nothing will commit: these reads are over.
+    watch = _watches.get(_own_manager(transaction_manager))
+    if watch is not None:
+        watch.keep_in_place_changes()
+
+
+def reads_over(transaction_manager):
+    """The reads of ``transaction_manager``'s current transaction are
+    over, and no transaction ends them (nothing changed, so nothing
+    commits): forget them, as a transaction's end would. (A host that
+    checked with ``keep_in_place_changes`` and found nothing to commit
+    says so.)"""
+    watch = _watches.get(_own_manager(transaction_manager))
+    if watch is not None:
         watch.reset()
 
 

@@ -57,6 +57,10 @@ class ISessionClientIdManager(IClientIdManager):
     def deleteRequestId(request):
         """Make the client forget its id, with the request's response."""
 
+    def renewRequestId(request, client_id):
+        """The client's session is in use: renew what its id needs
+        renewed (a cookie with a finite lifetime is sent again)."""
+
 
 class IClientId(Interface):
     """A unique id representing a session's client."""
@@ -401,3 +405,69 @@ class IRequestCookies(Interface):
     def set_header(name, value, committed=False):
         """Set (replace) a response header (``committed``: as for
         ``set_cookie``)."""
+
+
+class IInspectableContainer(ISessionDataContainer):
+    """A container whose layout an operator may look at (statistics,
+    the principal index), without recording accesses."""
+
+    def count():
+        """The number of sessions not yet swept."""
+
+    def peek(client_id):
+        """The client's live ISessionData, without recording an access
+        (nothing is written), or None."""
+
+    def slice_counts():
+        """[(slice end, number of sessions)] of the time slices not yet
+        swept, oldest first."""
+
+    def sample_records(limit):
+        """Up to ``limit`` of the stored ISessionData records (persistent
+        objects, possibly unloaded), newest first."""
+
+
+class ISessionInfo(Interface):
+    """One live session of a principal, as ``zodbsession.principals``
+    lists it. Never carries the client id (a listing may be shown)."""
+
+    session_id = schema.ASCIILine(
+        title="Session reference",
+        description=(
+            "An opaque, stable reference to the session (a digest of its"
+            " client id), for telling the sessions of a listing apart."))
+
+    created = schema.Int(
+        title="Created", description="Epoch time the session began"
+        " (0 if unknown).", min=0)
+
+    last_access = schema.Int(
+        title="Last access", description="Approximate epoch time of the"
+        " session's last use, as its containers record it.", min=0)
+
+    containers = schema.Tuple(
+        title="Containers",
+        description="The names of the containers holding data of the"
+                    " session ('' for the unnamed one).",
+        value_type=schema.TextLine())
+
+    current = schema.Bool(
+        title="Current", description="The session of the request that"
+        " asked.")
+
+
+class ISessionMaintenance(Interface):
+    """The background maintenance of one database in one process
+    (``zodbsession.maintenance``)."""
+
+    pack_interval = schema.Float(
+        title="Pack interval",
+        description=(
+            "Seconds between packs of the storage: a pack runs when the"
+            " database's last one is older (one process at a time)."
+            " 0 turns scheduled packing off."),
+        default=86400.0, min=0.0)
+
+    def tick(now=None):
+        """Run one round: sweep if due, pack if due, publish this
+        process's figures if they changed and are due."""

@@ -21,7 +21,6 @@ An unreachable storage is not retried, although ZEO's ClientDisconnected
 is a TransientError: the attempt has already waited for the server, and
 retrying would hold the worker several times as long.
 """
-import contextlib
 import logging
 import random
 import time
@@ -30,6 +29,7 @@ from transaction.interfaces import TransientError
 
 from zodbsession.contention import client_turns
 from zodbsession.db import is_storage_unavailable
+from zodbsession.procstats import counters as process_counters
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,14 @@ class RetryPolicy:
         body for the replay)."""
         return self.retries != 0 and self.retry_timeout > 0
 
-    def start(self, client_key=None):
+    def start(self, client_key=None, *args):
         """The retry state of one request.
 
-        ``client_key()`` names the request's client (for instance the
+        ``client_key(*args)`` names the request's client (for instance the
         value of its client id cookie), or returns None; it is called at
         most once, and only when the request has to take turns.
         """
-        return RetryRun(self, client_key)
+        return RetryRun(self, client_key, args)
 
 
 class RetryRun:
@@ -101,22 +101,25 @@ class RetryRun:
 
     A host runs them so::
 
-        run = policy.start(client_key)
+        run = policy.start(client_key, *args)
         while True:
+            ticket = run.take_turn()
             try:
-                with run.turn():
-                    response = attempt(run.number)
+                response = attempt(run.number)
             except Exception as error:
+                run.give_back(ticket)
                 if run.retry(error):
                     continue
                 ...   # run.ran_out(error): answer 503
+            run.give_back(ticket)
     """
 
-    def __init__(self, policy, client_key):
+    def __init__(self, policy, client_key, args=()):
         self.policy = policy
         self.number = 0
         self.started = time.monotonic()
         self._client_key = client_key
+        self._args = args
         self._key = None
         self._key_known = client_key is None
 
@@ -129,22 +132,23 @@ class RetryRun:
     def key(self):
         if not self._key_known:
             self._key_known = True
-            self._key = self._client_key()
+            self._key = self._client_key(*self._args)
         return self._key
 
-    @contextlib.contextmanager
-    def turn(self):
-        """Run one attempt, in the client's turn when its requests take
-        turns (always after this request conflicted)."""
+    def take_turn(self):
+        """Wait for the client's turn when its requests take turns (always
+        after this request conflicted); returns the ticket for
+        ``give_back``, None when no turn was needed."""
         turns = self.policy.turns
         contending = self.number > 0
-        ticket = None
         if contending or turns.contended():
-            ticket = turns.take(self.key(), contending, self.remaining())
-        try:
-            yield self
-        finally:
-            turns.give_back(ticket)
+            return turns.take(self.key(), contending, self.remaining())
+        return None
+
+    def give_back(self, ticket):
+        """End the turn ``take_turn`` gave (None: nothing to end)."""
+        if ticket is not None:
+            self.policy.turns.give_back(ticket)
 
     def retryable(self, error):
         """Whether ``error`` is one that a new attempt may not meet."""
@@ -168,6 +172,7 @@ class RetryRun:
                  type(error).__name__, self.number + 1, self.elapsed())
         time.sleep(pause)
         self.number += 1
+        process_counters.count_conflict(error)
         return True
 
     def ran_out(self, error):
@@ -182,4 +187,5 @@ class RetryRun:
             self.number + 1, self.elapsed(), self.policy.retries,
             self.policy.retry_timeout, type(error).__name__, error,
             f' [{notes}]' if notes else '')
+        process_counters.count_conflict(error, retried=False)
         return True

@@ -136,7 +136,11 @@ class Session:
             # A session in use: the manager's policy for a known id
             # applies (a finite cookieLifetime renews the cookie).
             self._renewed = True
-            self._manager.getClientId(self.request)
+            manager = self._manager
+            if ISessionClientIdManager.providedBy(manager):
+                manager.renewRequestId(self.request, self._client_id)
+            else:
+                manager.getClientId(self.request)
         return session_data.package(pkg_id)
 
     def _session_data(self, container):

@@ -18,7 +18,7 @@ def _count_or_none(text):
 
 # Hosting options that are not schema fields.
 _HOSTING = {'db_uri': str, 'retries': _count_or_none, 'retry_after': int,
-            'retry_timeout': float}
+            'retry_timeout': float, 'pack_interval': float}
 
 
 def _field(name):

@@ -36,12 +36,12 @@ def end_transaction(manager, abort=False, before_abort=None):
     its error raised, for the retry policy to judge; ``before_abort(error)``
     is called first, while the transaction's changes are still there to
     look at. With no transaction under way (the request changed nothing)
-    there is nothing to end."""
+    there is nothing to end. Returns whether there was a transaction."""
     if not has_transaction(manager):
-        return
+        return False
     if abort or manager.isDoomed():
         manager.abort()
-        return
+        return True
     try:
         manager.commit()
     except BaseException as error:
@@ -49,6 +49,7 @@ def end_transaction(manager, abort=False, before_abort=None):
             before_abort(error)
         manager.abort()
         raise
+    return True
 
 
 def commit_now(manager):

@@ -21,10 +21,15 @@ import logging
 import transaction
 
 from zodbsession import current
+from zodbsession import inplace
 from zodbsession.db import is_storage_unavailable
 from zodbsession.db import open_database
 from zodbsession.registration import register_adapters
 from zodbsession.environkeys import PENDING_KEY
+from zodbsession.maintenance import start_maintenance
+from zodbsession.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.packing import check_pack_interval
+from zodbsession.procstats import counters as process_counters
 from zodbsession.conflicts import annotate as annotate_conflict
 from zodbsession.conflicts import forget as forget_conflicts
 from zodbsession.contention import incoming_client_key
@@ -75,12 +80,18 @@ class SessionMiddleware:
     in the process. A conflict that outlasts the budget is answered with
     a 503 and ``Retry-After``, and logged with the session keys it was
     about.
+
+    A background thread sweeps expired sessions and packs the storage
+    once every ``pack_interval`` seconds (one day; 0: never), one process
+    of the database at a time (see ``zodbsession.maintenance``).
     """
 
     def __init__(self, app, db=None, db_uri=None, retries=DEFAULT_RETRIES,
                  retry_timeout=DEFAULT_RETRY_TIMEOUT,
-                 retry_after=DEFAULT_RETRY_AFTER, **settings):
+                 retry_after=DEFAULT_RETRY_AFTER,
+                 pack_interval=DEFAULT_PACK_INTERVAL, **settings):
         self.retry_policy = RetryPolicy(retries, retry_timeout)
+        check_pack_interval(pack_interval)     # before opening anything
         self.app = app
         self.db = db if db is not None else open_database(db_uri)
         self.retries = retries
@@ -88,20 +99,23 @@ class SessionMiddleware:
         self.retry_after = retry_after
         register_adapters()
         ensure_site(self.db, **settings)
+        self.maintenance = start_maintenance(self.db, pack_interval)
 
     def __call__(self, environ, start_response):
+        process_counters.count_request()
         policy = self.retry_policy
         replay_body = _buffered_body(environ) if policy.enabled else None
-        run = policy.start(lambda: incoming_client_key(self.db, environ))
+        run = policy.start(incoming_client_key, self.db, environ)
         while True:
             if replay_body is not None:
                 replay_body.seek(0)
                 environ['wsgi.input'] = replay_body
+            ticket = run.take_turn()
             try:
-                with run.turn():
-                    status, headers, body, exc_info = self._attempt(
-                        dict(environ), run.number)
+                status, headers, body, exc_info = self._attempt(
+                    dict(environ), run.number)
             except Exception as exc:
+                run.give_back(ticket)
                 if run.retry(exc):
                     continue
                 if run.ran_out(exc):
@@ -113,12 +127,14 @@ class SessionMiddleware:
                 log.warning('session storage unavailable: %s: %s',
                             type(exc).__name__, exc, exc_info=True)
                 return self._unavailable(start_response)
+            run.give_back(ticket)
             start_response(status, headers, exc_info)
             return body
 
     def _unavailable(self, start_response,
                      body=b'Session storage unavailable; please retry'
                           b' shortly.\n'):
+        process_counters.count_unavailable()
         start_response('503 Service Unavailable', [
             ('Content-Type', 'text/plain; charset=utf-8'),
             ('Content-Length', str(len(body))),
@@ -156,7 +172,8 @@ class SessionMiddleware:
                     manager.abort()
                 raise
             site.close_if_unchanged()
-            end_transaction(manager, before_abort=annotate_conflict)
+            if not end_transaction(manager, before_abort=annotate_conflict):
+                inplace.reads_over(manager)
         finally:
             current.leave(token)
             pending = environ.get(PENDING_KEY)
@@ -272,10 +289,11 @@ def _merge_headers(headers, ours):
 def make_filter(app, global_conf=None, **local_conf):
     """PasteDeploy ``filter_app_factory``: ``use = egg:zodbsession``.
 
-    Options: ``db_uri``, ``retries`` and any session setting (``timeout``,
-    ``resolution``, ``namespace``, ``secure``, ``httpOnly``, ``sameSite``,
-    ``secret``, ...); values are converted to the types the settings
-    need.
+    Options: ``db_uri``, ``retries``, ``retry_timeout``, ``pack_interval``
+    (seconds between background packs; 0: never) and any session setting
+    (``timeout``, ``resolution``, ``namespace``, ``secure``, ``httpOnly``,
+    ``sameSite``, ``secret``, ...); values are converted to the types the
+    settings need.
     """
     from zodbsession.settings import parse_settings
     options = parse_settings(local_conf)

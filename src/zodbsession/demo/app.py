@@ -22,6 +22,7 @@ ROUTES = {
     '/prefs': {'POST': views.save_prefs},
     '/login': {'POST': views.login},
     '/logout': {'POST': views.logout},
+    '/logout-others': {'POST': views.logout_others},
 }
 
 

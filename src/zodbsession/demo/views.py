@@ -12,6 +12,9 @@ from zodbsession.demo import csrf
 from zodbsession.demo import templates as t
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.lookup import registry_for
+from zodbsession.principals import remember_principal
+from zodbsession.principals import revoke_sessions
+from zodbsession.principals import sessions_of
 
 COUNTER = 'demo.counter'
 CART = 'demo.cart'
@@ -76,7 +79,8 @@ def home(request):
     body = t.HOME.substitute(
         greeting=t.escape(who), client_id=t.escape(session.client_id[:8]),
         counter=counter['count'], cart=_cart_html(session, token),
-        prefs=_prefs_html(prefs, token), auth=_auth_html(user, token),
+        prefs=_prefs_html(prefs, token),
+        auth=_auth_html(user, token, _other_sessions(request, user)),
         data=_data_table(request))
     return _html(t.page('zodbsession demo', body, prefs['theme'],
                         prefs['language']))
@@ -112,11 +116,26 @@ def _prefs_html(prefs, token):
     return t.form('prefs', token, fields, 'save')
 
 
-def _auth_html(user, token):
+def _other_sessions(request, user):
+    """How many other browsers are signed in as ``user``."""
+    if not user:
+        return 0
+    return sum(1 for info in sessions_of(_zodbsession_request(request),
+                                         user) if not info.current)
+
+
+def _zodbsession_request(request):
+    return request.environ['zodbsession.request']
+
+
+def _auth_html(user, token, others=0):
     if user:
         return (f'<p>Signed in as <strong id="user">{t.escape(user)}'
-                f'</strong>.</p>'
-                + t.form('logout', token, '', 'log out'))
+                f'</strong>; signed in elsewhere too:'
+                f' <strong id="other-sessions">{others}</strong>.</p>'
+                + t.form('logout', token, '', 'log out')
+                + t.form('logout-others', token, '',
+                         'log out my other sessions', quiet=True))
     return ('<p class="muted">Any name will do: there is no password.</p>'
             + t.form('login', token,
                      f'<input name="username" placeholder="your name"'
@@ -238,6 +257,8 @@ def login(request):
     # before (session fixation) does not lead to the signed-in session.
     session.regenerate()
     session[AUTH]['user'] = username
+    # Filed under the user, for "log out my other sessions".
+    remember_principal(_zodbsession_request(request), username)
     csrf.renew(session)
     return redirect_home(request)
 
@@ -245,6 +266,16 @@ def login(request):
 def logout(request):
     # All the client's data goes, in every container, under a new id.
     session_of(request).invalidate()
+    return redirect_home(request)
+
+
+def logout_others(request):
+    """End every other session of the signed-in user (other browsers
+    start afresh on their next request); this one stays signed in."""
+    user = (session_of(request).get(AUTH) or {}).get('user')
+    if user:
+        revoke_sessions(_zodbsession_request(request), user,
+                        keep_current=True)
     return redirect_home(request)
 
 

@@ -13,6 +13,8 @@ Settings (all optional)::
     zodbsession.retries    = none     (most re-runs of a request after a
                                        conflict; none: only the budget)
     zodbsession.retry_timeout = 10    (seconds a request may keep retrying)
+    zodbsession.pack_interval = 86400 (seconds between background packs of
+                                       the storage; 0: never)
     zodbsession.timeout    = 3600     (seconds of inactivity; 0: never)
     zodbsession.resolution = 600      (seconds; last access written at most
                                        once per resolution)
@@ -53,11 +55,13 @@ from zodbsession.pyramid.hosting import ATTEMPT_KEY
 from zodbsession.pyramid.hosting import answering_unavailable
 from zodbsession.pyramid.hosting import prepare_request
 from zodbsession.pyramid.hosting import retrying_policy
+from zodbsession.pyramid.principals import remember
 from zodbsession.pyramid.session import PyramidSession
+from zodbsession.procstats import counters as process_counters
 from zodbsession.registration import register_adapters
 
 __all__ = ['includeme', 'session_factory', 'SessionFactory',
-           'PyramidSession', 'session_tween_factory']
+           'PyramidSession', 'session_tween_factory', 'remember']
 
 # After set_session_factory and set_execution_policy actions (order 0).
 _COMPLETE_ORDER = 10
@@ -110,6 +114,7 @@ def session_tween_factory(handler, registry):
     registry[HOSTED_MARK] = True
 
     def session_tween(request):
+        process_counters.count_request()
         hosting = prepare_request(request, factory.db)
         environ = request.environ
         if environ.get('tm.active'):
@@ -118,7 +123,6 @@ def session_tween_factory(handler, registry):
                 # until the request finishes after pyramid_tm's commit.
                 hosting.take_turn(environ.get('retry.attempt', 0) > 0,
                                   factory.db)
-            hosting.watch(hosting.transaction_manager.get())
             return handler(request)
         return manage_transaction(handler, request, hosting)
 

@@ -1,5 +1,7 @@
 """The session factory: settings in code or in the .ini file."""
 from zodbsession.db import open_database
+from zodbsession.maintenance import start_maintenance
+from zodbsession.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.pyramid.hosting import prepare_request
 from zodbsession.pyramid.session import DEFAULT_PKG_ID
 from zodbsession.pyramid.session import PyramidSession
@@ -53,7 +55,8 @@ class SessionFactory:
 
 def session_factory(db=None, db_uri=None, pkg_id=DEFAULT_PKG_ID,
                     retries=DEFAULT_RETRIES,
-                    retry_timeout=DEFAULT_RETRY_TIMEOUT, **settings):
+                    retry_timeout=DEFAULT_RETRY_TIMEOUT,
+                    pack_interval=DEFAULT_PACK_INTERVAL, **settings):
     """A session factory for ``config.set_session_factory``.
 
     ``db``: an open ``ZODB.DB``; otherwise ``db_uri`` is opened (default
@@ -64,13 +67,16 @@ def session_factory(db=None, db_uri=None, pkg_id=DEFAULT_PKG_ID,
     manager's (``namespace``, ``secret``, ``cookieLifetime``, ``secure``,
     ``httpOnly``, ``sameSite``, ``path``, ``domain``, ...) and the unnamed
     container's (``timeout``, ``resolution``); they are stored in the
-    database, shared by every process that uses it.
+    database, shared by every process that uses it. ``pack_interval``:
+    seconds between scheduled packs of the storage, run in the background
+    (default one day; 0: never; see ``zodbsession.maintenance``).
     """
     owns_db = db is None
     if owns_db:
         db = open_database(db_uri)
     try:
         ensure_site(db, **settings)
+        start_maintenance(db, pack_interval)
         return SessionFactory(db, pkg_id, retries, owns_db=owns_db,
                               retry_timeout=retry_timeout)
     except Exception:

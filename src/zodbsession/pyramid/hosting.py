@@ -25,6 +25,7 @@ from zodbsession.contention import client_turns
 from zodbsession.contention import incoming_client_key
 from zodbsession.db import is_storage_unavailable
 from zodbsession.environkeys import PENDING_KEY
+from zodbsession.procstats import counters as process_counters
 from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import SESSION_KEY
 from zodbsession.environkeys import SITE_KEY
@@ -61,8 +62,6 @@ class RequestHosting:
         self.transaction_manager = transaction_manager_of(request)
         self.site = ConnectionSite(db, self.transaction_manager)
         self.pending = PendingResponse()
-        self.committed = False
-        self._watched = None
         self._turn = None
 
     def take_turn(self, contending, db):
@@ -75,19 +74,11 @@ class RequestHosting:
                 incoming_client_key(db, self.request.environ), contending,
                 DEFAULT_RETRY_TIMEOUT)
 
-    def watch(self, txn):
-        """Send the session cookies only if ``txn`` commits."""
-        if txn is not self._watched:
-            self._watched = txn
-            self.committed = False
-            txn.addAfterCommitHook(self._after_commit, args=(txn,))
-
-    def _after_commit(self, status, txn):
-        if txn is self._watched:
-            self.committed = status
-
     def apply_cookies(self, request, response):
-        if self.committed and self.pending:
+        # What is pending now belongs to transactions that committed: the
+        # pending response follows the request's transactions (the one
+        # mechanism every host shares, zodbsession.requests).
+        if self.pending:
             self.pending.apply(response)
 
     def finish(self, request):
@@ -137,7 +128,7 @@ def manage_transaction(handler, request, hosting):
     and its error raised, for the retry policy to judge.
     """
     manager = hosting.transaction_manager
-    hosting.watch(manager.begin())
+    manager.begin()
     try:
         response = handler(request)
     except BaseException:
@@ -170,28 +161,32 @@ def retrying_policy(retry_policy, db):
     of its budget, or finds the storage unreachable, gets a 503."""
 
     def policy(environ, router):
-        run = retry_policy.start(lambda: incoming_client_key(db, environ))
+        run = retry_policy.start(incoming_client_key, db, environ)
         while True:
             environ[ATTEMPT_KEY] = run.number
-            with run.turn(), router.request_context(environ) as request:
-                if retry_policy.enabled:
-                    request.make_body_seekable()    # rewinds on a replay
-                try:
-                    response = router.invoke_request(request)
-                except Exception as exc:
-                    if run.retry(exc):
+            ticket = run.take_turn()
+            try:
+                with router.request_context(environ) as request:
+                    if retry_policy.enabled:
+                        request.make_body_seekable()   # rewinds on a replay
+                    try:
+                        response = router.invoke_request(request)
+                    except Exception as exc:
+                        if run.retry(exc):
+                            continue
+                        unavailable = unavailable_response(exc, run)
+                        if unavailable is not None:
+                            return unavailable
+                        return request.invoke_exception_view(reraise=True)
+                    # An exception view may have answered a conflict.
+                    error = getattr(request, 'exception', None)
+                    if error is None:
+                        return response
+                    if run.retry(error):
                         continue
-                    unavailable = unavailable_response(exc, run)
-                    if unavailable is not None:
-                        return unavailable
-                    return request.invoke_exception_view(reraise=True)
-                # An exception view may have answered a conflict.
-                error = getattr(request, 'exception', None)
-                if error is None:
-                    return response
-                if run.retry(error):
-                    continue
-                return unavailable_response(error, run) or response
+                    return unavailable_response(error, run) or response
+            finally:
+                run.give_back(ticket)
 
     return policy
 
@@ -231,6 +226,7 @@ def unavailable_response(error, run=None, retry_after=DEFAULT_RETRY_AFTER):
         body = 'Session storage unavailable; please retry shortly.'
     else:
         return None
+    process_counters.count_unavailable()
     response = Response(body, status=503, content_type='text/plain',
                         charset='utf-8')
     response.headers['Retry-After'] = str(retry_after)

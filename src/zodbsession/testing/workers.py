@@ -1,7 +1,7 @@
 """Session workers for tests, each in a process of its own, and an HTTP
 client that talks to them.
 
-A *worker* is ``python -m zodbsession.testing_workers DB_URI``: the
+A *worker* is ``python -m zodbsession.testing.workers DB_URI``: the
 ``counter_app`` behind ``SessionMiddleware`` on that database, served by
 waitress on a free port. ``SessionHTTPClient`` talks to workers like a
 browser, carrying its cookie from one to the other. A worker is stopped
@@ -23,13 +23,13 @@ import urllib.parse
 import urllib.request
 
 from zodbsession.testing import run_in_threads
-from zodbsession.testing_processes import REQUEST_TIMEOUT
-from zodbsession.testing_processes import START_TIMEOUT
-from zodbsession.testing_processes import STOP_TIMEOUT
-from zodbsession.testing_processes import _describe_exit
-from zodbsession.testing_processes import child_command
-from zodbsession.testing_processes import child_environment
-from zodbsession.testing_processes import stop_process
+from zodbsession.testing.processes import REQUEST_TIMEOUT
+from zodbsession.testing.processes import START_TIMEOUT
+from zodbsession.testing.processes import STOP_TIMEOUT
+from zodbsession.testing.processes import _describe_exit
+from zodbsession.testing.processes import child_command
+from zodbsession.testing.processes import child_environment
+from zodbsession.testing.processes import stop_process
 
 TEST_PKG = 'zodbsession.testing'
 
@@ -78,7 +78,7 @@ def session_worker(db_uri, directory, threads=4, timeout=START_TIMEOUT,
     those not given keep their defaults, as a user's would.
     """
     log_path = tempfile.mktemp(prefix='worker-', suffix='.log', dir=directory)
-    args = child_command('-m', 'zodbsession.testing_workers', db_uri,
+    args = child_command('-m', 'zodbsession.testing.workers', db_uri,
                          f'threads={threads}')
     args += [f'{name}={value}' for name, value in settings.items()]
     with open(log_path, 'wb') as log:
@@ -192,7 +192,10 @@ def counter_app(environ, start_response):
 
     ``POST /increment``: add one to the session's ``counter``;
     ``POST /set``: store the form's fields; ``GET /read``: the session's
-    data (``null`` if the client has none). Every reply is JSON with the
+    data (``null`` if the client has none); ``POST /login`` (``user``):
+    log in (regenerate, store the user, ``remember_principal``); ``POST
+    /revoke``: end the logged-in user's other sessions
+    (``revoke_sessions``). Every reply is JSON with the
     data, the attempt (0 unless retried) and the process id. ``GET
     /plain`` answers ``plain`` without touching the session.
     """
@@ -220,6 +223,18 @@ def counter_app(environ, start_response):
     elif path == '/read':
         data = session.get(TEST_PKG)
         result = None if data is None else dict(data)
+    elif path == '/login' and request.method == 'POST':
+        from zodbsession.principals import remember_principal
+        session.regenerate()
+        data = session[TEST_PKG]
+        data['user'] = request.POST['user']
+        remember_principal(environ[REQUEST_KEY], data['user'])
+        result = dict(data)
+    elif path == '/revoke' and request.method == 'POST':
+        from zodbsession.principals import revoke_sessions
+        result = {'revoked': revoke_sessions(
+            environ[REQUEST_KEY], session[TEST_PKG]['user'],
+            keep_current=True)}
     else:
         start_response('404 Not Found', [('Content-Type', 'text/plain')])
         return [b'not found']

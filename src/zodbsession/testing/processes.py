@@ -2,8 +2,8 @@
 environment of child processes, bounded waits, and stopping a process.
 
 Every wait here is bounded, and ``stop_process`` kills a process that
-will not stop, so the servers' ``with`` blocks (``testing_zeo``,
-``testing_postgres``, ``testing_workers``) leave nothing running when a
+will not stop, so the servers' ``with`` blocks (``testing.zeo``,
+``testing.postgres``, ``testing.workers``) leave nothing running when a
 test fails.
 """
 import os

@@ -5,12 +5,12 @@ import os
 import subprocess
 import tempfile
 
-from zodbsession.testing_processes import START_TIMEOUT
-from zodbsession.testing_processes import child_command
-from zodbsession.testing_processes import child_environment
-from zodbsession.testing_processes import free_port
-from zodbsession.testing_processes import stop_process
-from zodbsession.testing_processes import wait_for_port
+from zodbsession.testing.processes import START_TIMEOUT
+from zodbsession.testing.processes import child_command
+from zodbsession.testing.processes import child_environment
+from zodbsession.testing.processes import free_port
+from zodbsession.testing.processes import stop_process
+from zodbsession.testing.processes import wait_for_port
 
 
 class ZEOServer:

@@ -5,9 +5,9 @@ import os
 import subprocess
 import tempfile
 
-from zodbsession.testing_processes import START_TIMEOUT
-from zodbsession.testing_processes import STOP_TIMEOUT
-from zodbsession.testing_processes import free_port
+from zodbsession.testing.processes import START_TIMEOUT
+from zodbsession.testing.processes import STOP_TIMEOUT
+from zodbsession.testing.processes import free_port
 
 
 class PostgresCluster:

@@ -2,7 +2,7 @@
 moment against one (new, empty) database.
 
 ``start_together(uri, processes)`` runs ``python -m
-zodbsession.testing_coldstart URI`` that many times. Each child imports
+zodbsession.testing.coldstart URI`` that many times. Each child imports
 everything first, says so, and then blocks reading its stdin, one pipe
 shared by all; once every child is waiting, the parent closes the pipe,
 and they all go at once: build ``SessionMiddleware(app, db_uri=URI)``
@@ -15,10 +15,10 @@ import subprocess
 import sys
 import time
 
-from zodbsession.testing_processes import START_TIMEOUT
-from zodbsession.testing_processes import child_command
-from zodbsession.testing_processes import child_environment
-from zodbsession.testing_processes import stop_process
+from zodbsession.testing.processes import START_TIMEOUT
+from zodbsession.testing.processes import child_command
+from zodbsession.testing.processes import child_environment
+from zodbsession.testing.processes import stop_process
 
 WAITING = 'WAITING'
 STARTED = 'STARTED'
@@ -47,7 +47,7 @@ def start_together(uri, processes, timeout=START_TIMEOUT):
     try:
         for _ in range(processes):
             children.append(subprocess.Popen(
-                child_command('-m', 'zodbsession.testing_coldstart', uri),
+                child_command('-m', 'zodbsession.testing.coldstart', uri),
                 stdin=read_end, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, env=child_environment()))
         os.close(read_end)
@@ -99,7 +99,7 @@ def _child(uri):
 
     import webtest
 
-    from zodbsession.testing_workers import counter_app
+    from zodbsession.testing.workers import counter_app
     from zodbsession.wsgi import SessionMiddleware
 
     print(WAITING, flush=True)

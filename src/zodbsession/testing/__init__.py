@@ -1,5 +1,9 @@
 """Helpers for testing code that uses sessions (and for our own tests).
 
+This package holds what tests need: these helpers, and in its modules
+real servers and processes (``zeo``, ``postgres``, ``workers``,
+``processes``, ``coldstart``) and shared checks (``checks``).
+
 ``setUp``/``tearDown`` give a clean component registry with the adapters
 registered; ``SessionTestClient`` plays a browser: it makes requests that
 carry the cookies earlier responses set.

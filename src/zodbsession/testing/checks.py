@@ -8,11 +8,11 @@ import json
 import threading
 import time
 
-from zodbsession.testing_processes import REQUEST_TIMEOUT
-from zodbsession.testing_processes import wait_for
-from zodbsession.testing_workers import SessionHTTPClient
-from zodbsession.testing_workers import increment_concurrently
-from zodbsession.testing_workers import post_concurrently
+from zodbsession.testing.processes import REQUEST_TIMEOUT
+from zodbsession.testing.processes import wait_for
+from zodbsession.testing.workers import SessionHTTPClient
+from zodbsession.testing.workers import increment_concurrently
+from zodbsession.testing.workers import post_concurrently
 
 
 def _expect(condition, message):
