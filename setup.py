@@ -40,6 +40,12 @@ PYRAMID = [
     'pyramid_retry',
 ]
 
+FLASK = ['Flask>=2.3']
+
+# The middleware runs storage work in worker threads through anyio (which
+# Starlette and FastAPI use); starlette itself is only for the tests.
+ASGI = ['anyio>=3.7']
+
 EXTRAS = {
     # What ``zodbsession serve`` (the demo, ``make serve``) needs beyond
     # install_requires: ZEO, for ``--db zeo://...``.
@@ -55,6 +61,10 @@ EXTRAS = {
     ],
     'pyramid': PYRAMID,
     'metrics': ['prometheus_client>=0.17'],
+    # zodbsession.beaker is Beaker's API on zodbsession: nothing of Beaker.
+    'beaker': [],
+    'flask': FLASK,
+    'asgi': ASGI,
     # The documentation (docs/, built by .ci/run with sphinx-build -W).
     'docs': ['Sphinx>=7.0'],
     'bench': [
@@ -62,7 +72,9 @@ EXTRAS = {
         'Beaker>=1.12',
         'pyramid>=2.0',
         'matplotlib',
-    ],
+        'Flask-Session>=0.5',
+        'starlette>=0.27',
+    ] + FLASK + ASGI,
     'test': [
         'pytest>=7.0',
         'hypothesis>=6.0',
@@ -77,8 +89,11 @@ EXTRAS = {
         'PasteDeploy>=2.0',
         'zope.testing>=4.0',
         'prometheus_client>=0.17',
+        'starlette>=0.27',
+        'httpx>=0.24',
+        'uvicorn>=0.23',
         'Sphinx>=7.0',
-    ] + RELSTORAGE + PYRAMID,
+    ] + RELSTORAGE + PYRAMID + FLASK + ASGI,
 }
 
 
@@ -108,12 +123,13 @@ setup(
     long_description=read('README.rst') + '\n\n' + read('CHANGES.rst'),
     long_description_content_type='text/x-rst',
     license='ZPL-2.1',
-    keywords='session zodb zope wsgi pyramid',
+    keywords='session zodb zope wsgi asgi pyramid flask beaker starlette',
     classifiers=[
         'Development Status :: 3 - Alpha',
         'Framework :: ZODB',
         'Framework :: Zope :: 3',
         'Framework :: Pyramid',
+        'Framework :: Flask',
         'Intended Audience :: Developers',
         # Only what CI runs (.ci/run): CPython 3.11.
         'Programming Language :: Python :: 3',

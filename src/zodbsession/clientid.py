@@ -201,7 +201,10 @@ class CookieClientIdManager(persistent.Persistent):
         value = cookies_of(request).get_request_cookie(self.namespace)
         return value if value is not None and self.verify(value) else None
 
-    def setRequestId(self, request, client_id):
+    def setRequestId(self, request, client_id, lifetime=None):
+        """Send ``client_id`` in the cookie; ``lifetime`` (seconds) is
+        this cookie's instead of ``cookieLifetime`` (a host's per-session
+        choice: Flask's permanent sessions)."""
         if self.thirdparty:
             # Somebody asked for a cookie that somebody else issues.
             logger.warning(
@@ -209,7 +212,8 @@ class CookieClientIdManager(persistent.Persistent):
                 ' cookie, ignoring setRequestId', self.namespace)
             return
         cookies = cookies_of(request)
-        max_age, expires = self.cookieLifetime, None
+        max_age, expires = (self.cookieLifetime if lifetime is None
+                            else lifetime), None
         if max_age == 0:
             max_age, expires = _FOREVER, _FOREVER_EXPIRES
         cookies.set_cookie(

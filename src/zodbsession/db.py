@@ -6,6 +6,7 @@ directory), ``memory://``, ``zeo://host:port`` and RelStorage's
 ``DatabaseOpenError`` line naming the URI and the cause.
 """
 import os
+import threading
 import urllib.parse
 
 import ZODB
@@ -230,3 +231,40 @@ def _lost_connection(exc):
     code = getattr(exc, 'pgcode', None)
     return (code is None or code.startswith(_PG_GONE_PREFIX)
             or code in _PG_GONE)
+
+
+# Databases opened by ``shared_database``: {uri: ZODB.DB}.
+_shared = {}
+_shared_lock = threading.Lock()
+
+
+def shared_database(uri=None):
+    """The process's open database for ``uri``, opened on first use.
+
+    Hosts that open a database from their configuration use this, so
+    that two of them naming one file in one process (two wrapped
+    applications, an application factory called again in tests) share
+    it, where a second FileStorage on the file would find it locked (they
+    share its site's settings too). A database that was closed is opened
+    again; ``memory://`` is never shared.
+    """
+    uri = uri or DEFAULT_URI
+    if uri.lower().startswith('memory:'):
+        # An in-process database of its own: nothing to share, and its
+        # site's settings are only this host's.
+        return open_database(uri)
+    with _shared_lock:
+        db = _shared.get(uri)
+        if db is None or not _is_open(db):
+            db = _shared[uri] = open_database(uri)
+        return db
+
+
+def _is_open(db):
+    try:
+        db.open().close()
+    except Exception:
+        # A closed DB fails in many ways (AttributeError, ValueError);
+        # any of them means: open it again.
+        return False
+    return True

@@ -118,3 +118,9 @@ def session_ended(data, now, container):
     created = (data.getCreated() if ISessionDataCreated.providedBy(data)
                else 0)
     return outlived(created, now, lifetime)
+
+
+def resolution_for(timeout, default=600):
+    """A resolution that suits ``timeout``: the default, or a tenth of a
+    short timeout, so that a session used within its timeout lives."""
+    return min(default, max(1, timeout // 10)) if timeout else default

@@ -152,6 +152,10 @@ class ICookieClientIdManager(ISessionClientIdManager):
         default='Lax',
     )
 
+    def setRequestId(request, client_id, lifetime=None):
+        """Send ``client_id`` to the client in the cookie; ``lifetime``
+        (seconds) overrides ``cookieLifetime`` for this cookie."""
+
 
 class ISessionDataContainer(IReadMapping, IWriteMapping):
     """Stores data objects for sessions, keyed by client id.

@@ -149,6 +149,18 @@ def change_site(db, change):
         snapshots.forget(db)
 
 
+def ensure_container(db, pkg_id, make, matches):
+    """Keep ``pkg_id``'s data in the container ``make()`` returns, unless
+    the one registered for it already ``matches(container)``: a host
+    that configures a package's container at every start writes only
+    when its configuration changed (a new container starts empty)."""
+    def change(site):
+        current = site.containers().get(pkg_id)
+        if current is None or not matches(current):
+            site.register_container(pkg_id, make())
+    change_site(db, change)
+
+
 # -- the process-wide snapshot ----------------------------------------------
 #
 # Most requests need only the site's configuration: which container serves
@@ -305,12 +317,15 @@ class ConnectionSite:
     database's own, through a connection opened on first use.
     """
 
-    def __init__(self, db, transaction_manager=None):
+    def __init__(self, db, transaction_manager=None, keep=False):
         self.db = db
         self.transaction_manager = transaction_manager
         self.connection = None
         self._registry = None
         self._snapshot = None
+        # Keep the connection for the thread's next request (its
+        # transaction manager is the thread's own, which outlives it).
+        self._keep = keep
 
     def registry(self):
         # One snapshot serves the whole request, even if a newer one is
@@ -322,10 +337,24 @@ class ConnectionSite:
             self.persistent_registry())
 
     def open(self):
-        """The request's connection, opened on first use."""
+        """The request's connection, opened on first use.
+
+        A kept connection (the thread's, from its last request) is
+        brought up to date first: it sees every transaction committed
+        before now, other processes' included, as a connection fresh
+        from the pool does.
+        """
         if self.connection is None:
-            self.connection = self.db.open(
-                transaction_manager=self.transaction_manager)
+            connection = None
+            if self._keep:
+                connection = _kept_connection(self.db,
+                                              self.transaction_manager)
+            if connection is None:
+                connection = self.db.open(
+                    transaction_manager=self.transaction_manager)
+                if self._keep:
+                    _keep_connection(self.db, connection)
+            self.connection = connection
         return self.connection
 
     def persistent_registry(self):
@@ -351,6 +380,8 @@ class ConnectionSite:
         if self.transaction_manager is not None:
             # A value changed in place is a change of the connection.
             inplace.keep_in_place_changes(self.transaction_manager)
+        if self._keep:
+            return      # it stays open, for the thread's next request
         try:
             connection.close()
         except ConnectionStateError:
@@ -375,8 +406,12 @@ class ConnectionSite:
         try:
             if self.transaction_manager is not None:
                 inplace.forget_unfinished(self.transaction_manager)
+            if self._keep and connection.opened:
+                return      # kept for the thread's next request
+            _forget_kept(self.db, connection)
             connection.close()
         except Exception:
+            _forget_kept(self.db, connection)
             log.warning('dropping a session connection that could not be'
                         ' closed', exc_info=True)
             manager = connection.transaction_manager
@@ -385,3 +420,53 @@ class ConnectionSite:
                     manager.unregisterSynch(connection)
                 except KeyError:
                     pass
+
+
+# -- connections kept per thread ------------------------------------------
+#
+# A request of the middleware runs in the thread's own transaction
+# manager, which lives as long as the thread; so the thread keeps its
+# connection from one request to the next instead of taking one from the
+# pool and giving it back each time. Before each request uses it, it is
+# brought up to date as a connection fresh from the pool would be.
+
+
+class _KeptConnections(threading.local):
+    def __init__(self):
+        self.connections = {}       # db -> connection
+
+
+_kept = _KeptConnections()
+
+
+def _kept_connection(db, transaction_manager):
+    """The thread's kept connection of ``db``, brought up to date; None
+    if there is none (or it belongs to another manager)."""
+    connection = _kept.connections.get(db)
+    if connection is None:
+        return None
+    if (connection.transaction_manager is not transaction_manager
+            or not connection.opened):
+        _forget_kept(db, connection)
+        return None
+    try:
+        # What a transaction's start tells its connections (ISynchronizer):
+        # poll for what others committed since, and forget it.
+        connection.newTransaction(None)
+    except Exception:
+        _forget_kept(db, connection)
+        try:
+            connection.close()
+        except Exception:
+            pass
+        raise
+    return connection
+
+
+def _keep_connection(db, connection):
+    _kept.connections[db] = connection
+
+
+def _forget_kept(db, connection):
+    if _kept.connections.get(db) is connection:
+        del _kept.connections[db]

@@ -60,3 +60,15 @@ def commit_now(manager):
     manager.commit()
     if manager.explicit:
         manager.begin()
+
+
+def vetoes_commit(status, x_tm=None):
+    """Whether a response vetoes its request's commit: the rule of
+    ``pyramid_tm.default_commit_veto``, for every host that answers by
+    status. ``x_tm``, the response's ``X-Tm`` header, decides when
+    present (``commit`` commits, any other value aborts); without it a
+    4xx or 5xx ``status`` (text such as ``'404 Not Found'``, or a number)
+    aborts and any other commits."""
+    if x_tm is not None:
+        return x_tm != 'commit'
+    return str(status).startswith(('4', '5'))

@@ -151,7 +151,7 @@ class SessionMiddleware:
         # The thread's own manager, not the thread-dispatching proxy: the
         # same transactions, one indirection less on every call.
         manager = transaction.manager.manager
-        site = ConnectionSite(self.db, manager)
+        site = ConnectionSite(self.db, manager, keep=True)
         request = WSGIRequest(environ)
         environ[REGISTRY_KEY] = site.registry
         environ[SITE_KEY] = site

@@ -34,6 +34,7 @@ from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.requests import PendingResponse
 from zodbsession.site import ConnectionSite
 from zodbsession.transactions import end_transaction
+from zodbsession.transactions import vetoes_commit
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +148,7 @@ def commit_veto(request, response):
     not imported). An ``X-Tm`` header decides (``commit`` commits, any
     other value aborts); without it, a 4xx or 5xx status aborts and any
     other commits."""
-    x_tm = response.headers.get('x-tm')
-    if x_tm is not None:
-        return x_tm != 'commit'
-    return response.status.startswith(('4', '5'))
+    return vetoes_commit(response.status, response.headers.get('x-tm'))
 
 
 def retrying_policy(retry_policy, db):

@@ -93,6 +93,35 @@ def check_different_keys(first, second, changes):
     return retries
 
 
+def check_one_client_in_threads(url, threads=8, rounds=25):
+    """``threads`` browsers sharing one client id hit one server at once.
+
+    The application under ``url`` answers ``POST /increment`` (adds one
+    to the session's ``n``; replies ``{"n": n}``), ``POST /set?key=K``
+    with the form field ``value`` (sets K) and ``GET /read`` (replies
+    ``{"data": {all keys}}``). One key changed by every thread (the
+    counter) must end exact, each increment seeing a different value;
+    keys each thread changes alone must all be kept.
+    """
+    client = SessionHTTPClient()
+    client.request(url, '/set?key=owner', {'value': 'erin'})
+    _expect(client.cookies, 'the server issued no cookie')
+    replies = post_concurrently(
+        client, [(url, '/increment', lambda number: {})] * threads, rounds)
+    total = threads * rounds
+    counters = sorted(reply['n'] for reply in replies)
+    _expect(counters == list(range(1, total + 1)),
+            f'increments saw {counters}, expected 1..{total}')
+    post_concurrently(client, [
+        (url, f'/set?key=k{thread}', lambda number: {'value': str(number)})
+        for thread in range(threads)], rounds)
+    read = client.request(url, '/read')['data']
+    expected = dict({f'k{thread}': str(rounds - 1)
+                     for thread in range(threads)}, owner='erin', n=total)
+    _expect(read == expected, f'the session holds {read!r}, expected'
+            f' {expected!r}')
+
+
 class TokenWriters:
     """Clients that each store a new key per request in their session
     (``POST /set`` with ``t<n>=1``, ``n`` never reused) and keep a record
