@@ -65,6 +65,8 @@ EXTRAS = {
     'beaker': [],
     'flask': FLASK,
     'asgi': ASGI,
+    # The documentation (docs/, built by .ci/run with sphinx-build -W).
+    'docs': ['Sphinx>=7.0'],
     'bench': [
         'zope.session==6.0',
         'Beaker>=1.12',
@@ -90,6 +92,7 @@ EXTRAS = {
         'starlette>=0.27',
         'httpx>=0.24',
         'uvicorn>=0.23',
+        'Sphinx>=7.0',
     ] + RELSTORAGE + PYRAMID + FLASK + ASGI,
 }
 

@@ -83,6 +83,27 @@ def test_metrics_as_a_pyramid_view(db):
     assert samples(text)[('zodbsession_sessions', (('container', ''),))] == 4
 
 
+def test_metrics_settings_beside_the_session_factorys_settings(tmp_path):
+    # The factory made from zodbsession.* settings leaves the metrics
+    # view's own settings to it.
+    uri = f'file://{tmp_path}/sessions.fs'
+    with Configurator(settings={
+            'zodbsession.db_uri': uri,
+            'zodbsession.metrics_token': TOKEN,
+            'zodbsession.metrics_path': '/figures'}) as config:
+        config.include('zodbsession.pyramid')
+        config.include('zodbsession.admin.pyramid')
+        wsgi = config.make_wsgi_app()
+    browser = webtest.TestApp(wsgi)
+    try:
+        browser.get('/figures', status=401)
+        assert 'zodbsession_sessions' in browser.get('/figures', headers={
+            'Authorization': f'Bearer {TOKEN}'}).text
+    finally:
+        from pyramid.interfaces import ISessionFactory
+        wsgi.registry.getUtility(ISessionFactory).close()
+
+
 @pytest.mark.parametrize('token', [None, '', 'short', 12345])
 def test_the_admin_app_will_not_start_without_a_token(token):
     with pytest.raises(TokenError, match='admin_app needs token='):

@@ -14,12 +14,12 @@ SUITE_NAME = 'zope.session'
 
 # Only three reasons make a test not applicable (issue 15).
 PRIVATE = 'reads a private attribute of zope.session'
-SECRET = ('refuses a secret shorter than 16 bytes (SECURITY.rst:'
+SECRET = ('refuses a secret shorter than 16 bytes (docs/security.rst:'
           ' secrets)')
 
 SECURITY_DEFAULT = ('expects a cookie without HttpOnly and SameSite=Lax,'
-                    ' which zodbsession sets by default (SECURITY.rst:'
-                    ' cookies)')
+                    ' which zodbsession sets by default'
+                    ' (docs/security.rst: cookies)')
 LEGACY = ('emulates a legacy pickled SessionData through zope.session\'s'
           ' private _lastAccessTime')
 

@@ -1,6 +1,6 @@
-"""The security checklist of SECURITY.rst, one test (or a few) per item.
+"""The security checklist of docs/security.rst, one test (or a few) per item.
 
-Each test names the guarantee it checks; SECURITY.rst points here.
+Each test names the guarantee it checks; docs/security.rst points here.
 """
 import ast
 import hashlib

@@ -97,7 +97,9 @@ class RetryPolicy:
 
 
 class RetryRun:
-    """One request's attempts, as its host runs them::
+    """One request's attempts.
+
+    A host runs them so::
 
         run = policy.start(client_key, *args)
         while True:

@@ -13,6 +13,10 @@ from zodbsession.site import ensure_site
 
 SETTINGS_PREFIX = 'zodbsession.'
 
+# zodbsession.* settings that are not the session factory's: the metrics
+# view's (config.include('zodbsession.admin.pyramid') reads them).
+OTHER_INCLUDES_SETTINGS = ('metrics_path', 'metrics_token')
+
 # Set in the registry by the tween; without it nothing would commit.
 HOSTED_MARK = 'zodbsession.pyramid.hosted'
 
@@ -91,4 +95,6 @@ def session_factory_from_settings(settings):
                for name, value in (settings or {}).items()
                if name.startswith(SETTINGS_PREFIX)}
     pkg_id = options.pop('pkg_id', DEFAULT_PKG_ID).strip()
+    for name in OTHER_INCLUDES_SETTINGS:
+        options.pop(name, None)
     return session_factory(pkg_id=pkg_id, **parse_settings(options))
