@@ -16,6 +16,7 @@ import weakref
 import persistent
 import transaction
 import zope.component
+import zope.schema
 from zope.interface import implementer
 from ZODB.POSException import ConnectionStateError
 from zope.component.persistentregistry import PersistentComponents
@@ -39,7 +40,11 @@ log = logging.getLogger(__name__)
 
 ROOT_KEY = 'zodbsession'
 
-CONTAINER_SETTINGS = ('timeout', 'resolution')
+CONTAINER_SETTINGS = ('timeout', 'resolution', 'lifetime',
+                      'disable_implicit_sweeps')
+# The client id manager's settings: its schema's fields, and its secret.
+MANAGER_SETTINGS = tuple(zope.schema.getFieldNames(ICookieClientIdManager)) + (
+    'secret',)
 
 
 class SessionSite(persistent.Persistent):
@@ -73,12 +78,12 @@ class SessionSite(persistent.Persistent):
                 continue
             if name in CONTAINER_SETTINGS:
                 target = self.container
-            elif name in ICookieClientIdManager or name == 'secret':
+            elif name in MANAGER_SETTINGS:
                 target = manager
             else:
                 raise TypeError(
                     f'unknown session setting {name!r}; known:'
-                    f' {", ".join(sorted(CONTAINER_SETTINGS + tuple(ICookieClientIdManager) + ("secret",)))}')
+                    f' {", ".join(sorted(CONTAINER_SETTINGS + MANAGER_SETTINGS))}')
             if name == 'secret':
                 current = manager.secret
                 value = tuple(value) if isinstance(value, (list, tuple)) \
@@ -340,10 +345,10 @@ class ConnectionSite:
     def open(self):
         """The request's connection, opened on first use.
 
-        A kept connection (the thread's, from its last request) is
-        brought up to date first: it sees every transaction committed
-        before now, other processes' included, as a connection fresh
-        from the pool does.
+        It sees every transaction committed before now, other processes'
+        included (over ZEO, after one round trip to the server). A kept
+        connection (the thread's, from its last request) is brought up to
+        date as a connection fresh from the pool is.
         """
         if self.connection is None:
             connection = None
@@ -351,6 +356,7 @@ class ConnectionSite:
                 connection = _kept_connection(self.db,
                                               self.transaction_manager)
             if connection is None:
+                _wait_for_invalidations(self.db)
                 connection = self.db.open(
                     transaction_manager=self.transaction_manager)
                 if self._keep:
@@ -453,11 +459,7 @@ def _kept_connection(db, transaction_manager):
         _forget_kept(db, connection)
         return None
     try:
-        barrier = _barriers.get(db, _UNKNOWN)
-        if barrier is _UNKNOWN:
-            barrier = _barriers[db] = invalidation_barrier(db)
-        if barrier is not None:
-            barrier()
+        _wait_for_invalidations(db)
         # What a transaction's start tells its connections (ISynchronizer):
         # poll for what others committed since, and forget it.
         connection.newTransaction(None)
@@ -469,6 +471,16 @@ def _kept_connection(db, transaction_manager):
             pass
         raise
     return connection
+
+
+def _wait_for_invalidations(db):
+    # What other processes committed before now reaches this process
+    # first (ZEO), so the connection's poll finds it.
+    barrier = _barriers.get(db, _UNKNOWN)
+    if barrier is _UNKNOWN:
+        barrier = _barriers[db] = invalidation_barrier(db)
+    if barrier is not None:
+        barrier()
 
 
 def _keep_connection(db, connection):
