@@ -361,3 +361,19 @@ def test_a_cookie_container_package_refreshes_its_cookie(db):
 
     with clock.use_clock(start):
         assert run(scenario()) == ({'data': {'a': '1'}}, True, True)
+
+
+def test_maintenance_runs_under_asgi_as_under_every_host(db):
+    """Sweeping and packing on a schedule start with the middleware's
+    database; pack_interval is checked at construction."""
+    from zodbsession.maintenance import maintenance_of
+
+    async def scenario():
+        async with client_for(make_app(db, State(), pack_interval=3600)) as (
+                client):
+            await client.get('/read')
+
+    run(scenario())
+    assert maintenance_of(db).pack_interval == 3600
+    with pytest.raises(ValueError, match='pack_interval'):
+        SessionMiddleware(None, db=db, pack_interval=-1)

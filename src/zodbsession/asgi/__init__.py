@@ -28,6 +28,9 @@ from zodbsession.db import is_storage_unavailable
 from zodbsession.db import shared_database
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.lookup import utility_in
+from zodbsession.maintenance import start_maintenance
+from zodbsession.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.packing import check_pack_interval
 from zodbsession.registration import register_adapters
 from zodbsession.requests import cookie_value
 from zodbsession.retry import DEFAULT_RETRIES
@@ -67,8 +70,8 @@ class SessionMiddleware:
     (default ``file://var/sessions.fs``). ``settings`` are those of the
     WSGI ``SessionMiddleware``: the client id cookie's (``namespace``,
     ``secure``, ``sameSite``, ``secret``, ...), the unnamed container's
-    (``timeout``, ``resolution``), ``retries``, ``retry_timeout`` and
-    ``retry_after``; ``pkg_id`` names the package of the session's data.
+    (``timeout``, ``resolution``), ``retries``, ``retry_timeout``,
+    ``retry_after`` and ``pack_interval``; ``pkg_id`` names the package of the session's data.
     The database is opened, and the settings applied, in a worker thread
     on the first request (Starlette builds its middleware inside the
     event loop); the id cookie's name is read then, once, so that the
@@ -78,8 +81,10 @@ class SessionMiddleware:
 
     def __init__(self, app, db=None, db_uri=None, pkg_id=DEFAULT_PKG_ID,
                  retries=DEFAULT_RETRIES, retry_timeout=DEFAULT_RETRY_TIMEOUT,
-                 retry_after=DEFAULT_RETRY_AFTER, **settings):
+                 retry_after=DEFAULT_RETRY_AFTER,
+                 pack_interval=DEFAULT_PACK_INTERVAL, **settings):
         self.app = app
+        self.pack_interval = check_pack_interval(pack_interval)
         self.db = db
         self.db_uri = db_uri
         self.pkg_id = pkg_id
@@ -103,6 +108,8 @@ class SessionMiddleware:
             self.db = shared_database(self.db_uri)
         register_adapters()
         ensure_site(self.db, **self.settings)
+        # Sweeping and packing on a schedule, as under every host.
+        self.maintenance = start_maintenance(self.db, self.pack_interval)
         # The cookie that says whether a request has a session to load,
         # read on the event loop without touching the storage.
         manager = utility_in(snapshots.get(self.db), IClientIdManager)
