@@ -458,7 +458,7 @@ def concurrent_rounds(db, change, rounds, keys):
         data[key] = change(value)
         return 'ok'
 
-    middleware = SessionMiddleware(view(handle), db=db, retries=rounds + 5)
+    middleware = SessionMiddleware(view(handle), db=db)   # the defaults
 
     def client(key):
         app = webtest.TestApp(middleware)
