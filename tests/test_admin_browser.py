@@ -7,21 +7,19 @@ docs/_static/admin.png.
 """
 import os
 import shutil
-import tempfile
-import threading
 
 import pytest
-import waitress
 
 from zodbsession import clock
 from zodbsession.admin import admin_app
 from zodbsession.maintenance import maintenance_of
 from zodbsession.testing import SessionTestClient
 from zodbsession.testing import filestorage_db
+from zodbsession.testing.servers import waitress_serving
 from zodbsession.wsgi import SessionMiddleware
 
 from test_browser import CHROMIUM
-from test_browser import Browser
+from test_browser import browser  # noqa: F401  (the fixture)
 from test_browser import png_size
 
 pytestmark = pytest.mark.skipif(
@@ -63,27 +61,13 @@ def admin_url(tmp_path):
     with clock.use_clock(clock.ManualClock(START)) as manual, \
             filestorage_db(str(tmp_path)) as db:
         simulate_traffic(db, manual)
-        server = waitress.create_server(
-            admin_app(db, token=TOKEN), host='127.0.0.1', port=0,
-            threads=2)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        try:
-            yield f'http://127.0.0.1:{server.effective_port}'
-        finally:
-            server.close()
-            thread.join(10)
+        with waitress_serving(admin_app(db, token=TOKEN), threads=2) as url:
+            yield url
 
 
-@pytest.fixture
-def browser(tmp_path):
-    profile = tempfile.mkdtemp(prefix='chromium-', dir=tmp_path)
-    running = Browser(profile)
-    yield running
-    running.close()
-
-
-def test_sign_in_see_the_figures_and_sweep(browser, admin_url, tmp_path):
+# (admin_url first: the browser, with its open connections, closes before
+# the server stops.)
+def test_sign_in_see_the_figures_and_sweep(admin_url, browser, tmp_path):
     browser.open(admin_url + '/')
     # Refused: the sign-in form, no figures.
     assert browser.text('storage-size') is None

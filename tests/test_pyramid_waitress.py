@@ -7,16 +7,15 @@ are retried (by pyramid_retry, or by zodbsession's policy without it),
 and no request ever uses a connection, or a persistent object, that
 another running request uses. Every wait is bounded.
 """
-import contextlib
 import json
 import threading
 import urllib.request
 
 import pytest
-import waitress.server
 
 from zodbsession.pyramid.hosting import HOSTING_KEY
 from zodbsession.site import site_of
+from zodbsession.testing.servers import waitress_serving
 from zodbsession.testing.workers import SessionHTTPClient
 
 from test_pyramid import DECIDE_BY_RESPONSE
@@ -28,20 +27,9 @@ ROUNDS = 100
 TIMEOUT = 30            # seconds any one wait may take
 
 
-@contextlib.contextmanager
 def serving(wsgi_app):
     """``wsgi_app`` served by waitress on a free port, in a thread."""
-    server = waitress.server.create_server(
-        wsgi_app, host='127.0.0.1', port=0, threads=THREADS)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f'http://127.0.0.1:{server.effective_port}'
-    finally:
-        server.close()
-        thread.join(TIMEOUT)
-        server.task_dispatcher.shutdown(timeout=TIMEOUT)
-        assert not thread.is_alive(), 'waitress did not stop'
+    return waitress_serving(wsgi_app, threads=THREADS)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

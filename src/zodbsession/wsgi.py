@@ -261,17 +261,22 @@ def _call_app(app, environ):
         captured[:] = [status, list(headers), exc_info]
         return _no_write
 
-    result = app(environ, start_response)
-    try:
-        body = list(result)
-    finally:
-        close = getattr(result, 'close', None)
-        if close is not None:
-            close()
+    body = collected(app(environ, start_response))
     if not captured:
         raise RuntimeError('the application did not call start_response')
     status, headers, exc_info = captured
     return status, headers, body, exc_info
+
+
+def collected(result):
+    """The whole body of a WSGI application's ``result``, as a list; the
+    result is closed, as the WSGI server would close it."""
+    try:
+        return list(result)
+    finally:
+        close = getattr(result, 'close', None)
+        if close is not None:
+            close()
 
 
 def _no_write(data):

@@ -60,12 +60,6 @@ class SessionMiddleware:
         session = BeakerSession(environ[wsgi.REQUEST_KEY],
                                 self.config.pkg_id, self.config.auto)
         environ[self.environ_key] = session
-        result = self.wrap_app(environ, start_response)
-        try:
-            body = list(result)
-        finally:
-            close = getattr(result, 'close', None)
-            if close is not None:
-                close()
+        body = wsgi.collected(self.wrap_app(environ, start_response))
         session.finish()
         return body
