@@ -4,7 +4,9 @@ and against zope.session 6.0.
 Every variant runs against 10,000 sessions (``--sessions``) created at
 the start of the run, on a FileStorage in a temporary directory, with a
 warm object cache. A request of an existing client carries the valid
-cookie of one of them (round-robin over all clients):
+cookie of one of them (round-robin over all clients; for zodbsession,
+every other client also holds the mutable values only ``ro_mut`` reads,
+and ``rw`` and ``ro`` go to the others):
 
 - ``rw``:  read a counter in the session and write it + 1;
 - ``ro``:  read the counter (within ``resolution``, so nothing is written);
@@ -212,23 +214,31 @@ class ZodbsessionPeer(Peer):
                 site = site_of(connection)
                 manager = site.client_id_manager
                 container = site.container
-                for _ in range(min(BUILD_BATCH, self.sessions - start)):
+                for number in range(
+                        start, min(start + BUILD_BATCH, self.sessions)):
                     client_id = manager.generateUniqueId()
                     data = SessionData()
                     container[client_id] = data
                     package = SessionPkgData()
                     package['n'] = 0
-                    package.update(MUTABLE_VALUES)
+                    if number % 2:
+                        # Every other client: what ro_mut reads (the
+                        # others hold what rw and ro use, as the floor's
+                        # objects do: one counter).
+                        package.update(MUTABLE_VALUES)
                     data[PKG_ID] = package
                     ids.append(client_id)
                 namespace = manager.namespace
         transaction.abort()
         self.environs = {}
-        for variant in ('rw', 'ro', 'ro_mut'):
+        for variant, parity in (('rw', 0), ('ro', 0), ('ro_mut', 1)):
+            # Request i of a round goes to client i with the variant's
+            # kind of session (its neighbour when i has the other kind).
             self.environs[variant] = [
                 dict(base_environ(), PATH_INFO='/' + variant,
-                     HTTP_COOKIE=f'{namespace}={client_id}')
-                for client_id in ids]
+                     HTTP_COOKIE=f'{namespace}='
+                                 f'{ids[min(index - index % 2 + parity, len(ids) - 1)]}')
+                for index in range(len(ids))]
         self.new_environ = dict(base_environ(), PATH_INFO='/new')
         self.namespace = namespace
         self.client_ids = ids
