@@ -41,9 +41,23 @@ class FrozenRegistry(Components):
         key = (provided, name)
         found = self._found.get(key, _UNKNOWN)
         if found is _UNKNOWN:
-            found = self.queryUtility(provided, name)
-            if len(self._found) < MAX_REMEMBERED:
-                self._found[key] = found
+            found = self._remember(key, self.queryUtility(provided, name))
+        return found
+
+    def container(self, pkg_id):
+        """The container of ``pkg_id`` (named after it, else the unnamed
+        one), remembered: one lookup per package on a request's path."""
+        found = self._found.get(pkg_id, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self.query(ISessionDataContainer, pkg_id)
+            if found is None:
+                found = self.getUtility(ISessionDataContainer)
+            self._remember(pkg_id, found)
+        return found
+
+    def _remember(self, key, found):
+        if len(self._found) < MAX_REMEMBERED:
+            self._found[key] = found
         return found
 
 
@@ -96,9 +110,12 @@ def utility_for(request, provided, default=_UNKNOWN):
 def container_in(registry, pkg_id, request=None):
     """The container for ``pkg_id`` in ``registry``: named after it,
     else unnamed; bound to ``request`` if it keeps data with requests."""
-    container = _query(registry, ISessionDataContainer, pkg_id)
-    if container is None:
-        container = utility_in(registry, ISessionDataContainer)
+    if isinstance(registry, FrozenRegistry):
+        container = registry.container(pkg_id)
+    else:
+        container = registry.queryUtility(ISessionDataContainer, pkg_id)
+        if container is None:
+            container = utility_in(registry, ISessionDataContainer)
     return _bound(container, request)
 
 
