@@ -1,5 +1,5 @@
 """Concurrency over ZEO: retries and throughput, zodbsession against
-zope.session 6.0.
+zope.session 6.0 and a bare ZODB floor.
 
 The workload, the same for both libraries: a real ZEO server (on a
 FileStorage) already holding ``--prefill`` live sessions, and
@@ -18,6 +18,11 @@ retried up to ``--retries`` times, the same policy for both:
   PersistentSessionDataContainer) current, build a zope.publisher
   HTTPRequest carrying the cookie, ``ISession(request)[pkg]['n'] += 1``,
   commit, close; abort and run again on a TransientError.
+
+- ``floor``: bare ZODB, no session library: each process adds a small
+  persistent object to an OOBTree of its own for a new browser, and
+  increments its own object for a returning one; one commit per request,
+  no conflicts possible.
 
 Every worker first serves a few requests unmeasured (warm caches, and
 zope.session's first implicit sweep), then all start together. Reported
@@ -50,12 +55,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 
-LIBRARIES = ('zodbsession', 'zope.session')
+LIBRARIES = ('zodbsession', 'zope.session', 'floor')
 # (run name, library, prefill scenario; see prefill_times)
 RUNS = (
     ('zodbsession-warm', 'zodbsession', 'warm'),
     ('zodbsession-fresh', 'zodbsession', 'fresh'),
     ('zope.session', 'zope.session', 'warm'),
+    ('floor', 'floor', 'warm'),
 )
 PKG_ID = 'bench.concurrency'
 SECRET = 'bench-secret-not-for-production'
@@ -71,6 +77,7 @@ WORKER_TIMEOUT = 600      # seconds a worker may take for its share
 
 RETRY_RATE_TARGET = 0.005     # zodbsession: at most 0.5% of requests
 THROUGHPUT_TARGET = 2.0       # zodbsession: at least 2x zope.session
+FLOOR_THROUGHPUT_TARGET = 0.9  # zodbsession: at least 0.9x bare ZODB on ZEO
 
 
 def base_environ():
@@ -340,7 +347,71 @@ class ZopeSessionPeer:
         self.db.close()
 
 
-PEERS = {'zodbsession': ZodbsessionPeer, 'zope.session': ZopeSessionPeer}
+class FloorPeer:
+    """No session library: the same workload on bare ZODB over ZEO.
+
+    Each process keeps an OOBTree of its own (no conflicts possible): a
+    new client adds a small persistent object under a fresh key, a
+    returning one increments its own object's counter; one connection
+    and one commit per request, as the session libraries' requests do.
+    """
+
+    def __init__(self, uri, retries):
+        import transaction
+        from BTrees.OOBTree import OOBTree
+        self.db = open_db(uri)
+        self.retries_seen = 0
+        self.conflicts = collections.Counter()
+        self.transaction_manager = transaction.manager
+        self.tree_key = f'floor-{os.getpid()}'
+        with self.db.transaction() as connection:
+            connection.root()[self.tree_key] = OOBTree()
+
+    @staticmethod
+    def prefill(uri, count, scenario):
+        from BTrees.OOBTree import OOBTree
+        db = open_db(uri)
+        for start in range(0, count, PREFILL_BATCH):
+            with db.transaction() as connection:
+                root = connection.root()
+                tree = root.setdefault('prefill', OOBTree())
+                for number in range(start, min(start + PREFILL_BATCH, count)):
+                    tree[number] = FloorCounter()
+        db.close()
+
+    def request(self, cookie):
+        manager = self.transaction_manager
+        manager.begin()
+        connection = self.db.open()
+        try:
+            tree = connection.root()[self.tree_key]
+            if cookie is None:
+                cookie = secrets.token_hex(16)
+                tree[cookie] = FloorCounter()
+            tree[cookie].n += 1
+            manager.commit()
+        except BaseException:
+            manager.abort()
+            raise
+        finally:
+            connection.close()
+        return cookie
+
+    def counters(self, cookies):
+        with self.db.transaction() as connection:
+            tree = connection.root()[self.tree_key]
+            return {cookie: tree[cookie].n for cookie in cookies}
+
+    def close(self):
+        self.db.close()
+
+
+class FloorCounter(__import__('persistent').Persistent):
+    n = 0
+
+
+PEERS = {'zodbsession': ZodbsessionPeer, 'zope.session': ZopeSessionPeer,
+         'floor': FloorPeer}
 
 
 def prefill_times(count, scenario):
@@ -613,6 +684,9 @@ def main(argv):
         for name, run in runs.items():
             run['throughput_over_zope_session'] = common.ratio(
                 run['requests_per_second'], theirs['requests_per_second'])
+        if 'floor' in runs:
+            report['ratios']['throughput_zodbsession_over_floor'] = (
+                common.ratio(slowest, runs['floor']['requests_per_second']))
         report['targets'] = {
             'retry_rate_at_most_0_5_percent':
                 retry_rate <= RETRY_RATE_TARGET,
@@ -659,6 +733,11 @@ def print_report(report):
               f" {ratios['throughput_zodbsession_over_zope_session']:.2f}x"
               f" (target >= {THROUGHPUT_TARGET}x:"
               f" {'met' if targets['throughput_at_least_2x_zope_session'] else 'MISSED'})")
+        if 'throughput_zodbsession_over_floor' in ratios:
+            value = ratios['throughput_zodbsession_over_floor']
+            print(f'throughput zodbsession (worse run) / bare ZODB floor:'
+                  f' {value:.2f}x (target >= {FLOOR_THROUGHPUT_TARGET}x:'
+                  f" {'met' if value >= FLOOR_THROUGHPUT_TARGET else 'MISSED'})")
         print(f"zodbsession retry rate target <="
               f" {100 * RETRY_RATE_TARGET}%:"
               f" {'met' if targets['retry_rate_at_most_0_5_percent'] else 'MISSED'}")
