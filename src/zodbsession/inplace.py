@@ -77,6 +77,28 @@ _watches = weakref.WeakKeyDictionary()     # transaction manager -> _Watch
 _watches_lock = threading.Lock()
 
 
+class _LastWatch(threading.local):
+    # (manager, its watch or None, _made) this thread asked for last: most
+    # requests of a thread use its own manager, and a weak-key lookup
+    # costs a weak reference each time. ``_made`` counts the watches made,
+    # so an answer of None is asked again once a watch has been made.
+    last = (None, None, -1)
+
+
+_last = _LastWatch()
+_made = 0
+
+
+def _existing_watch(manager):
+    """The watch of ``manager`` (its own, not the thread proxy), or None."""
+    last_manager, watch, made = _last.last
+    if last_manager is manager and made == _made:
+        return watch
+    watch = _watches.get(manager)
+    _last.last = (manager, watch, _made)
+    return watch
+
+
 def _own_manager(manager):
     # The thread-dispatching manager stands for each thread's own: each
     # thread's transactions are watched apart.
@@ -93,8 +115,10 @@ def watch_of(transaction_manager):
         with _watches_lock:
             watch = _watches.get(manager)
             if watch is None:
+                global _made
                 watch = _watches[manager] = _Watch()
                 manager.registerSynch(watch)
+                _made += 1
     return watch
 
 
@@ -111,7 +135,7 @@ def keep_in_place_changes(transaction_manager):
     transaction of ``transaction_manager`` changed in place (its commit
     does it anyway; a host that wants to know whether a connection has
     changes asks first). Starts no transaction."""
-    watch = _watches.get(_own_manager(transaction_manager))
+    watch = _existing_watch(_own_manager(transaction_manager))
     if watch is not None:
         watch.keep_in_place_changes()
 
@@ -122,7 +146,7 @@ def reads_over(transaction_manager):
     commits): forget them, as a transaction's end would. (A host that
     checked with ``keep_in_place_changes`` and found nothing to commit
     says so.)"""
-    watch = _watches.get(_own_manager(transaction_manager))
+    watch = _existing_watch(_own_manager(transaction_manager))
     if watch is not None:
         watch.reset()
 
@@ -133,7 +157,7 @@ def forget_unfinished(transaction_manager):
     a request that failed before anything joined its transaction leaves
     no change made in place to the next user of its connection."""
     manager = _own_manager(transaction_manager)
-    watch = _watches.get(manager)
+    watch = _existing_watch(manager)
     if watch is None or not watch.sessions or has_transaction(manager):
         return
     watch.forget()

@@ -445,6 +445,14 @@ class _KeptConnections(threading.local):
 
 _kept = _KeptConnections()
 _barriers = weakref.WeakKeyDictionary()      # db -> invalidation barrier
+# The last (db, barrier) asked for: most processes serve one database, and
+# a weak-key lookup costs a weak reference each time.
+_last_barrier = (None, None)
+
+
+def _remember_barrier(db, barrier):
+    global _last_barrier
+    _last_barrier = (db, barrier)
 _UNKNOWN = object()
 
 
@@ -476,9 +484,12 @@ def _kept_connection(db, transaction_manager):
 def _wait_for_invalidations(db):
     # What other processes committed before now reaches this process
     # first (ZEO), so the connection's poll finds it.
-    barrier = _barriers.get(db, _UNKNOWN)
-    if barrier is _UNKNOWN:
-        barrier = _barriers[db] = invalidation_barrier(db)
+    last_db, barrier = _last_barrier
+    if last_db is not db:
+        barrier = _barriers.get(db, _UNKNOWN)
+        if barrier is _UNKNOWN:
+            barrier = _barriers[db] = invalidation_barrier(db)
+        _remember_barrier(db, barrier)
     if barrier is not None:
         barrier()
 
