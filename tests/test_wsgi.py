@@ -721,3 +721,27 @@ def test_paste_deploy_pipeline(registry, tmp_path):
         assert browser_.get('/read').json['data'] == {'name': 'bob'}
     finally:
         app.db.close()
+
+
+def test_a_thread_s_kept_connection_sees_what_others_commit(db, tmp_path):
+    """The thread keeps its connection between requests; each request
+    still sees what another connection committed before it began, and a
+    thread that serves two databases in turn gets both right."""
+    app = browser(db, set_items(n=1))
+    app.get('/')
+    client_id = app.cookies[COOKIE]
+    reader = webtest.TestApp(SessionMiddleware(
+        view(read_items), db=db, secret=TEST_SECRET))
+    reader.set_cookie(COOKIE, client_id)
+    assert 'n' in reader.get('/').text
+    with db.transaction() as connection:       # another connection
+        data = site_of(connection).container.get(client_id)
+        data[PKG]['n'] = 42
+    assert stored(db, client_id) == {'n': 42}
+    assert reader.get('/').text == "[('n', 42)]"
+    (tmp_path / 'other').mkdir()
+    with testing.filestorage_db(str(tmp_path / 'other')) as other:
+        elsewhere = browser(other, set_items(n=7))
+        elsewhere.get('/')
+        assert stored(other, elsewhere.cookies[COOKIE]) == {'n': 7}
+        assert reader.get('/').text == "[('n', 42)]"

@@ -438,29 +438,34 @@ class ConnectionSite:
 # brought up to date as a connection fresh from the pool would be.
 
 
-class _KeptConnections(threading.local):
-    def __init__(self):
-        self.connections = {}       # db -> connection
+class _KeptConnection(threading.local):
+    # One (db, connection) per thread: most processes serve one database,
+    # and a thread that serves another gives its connection back, so a
+    # thread holds on to no database it no longer uses.
+    entry = (None, None)
 
 
-_kept = _KeptConnections()
+_kept = _KeptConnection()
 _barriers = weakref.WeakKeyDictionary()      # db -> invalidation barrier
 # The last (db, barrier) asked for: most processes serve one database, and
 # a weak-key lookup costs a weak reference each time.
 _last_barrier = (None, None)
+_UNKNOWN = object()
 
 
 def _remember_barrier(db, barrier):
     global _last_barrier
     _last_barrier = (db, barrier)
-_UNKNOWN = object()
 
 
 def _kept_connection(db, transaction_manager):
     """The thread's kept connection of ``db``, brought up to date; None
     if there is none (or it belongs to another manager)."""
-    connection = _kept.connections.get(db)
-    if connection is None:
+    kept_db, connection = _kept.entry
+    if kept_db is not db:
+        if connection is not None:
+            _kept.entry = (None, None)
+            _close_quietly(connection)
         return None
     if (connection.transaction_manager is not transaction_manager
             or not connection.opened):
@@ -473,12 +478,18 @@ def _kept_connection(db, transaction_manager):
         connection.newTransaction(None)
     except Exception:
         _forget_kept(db, connection)
-        try:
-            connection.close()
-        except Exception:
-            pass
+        _close_quietly(connection)
         raise
     return connection
+
+
+def _close_quietly(connection):
+    # A connection given up (its database closed, or its storage gone):
+    # closing it must not hide why.
+    try:
+        connection.close()
+    except Exception:
+        log.debug('closing a kept connection failed', exc_info=True)
 
 
 def _wait_for_invalidations(db):
@@ -495,9 +506,10 @@ def _wait_for_invalidations(db):
 
 
 def _keep_connection(db, connection):
-    _kept.connections[db] = connection
+    _kept.entry = (db, connection)
 
 
 def _forget_kept(db, connection):
-    if _kept.connections.get(db) is connection:
-        del _kept.connections[db]
+    kept_db, kept = _kept.entry
+    if kept_db is db and kept is connection:
+        _kept.entry = (None, None)
