@@ -46,17 +46,6 @@ def _start_response(status, headers, exc_info=None):
     return None
 
 
-def _set_cookie_values(headers):
-    """{name: value} of the Set-Cookie headers in a header list."""
-    found = {}
-    for name, value in headers:
-        if name.lower() == 'set-cookie':
-            morsel = value.split(';', 1)[0]
-            cookie_name, _, cookie_value = morsel.partition('=')
-            found[cookie_name.strip()] = cookie_value.strip().strip('"')
-    return found
-
-
 def _cookie_header(cookies):
     return '; '.join(f'{name}={value}' for name, value in cookies.items())
 
@@ -101,14 +90,14 @@ class WSGIPeer:
     def prepare(self):
         """First request: get the cookies every timed request carries."""
         headers = self.call(_base_environ(None))
-        self.cookies = _set_cookie_values(headers)
+        self.cookies = common.set_cookie_values(headers)
         self.environ = _base_environ(_cookie_header(self.cookies))
 
     def check(self):
         """Two requests on the prepared cookies must both write n + 1."""
         for _ in range(2):
             headers = self.call(dict(self.environ))
-            self.check_counter(_set_cookie_values(headers))
+            self.check_counter(common.set_cookie_values(headers))
 
     def one_request(self):
         environ = dict(self.environ)
@@ -173,7 +162,7 @@ class PyramidPeer:
         self.factory = SignedCookieSessionFactory(
             SECRET, cookie_name='session', httponly=True)
         first = self._request(Request.blank('/').environ)
-        self.cookies = _set_cookie_values(first.headerlist)
+        self.cookies = common.set_cookie_values(first.headerlist)
         self.environ = Request.blank(
             '/', headers={'Cookie': _cookie_header(self.cookies)}).environ
 
@@ -193,7 +182,7 @@ class PyramidPeer:
         for _ in range(2):
             response = self._request(dict(self.environ))
             request = self.Request.blank('/', headers={
-                'Cookie': _cookie_header(_set_cookie_values(
+                'Cookie': _cookie_header(common.set_cookie_values(
                     response.headerlist))})
             assert self.factory(request)['n'] == 2
 

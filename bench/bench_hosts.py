@@ -43,18 +43,8 @@ sys.path.insert(0, HERE)
 from common import machine_info  # noqa: E402
 from common import machine_line  # noqa: E402
 from common import package_versions  # noqa: E402
+from common import set_cookie_values  # noqa: E402
 from common import write_json  # noqa: E402
-
-
-def _cookie_pairs(headers):
-    """{name: value} of the Set-Cookie headers of an answer."""
-    found = {}
-    for name, value in headers:
-        if name.lower() == 'set-cookie':
-            pair = value.split(';', 1)[0]
-            key, _, cookie = pair.partition('=')
-            found[key.strip()] = cookie.strip().strip('"')
-    return found
 
 
 class Browsers:
@@ -109,7 +99,7 @@ class WSGIVariant:
         body = b''.join(self.app(environ, start_response))
         if not answer[0].startswith('200'):
             raise RuntimeError(f'{answer[0]}: {body[:200]!r}')
-        jar.update(_cookie_pairs(answer[1]))
+        jar.update(set_cookie_values(answer[1]))
         return body
 
     def batch(self, count):
@@ -227,7 +217,7 @@ class ASGIVariant:
         start = messages[0]
         if start['status'] != 200:
             raise RuntimeError(f"status {start['status']}: {messages!r}")
-        jar.update(_cookie_pairs(
+        jar.update(set_cookie_values(
             (name.decode(), value.decode())
             for name, value in start['headers']))
 

@@ -205,3 +205,14 @@ def profile_text(function, limit, sort_orders=('cumulative', 'tottime')):
     for order in sort_orders:
         stats.sort_stats(order).print_stats(limit)
     return text.getvalue()
+
+
+def set_cookie_values(headers):
+    """{name: value} of the Set-Cookie headers in a header list."""
+    found = {}
+    for name, value in headers:
+        if name.lower() == 'set-cookie':
+            morsel = value.split(';', 1)[0]
+            cookie_name, _, cookie_value = morsel.partition('=')
+            found[cookie_name.strip()] = cookie_value.strip().strip('"')
+    return found
