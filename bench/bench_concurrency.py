@@ -364,8 +364,16 @@ class FloorPeer:
         self.conflicts = collections.Counter()
         self.transaction_manager = transaction.manager
         self.tree_key = f'floor-{os.getpid()}'
-        with self.db.transaction() as connection:
-            connection.root()[self.tree_key] = OOBTree()
+        from ZODB.POSException import ConflictError
+        for attempt in range(100):
+            # The processes add their trees to the root at once (setup,
+            # not measured): a conflict there is tried again.
+            try:
+                with self.db.transaction() as connection:
+                    connection.root()[self.tree_key] = OOBTree()
+                break
+            except ConflictError:
+                time.sleep(random.uniform(0, 0.05))
 
     @staticmethod
     def prefill(uri, count, scenario):
