@@ -167,7 +167,7 @@ setup(
             'zodbsession = zodbsession.cli:main',
         ],
         'paste.filter_app_factory': [
-            'main = zodbsession.wsgi:make_filter',
+            'main = zodbsession.hosting.wsgi:make_filter',
         ],
     },
 )

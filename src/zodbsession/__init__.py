@@ -30,14 +30,14 @@ from zodbsession.interfaces import ISessionPkgData
 from zodbsession.ram import RAMSessionDataContainer
 from zodbsession.registration import register_adapters
 from zodbsession.registration import register_session_utilities
-from zodbsession.requests import WSGIRequest
+from zodbsession.adaptation.environ import WSGIRequest
 from zodbsession.session import Session
 from zodbsession.session import expire_session
 from zodbsession.session import get_session
 from zodbsession.validated import InvalidSetting
 
 try:
-    from zodbsession.publisher import notifyVirtualHostChanged
+    from zodbsession.adaptation.publisher import notifyVirtualHostChanged
 except ImportError:     # zope.publisher is optional
     pass
 

@@ -17,13 +17,13 @@ import sys
 
 import transaction
 
-from zodbsession import db as zdb
+from zodbsession.hosting import db as zdb
 from zodbsession.site import ROOT_KEY
 from zodbsession.site import run_in_transaction
 from zodbsession.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.packing import pack_storage
-from zodbsession.retry import DEFAULT_RETRIES
-from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
+from zodbsession.hosting.retry import DEFAULT_RETRIES
+from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
 
 PROG = 'zodbsession'
 

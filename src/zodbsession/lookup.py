@@ -13,7 +13,7 @@ from zope.interface.interfaces import ComponentLookupError
 from zope.interface.interfaces import IComponentLookup
 from zope.interface.registry import Components
 
-from zodbsession.builtin import request_cookies
+from zodbsession.adaptation.builtin import request_cookies
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer

@@ -13,8 +13,8 @@ from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.lookup import environ_registry
-from zodbsession.requests import EnvironCookies
-from zodbsession.requests import WSGIRequest
+from zodbsession.adaptation.environ import EnvironCookies
+from zodbsession.adaptation.environ import WSGIRequest
 from zodbsession.session import session_of
 
 
@@ -42,7 +42,7 @@ def register_adapters(registry=None):
         registry.registerAdapter(
             environ_registry, (request_class,), IComponentLookup)
     try:
-        from zodbsession.publisher import PublisherCookies
+        from zodbsession.adaptation.publisher import PublisherCookies
     except ImportError:
         pass    # zope.publisher is optional
     else:

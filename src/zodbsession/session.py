@@ -18,7 +18,7 @@ from zodbsession.lookup import registry_for
 from zodbsession.lookup import transaction_manager_for
 from zodbsession.lookup import utility_in
 from zodbsession.environkeys import SESSION_KEY
-from zodbsession.transactions import commit_now
+from zodbsession.hosting.transactions import commit_now
 
 
 @implementer(ISessionLifecycle)     # an ISession

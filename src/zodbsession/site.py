@@ -24,10 +24,10 @@ from zope.interface.interfaces import ComponentLookupError
 
 from zodbsession import inplace
 from zodbsession.clientid import CookieClientIdManager
-from zodbsession.coldstart import retry_races
+from zodbsession.hosting.coldstart import retry_races
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.cookiecontainer import CookieSessionDataContainer
-from zodbsession.db import invalidation_barrier
+from zodbsession.hosting.db import invalidation_barrier
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IRequestBoundContainer

@@ -30,11 +30,11 @@ from zodbsession.environkeys import SESSION_KEY
 from zodbsession.environkeys import SITE_KEY
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 from zodbsession.interfaces import ISession
-from zodbsession.requests import PendingResponse
-from zodbsession.requests import WSGIRequest
+from zodbsession.adaptation.environ import PendingResponse
+from zodbsession.adaptation.environ import WSGIRequest
 from zodbsession.site import ConnectionSite
-from zodbsession.transactions import end_transaction
-from zodbsession.transactions import has_transaction
+from zodbsession.hosting.transactions import end_transaction
+from zodbsession.hosting.transactions import has_transaction
 from zodbsession.workingcopy import WorkingCopy
 
 

@@ -12,12 +12,12 @@ The application runs inside zodbsession's WSGI ``SessionMiddleware``:
 one transaction per request, retried on a conflict, a 503 when retries
 run out or the storage is down, cookies sent only if it committed.
 """
-from zodbsession import wsgi
+from zodbsession.hosting import wsgi
 from zodbsession.beaker.config import BeakerConfig
 from zodbsession.beaker.config import beaker_options
 from zodbsession.beaker.session import BeakerSession
-from zodbsession.db import shared_database
-from zodbsession.settings import parse_settings
+from zodbsession.hosting.db import shared_database
+from zodbsession.hosting.settings import parse_settings
 from zodbsession.site import ensure_container
 
 __all__ = ['SessionMiddleware', 'BeakerSession']

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 
-from zodbsession.db import DEFAULT_URI
+from zodbsession.hosting.db import DEFAULT_URI
 from zodbsession.expiry import resolution_for
 from zodbsession.signing import normalize_secrets
 from zodbsession.validated import InvalidSetting

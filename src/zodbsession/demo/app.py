@@ -5,8 +5,8 @@ from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.demo import csrf
 from zodbsession.demo import views
 from zodbsession.site import change_site
-from zodbsession.wsgi import SESSION_KEY
-from zodbsession.wsgi import SessionMiddleware
+from zodbsession.hosting.wsgi import SESSION_KEY
+from zodbsession.hosting.wsgi import SessionMiddleware
 
 # The cart outlives the rest of the session: a week, touched hourly.
 CART_TIMEOUT = 7 * 24 * 3600

@@ -35,19 +35,19 @@ from flask.sessions import SecureCookieSession
 from flask.sessions import SessionInterface
 from transaction.interfaces import TransientError
 
-from zodbsession import wsgi
+from zodbsession.hosting import wsgi
 from zodbsession.container import PersistentSessionDataContainer
-from zodbsession.db import is_storage_unavailable
-from zodbsession.db import shared_database
+from zodbsession.hosting.db import is_storage_unavailable
+from zodbsession.hosting.db import shared_database
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
 from zodbsession.expiry import resolution_for
 from zodbsession.flask.session import PERMANENT_SUFFIX
 from zodbsession.flask.session import FlaskSession
 from zodbsession.interfaces import ICookieClientIdManager
-from zodbsession.settings import parse_settings
+from zodbsession.hosting.settings import parse_settings
 from zodbsession.site import ensure_container
-from zodbsession.transactions import has_transaction
-from zodbsession.transactions import vetoes_commit
+from zodbsession.hosting.transactions import has_transaction
+from zodbsession.hosting.transactions import vetoes_commit
 from zodbsession.validated import InvalidSetting
 from zodbsession.validated import check
 

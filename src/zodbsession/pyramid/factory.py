@@ -1,14 +1,14 @@
 """The session factory: settings in code or in the .ini file."""
-from zodbsession.db import open_database
+from zodbsession.hosting.db import open_database
 from zodbsession.maintenance import start_maintenance
 from zodbsession.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.pyramid.hosting import prepare_request
 from zodbsession.pyramid.session import DEFAULT_PKG_ID
 from zodbsession.pyramid.session import PyramidSession
-from zodbsession.retry import DEFAULT_RETRIES
-from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
-from zodbsession.retry import RetryPolicy
-from zodbsession.settings import parse_settings
+from zodbsession.hosting.retry import DEFAULT_RETRIES
+from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
+from zodbsession.hosting.retry import RetryPolicy
+from zodbsession.hosting.settings import parse_settings
 from zodbsession.site import ensure_site
 
 SETTINGS_PREFIX = 'zodbsession.'

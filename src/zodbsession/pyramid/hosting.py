@@ -21,20 +21,20 @@ import transaction
 from transaction.interfaces import TransientError
 from webob import Response
 
-from zodbsession.contention import client_turns
-from zodbsession.contention import incoming_client_key
-from zodbsession.db import is_storage_unavailable
+from zodbsession.hosting.contention import client_turns
+from zodbsession.hosting.contention import incoming_client_key
+from zodbsession.hosting.db import is_storage_unavailable
 from zodbsession.environkeys import PENDING_KEY
 from zodbsession.procstats import counters as process_counters
 from zodbsession.environkeys import REGISTRY_KEY
 from zodbsession.environkeys import SESSION_KEY
 from zodbsession.environkeys import SITE_KEY
 from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
-from zodbsession.retry import DEFAULT_RETRY_TIMEOUT
-from zodbsession.requests import PendingResponse
+from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
+from zodbsession.adaptation.environ import PendingResponse
 from zodbsession.site import ConnectionSite
-from zodbsession.transactions import end_transaction
-from zodbsession.transactions import vetoes_commit
+from zodbsession.hosting.transactions import end_transaction
+from zodbsession.hosting.transactions import vetoes_commit
 
 log = logging.getLogger(__name__)
 

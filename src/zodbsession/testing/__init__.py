@@ -31,7 +31,7 @@ from zodbsession.data import SessionPkgData
 from zodbsession.registration import register_adapters
 from zodbsession.registration import register_session_utilities
 from zodbsession.environkeys import PENDING_KEY
-from zodbsession.requests import WSGIRequest
+from zodbsession.adaptation.environ import WSGIRequest
 from zodbsession.site import change_site
 
 TEST_SECRET = 'test-secret-do-not-use-in-production'

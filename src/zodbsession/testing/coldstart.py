@@ -100,7 +100,7 @@ def _child(uri):
     import webtest
 
     from zodbsession.testing.workers import counter_app
-    from zodbsession.wsgi import SessionMiddleware
+    from zodbsession.hosting.wsgi import SessionMiddleware
 
     print(WAITING, flush=True)
     sys.stdin.buffer.read()          # EOF: the parent let everyone go

@@ -200,8 +200,8 @@ def counter_app(environ, start_response):
     /plain`` answers ``plain`` without touching the session.
     """
     from zodbsession.interfaces import ISession
-    from zodbsession.wsgi import ATTEMPT_KEY
-    from zodbsession.wsgi import REQUEST_KEY
+    from zodbsession.hosting.wsgi import ATTEMPT_KEY
+    from zodbsession.hosting.wsgi import REQUEST_KEY
     import webob
 
     request = webob.Request(environ)
@@ -254,8 +254,8 @@ def serve_worker(argv):
     """``DB_URI [name=value ...]``: serve counter_app until terminated."""
     import signal
     import waitress.server
-    from zodbsession.settings import parse_settings
-    from zodbsession.wsgi import SessionMiddleware
+    from zodbsession.hosting.settings import parse_settings
+    from zodbsession.hosting.wsgi import SessionMiddleware
 
     db_uri, pairs = argv[0], dict(arg.split('=', 1) for arg in argv[1:])
     threads = int(pairs.pop('threads', '4'))

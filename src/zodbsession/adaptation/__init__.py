@@ -1,0 +1,7 @@
+"""Request adaptation: reading a request's cookies, setting its response's.
+
+The core speaks only to ``IRequestCookies``; this package adapts the
+kinds of request zodbsession knows to it: its own WSGI request and WebOb
+or Pyramid requests (``environ``), zope.publisher requests
+(``publisher``), found without registration (``builtin``).
+"""
