@@ -7,6 +7,11 @@ both through ``SessionMiddleware`` on a FileStorage with 1,000 sessions
 (warm), it prints the distinct zodbsession functions the request ran,
 and how many calls to them it made in all.
 
+The same for a signed-cookie read-write and read-only request: the
+package in a ``CookieSessionDataContainer``, the requests of
+``bench_cookies.py`` (the read-only one on cookies within the cookie's
+resolution, so nothing is re-sent; checked).
+
 Run:  python bench/path_length.py
 """
 import os
@@ -15,7 +20,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_cookies  # noqa: E402
 import bench_requests  # noqa: E402
+import common  # noqa: E402
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(
     __import__('zodbsession').__file__))) + os.sep + 'zodbsession' + os.sep
@@ -58,12 +65,47 @@ def measure(sessions=1000):
     return result
 
 
+def measure_cookies(warm=50):
+    """{'cookie_rw': (functions, calls), 'cookie_ro': (functions, calls)}."""
+    with common.temp_dir(prefix='zodbsession-path-') as directory:
+        return _measure_cookies(directory, warm)
+
+
+def _measure_cookies(directory, warm):
+    result = {}
+    for variant, read_only in (('cookie_rw', False), ('cookie_ro', True)):
+        peer = bench_cookies.ZodbsessionPeer(
+            directory, encrypted=False, read_only=read_only)
+        try:
+            peer.check()
+            peer.before_batch()
+            for _ in range(warm):
+                peer.one_request()
+            functions, calls, _seen = count_path(peer.one_request)
+            peer.after_batch()
+            if read_only:
+                assert not peer.checks.set_cookie_responses, \
+                    'the read-only cookie request re-sent a cookie'
+                assert not peer.batch_wrote, \
+                    'the read-only cookie request wrote to the storage'
+        finally:
+            peer.close()
+        result[variant] = (functions, calls)
+    return result
+
+
+LABELS = {'ro': 'a returning read-only request',
+          'new': "a new client's write",
+          'cookie_rw': 'a signed-cookie read-write request',
+          'cookie_ro': 'a signed-cookie read-only request'}
+
+
 def main():
-    for variant, (functions, calls) in measure().items():
-        label = {'ro': 'a returning read-only request',
-                 'new': "a new client's write"}[variant]
-        print(f'{label}: {functions} distinct zodbsession functions,'
-              f' {calls} calls')
+    figures = measure()
+    figures.update(measure_cookies())
+    for variant, (functions, calls) in figures.items():
+        print(f'{LABELS[variant]}: {functions} distinct zodbsession'
+              f' functions, {calls} calls')
 
 
 if __name__ == '__main__':

@@ -162,8 +162,13 @@ def render_bytes(data):
 def render_cookies(data):
     rows = [[name, seconds(r['median']), seconds(r['min'])]
             for name, r in data['results'].items()]
-    text = ['One read-write request whose session lives in a cookie.', '',
-            table(['peer', 'median / request', 'min'], rows), '']
+    read_only = data.get('read_only', {})
+    if read_only:
+        intro = ('One request whose session lives in a cookie: read-write,'
+                 ' or read-only on the cookies a returning client holds.')
+    else:
+        intro = 'One read-write request whose session lives in a cookie.'
+    text = [intro, '', table(['peer', 'median / request', 'min'], rows), '']
     comparisons = data.get('comparisons', [])
     if comparisons:
         text += [table(
@@ -172,6 +177,14 @@ def render_cookies(data):
             [[f"{c['comparison']}: {c['theirs']} vs {c['ours']}",
               times(c['ratio_theirs_over_ours']), c.get('target', '-'),
               verdict(c.get('met'))] for c in comparisons]), '']
+    for name, found in read_only.items():
+        line = (f"- {name}: {found['responses_with_set_cookie']} of"
+                f" {found['responses_checked']} responses sent Set-Cookie")
+        if 'wrote_to_storage' in found:
+            line += f"; wrote to storage: {found['wrote_to_storage']}"
+        text.append(line)
+    if read_only:
+        text.append('')
     return text
 
 
