@@ -164,7 +164,7 @@ def read_only_rows(directory, sessions):
         "zodbsession's storage work alone": storage_work_alone,
         'middleware, session untouched': through(_no_session_app),
         'middleware + open the connection': through(_app_that(
-            lambda environ: environ['zodbsession.site'].open())),
+            lambda environ: environ['zodbsession.context'].site.open())),
         'middleware + read the client id': through(_app_that(
             lambda environ: environ['zodbsession.session'].client_id)),
         'the whole request': lambda: ours.request('ro', next(indexes)),

@@ -176,7 +176,7 @@ class ZodbsessionPeer(WSGIPeer):
                 self.last_read = data['n']
             else:
                 data['n'] = data.get('n', 0) + 1
-            self.opened_connection.append(environ['zodbsession.site'].opened)
+            self.opened_connection.append(environ['zodbsession.context'].site.opened)
             start_response('200 OK', [('Content-Type', 'text/plain')])
             return [b'ok']
 

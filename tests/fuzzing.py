@@ -348,7 +348,7 @@ def manager_targets():
         if accepted is None:
             # A fresh id, set on the response: never one the client chose.
             assert client_id not in header
-            assert cookies._pending.cookies[NAMESPACE][0] == client_id
+            assert cookies.get_cookie(NAMESPACE) == client_id
         else:
             assert client_id == accepted
 

@@ -19,7 +19,7 @@ from zodbsession import ISession
 from zodbsession import ISessionDataContainer
 from zodbsession import RAMSessionDataContainer
 from zodbsession import testing
-from zodbsession.lookup import container_for
+from zodbsession.context import container_for
 from zodbsession.testing import SessionTestClient
 from zodbsession.testing import StorageMeter
 from zodbsession.testing import get_without_cookies

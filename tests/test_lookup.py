@@ -3,6 +3,7 @@ import pytest
 import zope.component
 from zope.interface.interfaces import ComponentLookupError
 
+from zodbsession import context
 from zodbsession import lookup
 from zodbsession.clientid import CookieClientIdManager
 from zodbsession.interfaces import IClientIdManager
@@ -58,10 +59,10 @@ def test_the_same_lookup_serves_any_registry():
     registry = zope.component.getGlobalSiteManager()
     registry.registerUtility(manager, IClientIdManager)
     try:
-        assert lookup.utility_for(None, IClientIdManager) is manager
+        assert context.utility_for(None, IClientIdManager) is manager
     finally:
         registry.unregisterUtility(manager, IClientIdManager)
-    assert lookup.utility_for(None, IClientIdManager, None) is None
+    assert context.utility_for(None, IClientIdManager, None) is None
 
 
 def test_cookies_of_a_request_that_is_its_own_cookies():
@@ -78,10 +79,10 @@ def test_cookies_of_a_request_that_is_its_own_cookies():
         pass
 
     own = OwnCookies()
-    assert lookup.cookies_of(own) is own
-    assert lookup.cookies_of(own) is own          # the class is known now
+    assert context.cookies_of(own) is own
+    assert context.cookies_of(own) is own          # the class is known now
     marked = Plain()
     alsoProvides(marked, IRequestCookies)         # one instance only
-    assert lookup.cookies_of(marked) is marked
+    assert context.cookies_of(marked) is marked
     with pytest.raises(TypeError):                # nothing adapts Plain
-        lookup.cookies_of(Plain())
+        context.cookies_of(Plain())

@@ -299,10 +299,17 @@ def test_bound_to_a_request_it_follows_the_requests_manager(container):
     # pyramid_tm may run a request in an explicit transaction manager of
     # its own; bound to such a request, the container joins that
     # manager's transactions, not the thread's.
-    from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
+    from zodbsession.context import install
     from zodbsession.requests import WSGIRequest
+
+    def hosted_request(manager):
+        # As a host prepares it: its transactions are the manager's.
+        request = WSGIRequest({})
+        install(request, transaction_manager=manager, cookies=request)
+        return request
+
     manager = transaction.TransactionManager(explicit=True)
-    request = WSGIRequest({TRANSACTION_MANAGER_KEY: manager})
+    request = hosted_request(manager)
     bound = container.bind(request)
     assert bound.timeout == container.timeout
     verifyObject(ISessionDataContainer, bound)
@@ -324,5 +331,5 @@ def test_bound_to_a_request_it_follows_the_requests_manager(container):
     transaction.abort()
 
     # Bound to a request of the thread's own manager, it is itself.
-    plain = WSGIRequest({TRANSACTION_MANAGER_KEY: transaction.manager})
+    plain = hosted_request(transaction.manager)
     assert container.bind(plain) is container

@@ -8,7 +8,8 @@ from zodbsession import IClientId
 from zodbsession import IRequestCookies
 from zodbsession import ISession
 from zodbsession import WSGIRequest
-from zodbsession.requests import PENDING_KEY
+from zodbsession.context import install
+from zodbsession.context import context_of
 from zodbsession.requests import EnvironCookies
 from zodbsession.requests import PendingResponse
 from zodbsession.testing import response_headers
@@ -90,7 +91,7 @@ def test_set_header_replaces(registry):
 def test_nothing_pending_means_no_headers(registry):
     request = wsgi_request(HTTP_COOKIE='a=1')
     IRequestCookies(request).get_cookie('a')
-    assert PENDING_KEY not in request.environ
+    assert not context_of(request).pending
     assert response_headers(request) == []
     assert not PendingResponse()
 
@@ -110,7 +111,7 @@ def test_pending_response_applies_to_a_webob_response(sessions):
     request = webob.Request.blank('/')
     client_id = IClientId(request)
     response = webob.Response('ok')
-    PendingResponse.of(request.environ).apply(response)
+    context_of(request).pending.apply(response)
     assert response.headers['Pragma'] == 'no-cache'
     cookies = [value for name, value in response.headerlist
                if name == 'Set-Cookie']
@@ -222,21 +223,20 @@ def test_cookies_follow_a_changed_header(registry):
 def test_a_committed_cookie_outlives_a_later_abort(registry):
     import transaction
 
-    from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
-
     manager = transaction.TransactionManager()
     request = wsgi_request()
-    request.environ[TRANSACTION_MANAGER_KEY] = manager
+    # As a host makes it: the request's transactions are the manager's.
+    context = install(request, transaction_manager=manager, cookies=request)
     cookies = IRequestCookies(request)
     manager.begin()
     # As a cookie container's tpc_finish sets them.
     cookies.set_cookie('kept', 'one', committed=True)
     cookies.set_header('X-Kept', 'yes', committed=True)
-    pending = request.environ[PENDING_KEY]
-    assert pending._followed is None       # nothing of it to take back
+    pending = context.pending
+    assert not pending.following       # nothing of it to take back
     cookies.set_cookie('dropped', 'two')
     cookies.set_header('X-Dropped', 'yes')
-    assert pending._followed is manager
+    assert pending.following
     manager.abort()
     assert set(pending.cookies) == {'kept'}
     assert pending.headers == {'X-Kept': 'yes'}

@@ -29,7 +29,7 @@ from zodbsession.transactions import has_transaction
 from zodbsession.wsgi import ATTEMPT_KEY
 from zodbsession.wsgi import REQUEST_KEY
 from zodbsession.wsgi import SESSION_KEY
-from zodbsession.wsgi import SITE_KEY
+from zodbsession.environkeys import CONTEXT_KEY
 from zodbsession.wsgi import SessionMiddleware
 
 START = 1_700_000_000
@@ -177,7 +177,7 @@ def test_a_request_that_never_touches_the_session_costs_nothing(db):
     seen = {}
 
     def handle(request):
-        seen['opened'] = request.environ[SITE_KEY].opened
+        seen['opened'] = request.environ[CONTEXT_KEY].site.opened
         return 'hello'
 
     app = browser(db, handle)

@@ -14,8 +14,8 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionLifecycle
-from zodbsession.lookup import cookies_of
-from zodbsession.lookup import utility_for
+from zodbsession.context import cookies_of
+from zodbsession.context import utility_for
 from zodbsession.signing import Signer
 from zodbsession.validated import Setting
 

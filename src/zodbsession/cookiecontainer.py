@@ -21,14 +21,11 @@ from zodbsession.cookiecodec import CookieCodec
 from zodbsession.cookiecodec import normalize_encryption_keys
 from zodbsession.clientid import forbid_caching
 from zodbsession.clientid import generate_secret
-from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.jsondata import JSONSessionData
-from zodbsession.lookup import cookies_of
-from zodbsession.lookup import utility_for
-from zodbsession.lookup import transaction_manager_for
+from zodbsession.context import context_of
 from zodbsession.signing import normalize_secrets
 
 BROWSER_COOKIE_LIMIT = 4096
@@ -130,11 +127,7 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
 
     def bind(self, request):
         """The ISessionDataContainer of this request's cookie."""
-        views = _views_of(request)
-        view = views.get(id(self))
-        if view is None:
-            view = views[id(self)] = CookieSessionView(self, request)
-        return view
+        return context_of(request).view(self, CookieSessionView)
 
     # Used without a request, there is no cookie to read or write.
 
@@ -156,29 +149,16 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
         return 0
 
 
-def _views_of(request):
-    environ = getattr(request, 'environ', None)
-    if isinstance(environ, dict):
-        return environ.setdefault('zodbsession.cookie_views', {})
-    annotations = getattr(request, 'annotations', None)
-    if isinstance(annotations, dict):
-        return annotations.setdefault('zodbsession.cookie_views', {})
-    views = getattr(request, '_zodbsession_cookie_views', None)
-    if views is None:
-        views = {}
-        setattr(request, '_zodbsession_cookie_views', views)
-    return views
-
-
 @implementer(IPendingSessions)
 class CookieSessionView:
-    """One request's view of a cookie container, and its data manager."""
+    """One request's view of a cookie container; it takes part in the
+    request's transaction through the context's one data manager."""
 
-    def __init__(self, container, request):
+    def __init__(self, container, context):
         self.container = container
-        self.request = request
-        self.transaction_manager = transaction_manager_for(
-            request, container)
+        self.context = context
+        self.request = context.request
+        self.transaction_manager = context.transaction_manager_for(container)
         self._loaded = False
         # What the browser holds, if valid: its 't', 'o' and 'c' ...
         self._document = None
@@ -191,7 +171,6 @@ class CookieSessionView:
         self._client_id = None
         self._removed = False
         self._held = None         # (client id, pending JSONSessionData)
-        self._joined = None
         self._value = None        # cookie value to send after commit
         self._sent = None         # ... and (document, packages text)
         self._digests = None      # (client id, its digest)
@@ -223,7 +202,7 @@ class CookieSessionView:
     def _read(self):
         if not self._loaded:
             self._loaded = True
-            value = cookies_of(self.request).get_cookie(
+            value = self.context.cookies.get_cookie(
                 self.container.cookie_name)
             document = text = None
             if value and len(value) <= self.container.max_size:
@@ -257,10 +236,7 @@ class CookieSessionView:
         return not timeout or now - issued <= timeout
 
     def _join(self):
-        current = self.transaction_manager.get()
-        if self._joined is not current:
-            current.join(self)
-            self._joined = current
+        self.context.join(self, self.transaction_manager)
 
     def _digest(self, client_id):
         # The client's digest, computed once per client id and view.
@@ -353,19 +329,10 @@ class CookieSessionView:
         self._data = None
         self._removed = True
 
-    # -- the data manager -----------------------------------------------
-
-    def sortKey(self):
-        return f'zodbsession.cookie:{self.container.cookie_name}'
+    # -- its part in the transaction (zodbsession.context) -------------
 
     def abort(self, txn):
         self._reset()
-
-    def tpc_begin(self, txn):
-        pass
-
-    def commit(self, txn):
-        pass
 
     def tpc_vote(self, txn):
         # Everything that can fail fails here, before any storage
@@ -399,7 +366,7 @@ class CookieSessionView:
 
     def tpc_finish(self, txn):
         try:
-            cookies = cookies_of(self.request)
+            cookies = self.context.cookies
             attributes = self._cookie_attributes(cookies)
             name = self.container.cookie_name
             if self._removed:
@@ -419,7 +386,6 @@ class CookieSessionView:
                 self._packages = None
         finally:
             self._value = self._sent = None
-            self._joined = None
             self._held = None
 
     def tpc_abort(self, txn):
@@ -431,10 +397,9 @@ class CookieSessionView:
         self._removed = False
         self._held = None
         self._value = self._sent = None
-        self._joined = None
 
     def _cookie_attributes(self, cookies):
-        manager = utility_for(self.request, IClientIdManager, None)
+        manager = self.context.query_client_id_manager()
         inherited = None
         if ICookieClientIdManager.providedBy(manager):
             inherited = _manager_attributes(manager)

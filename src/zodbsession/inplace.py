@@ -23,7 +23,7 @@ import weakref
 
 import transaction
 
-from zodbsession.hosting.transactions import has_transaction
+from zodbsession.context import has_transaction
 
 
 class _Watch:

@@ -36,7 +36,7 @@ from zodbsession.procstats import counters as process_counters
 from zodbsession.records import PROCESSES_KEY
 from zodbsession.records import ProcessRecord
 from zodbsession.site import ROOT_KEY
-from zodbsession.site import run_in_transaction
+from zodbsession.hosting.sitechanges import run_in_transaction
 
 log = logging.getLogger(__name__)
 

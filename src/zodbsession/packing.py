@@ -19,7 +19,7 @@ from ZODB.FileStorage import FileStorage
 from zodbsession import clock
 from zodbsession.records import MAINTENANCE_KEY
 from zodbsession.records import MaintenanceRecord
-from zodbsession.site import run_in_transaction
+from zodbsession.hosting.sitechanges import run_in_transaction
 
 # Seconds between packs by default: one day keeps a busy FileStorage
 # within a day's writes of its live size.

@@ -40,14 +40,13 @@ from zope.interface import implementer
 
 from zodbsession import clock
 from zodbsession import expiry
-from zodbsession.environkeys import SITE_KEY
+from zodbsession.environkeys import CONTEXT_KEY
 from zodbsession.interfaces import IInspectableContainer
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.interfaces import ISessionInfo
-from zodbsession.lookup import container_in
-from zodbsession.lookup import registry_for
+from zodbsession.context import context_of
 from zodbsession.records import PRINCIPALS_KEY
 from zodbsession.records import PrincipalIndex
 from zodbsession.records import PrincipalSessions
@@ -86,7 +85,9 @@ def _check_principal(principal_id):
 
 
 def _connection(request):
-    site = getattr(request, 'environ', {}).get(SITE_KEY)
+    environ = getattr(request, 'environ', None)
+    context = environ.get(CONTEXT_KEY) if isinstance(environ, dict) else None
+    site = None if context is None else context.site
     if site is None:
         raise TypeError(
             'zodbsession.principals needs a request that zodbsession hosts'
@@ -109,10 +110,11 @@ def _reference(client_id):
 
 def _named_containers(request):
     """[(names, bound container)] of the request's site, each once."""
-    registry = registry_for(request)
+    context = context_of(request)
+    registry = context.registry
     grouped = {}
     for name, _unbound in registry.getUtilitiesFor(ISessionDataContainer):
-        container = container_in(registry, name, request)
+        container = context.container(name)
         names, _ = grouped.setdefault(id(container), ([], container))
         names.append(name)
     return [(tuple(sorted(names)), container)

@@ -21,8 +21,7 @@ from zodbsession.container import client_key
 from zodbsession.data import SessionData
 from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
-from zodbsession.interfaces import ISessionDataContainer
-from zodbsession.lookup import transaction_manager_for
+from zodbsession.context import transaction_manager_for
 from zodbsession.merge import merge_session_states
 
 _EMPTY_STATE = {'t': 0, 'p': {}}

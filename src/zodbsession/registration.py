@@ -12,7 +12,7 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionDataContainer
-from zodbsession.lookup import environ_registry
+from zodbsession.context import environ_registry
 from zodbsession.adaptation.environ import EnvironCookies
 from zodbsession.adaptation.environ import WSGIRequest
 from zodbsession.session import session_of

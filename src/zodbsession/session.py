@@ -7,18 +7,12 @@ from zodbsession import clock
 from zodbsession import expiry
 from zodbsession.data import SessionData
 from zodbsession.data import SessionPkgData
-from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import ISessionClientIdManager
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionLifecycle
-from zodbsession.lookup import all_containers
-from zodbsession.lookup import container_in
-from zodbsession.lookup import registry_for
-from zodbsession.lookup import transaction_manager_for
-from zodbsession.lookup import utility_in
-from zodbsession.environkeys import SESSION_KEY
-from zodbsession.hosting.transactions import commit_now
+from zodbsession.context import commit_now
+from zodbsession.context import context_of
 
 
 @implementer(ISessionLifecycle)     # an ISession
@@ -38,57 +32,32 @@ class Session:
 
     def __new__(cls, request):
         # One Session per request, however it is reached (ISession(request),
-        # Session(request), IClientId(request)): it holds what the request
-        # resolved (the client id, the containers, the sessions not stored
-        # yet), kept with the request's WSGI environ or its annotations.
-        state = _request_state(request)
-        if state is not None:
-            session = state.get(SESSION_KEY)
-            if type(session) is cls:
-                return session
+        # Session(request), IClientId(request)): the request's context
+        # holds it, with what the request resolved.
+        context = context_of(request)
+        session = context.session
+        if type(session) is cls:
+            return session
         session = super().__new__(cls)
-        session._start(request)
-        if state is not None:
-            state[SESSION_KEY] = session
+        session._start(request, context)
+        context.session = session
         return session
 
     def __init__(self, request):
         pass        # __new__ set it up (or found it)
 
-    def _start(self, request):
+    def _start(self, request, context):
         self.request = request
+        self._context = context
         self._client_id = None
         # container -> SessionData: this request's pending sessions, not
         # stored yet.
         self._pending = {}
         self._renewed = False
-        # Looked up once per request: the site's configuration does not
-        # change under a request that is being served.
-        self._client_id_manager = None
-        self._containers = {}
-        self._found_registry = None
-
-    @property
-    def _registry(self):
-        registry = self._found_registry
-        if registry is None:
-            registry = self._found_registry = registry_for(self.request)
-        return registry
 
     @property
     def _manager(self):
-        manager = self._client_id_manager
-        if manager is None:
-            manager = self._client_id_manager = utility_in(
-                self._registry, IClientIdManager)
-        return manager
-
-    def _container(self, pkg_id):
-        container = self._containers.get(pkg_id)
-        if container is None:
-            container = self._containers[pkg_id] = container_in(
-                self._registry, pkg_id, self.request)
-        return container
+        return self._context.client_id_manager
 
     @property
     def client_id(self):
@@ -120,13 +89,13 @@ class Session:
     # -- ISession ---------------------------------------------------------
 
     def get(self, pkg_id, default=None):
-        session_data = self._session_data(self._container(pkg_id))
+        session_data = self._session_data(self._context.container(pkg_id))
         if session_data is None:
             return default
         return session_data.get(pkg_id, default)
 
     def __getitem__(self, pkg_id):
-        container = self._container(pkg_id)
+        container = self._context.container(pkg_id)
         if not IPendingSessions.providedBy(container):
             return self._stored_package(container, pkg_id)
         session_data = self._session_data(container)
@@ -205,7 +174,7 @@ class Session:
         client_id = self.existing_client_id()
         return client_id is not None and any(
             client_id in container
-            for container in all_containers(self.request))
+            for container in self._context.all_containers())
 
     def _outlived_by(self, client_id, container):
         """Whether the client brought ``client_id``, issued longer ago than
@@ -226,7 +195,7 @@ class Session:
 
     def _remove_data(self, client_id):
         moved = []
-        for container in all_containers(self.request):
+        for container in self._context.all_containers():
             if client_id in container:      # stored (not pending)
                 data = container[client_id]
                 del container[client_id]
@@ -280,17 +249,7 @@ class Session:
     def persist(self):
         # The request's own manager (pyramid_tm may run an explicit one),
         # not the thread's.
-        commit_now(transaction_manager_for(self.request))
-
-
-def _request_state(request):
-    """Where a request keeps its per-request state: its WSGI environ,
-    else its annotations (zope.publisher); None if it has neither."""
-    environ = getattr(request, 'environ', None)
-    if isinstance(environ, dict):
-        return environ
-    annotations = getattr(request, 'annotations', None)
-    return annotations if isinstance(annotations, dict) else None
+        commit_now(self._context.transaction_manager_for())
 
 
 def session_of(request):

@@ -5,3 +5,6 @@ kinds of request zodbsession knows to it: its own WSGI request and WebOb
 or Pyramid requests (``environ``), zope.publisher requests
 (``publisher``), found without registration (``builtin``).
 """
+
+# The core finds the built-in adapters through this registration.
+from zodbsession.adaptation import builtin  # noqa: E402,F401

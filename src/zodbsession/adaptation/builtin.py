@@ -12,6 +12,7 @@ from zope.interface import implementedBy
 from zope.interface import providedBy
 from zope.interface.adapter import AdapterRegistry
 
+from zodbsession.context import use_builtin_cookies
 from zodbsession.interfaces import IRequestCookies
 
 _table = None
@@ -57,3 +58,6 @@ def request_cookies(request):
         _table = _build()
     factory = _table.lookup((providedBy(request),), IRequestCookies)
     return None if factory is None else factory(request)
+
+
+use_builtin_cookies(request_cookies)

@@ -1,19 +1,19 @@
 """Cookies of WSGI and WebOb/Pyramid requests, for the core.
 
-Both kinds of request carry a WSGI environ; the answer's cookies and
-headers wait in the environ (``PendingResponse``) until whoever builds the
-response applies them: the middleware, a Pyramid response callback, or
-``PendingResponse.apply`` called by hand.
+Both kinds of request carry a WSGI environ. The response's cookies and
+headers wait in the request's context (``zodbsession.pending``) until
+whoever builds the response applies them: the host, a Pyramid response
+callback, or ``PendingResponse.apply`` called by hand.
 """
 import re
-import time
 
-import webob.cookies
 from zope.interface import implementer
 
-from zodbsession.environkeys import PENDING_KEY
-from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
+from zodbsession.context import context_of
 from zodbsession.interfaces import IRequestCookies
+from zodbsession.pending import PLAIN_COOKIE_VALUE as _PLAIN_COOKIE_VALUE
+from zodbsession.pending import PendingResponse  # noqa: F401 (old home)
+from zodbsession.pending import set_cookie_header  # noqa: F401 (old home)
 
 _COOKIE_SEPARATORS = re.compile('[;,]')
 _COOKIE_SPACE = ' \t'
@@ -27,125 +27,6 @@ _COOKIE_VALUE = re.compile(
     rb"|(?:[\w~!@#$%^&*()+=\-`.?|:/{}<>']|\\(?:[0-3][0-7][0-7]|.))*")
 # Backslash escapes in a cookie value: an octal byte, or a character.
 _COOKIE_ESCAPE = re.compile(rb'\\([0-3][0-7][0-7]|.)')
-# Values WebOb's grammar reads back unchanged (signed ids, base64 text):
-# they need neither its regular expression nor unquoting.
-_PLAIN_COOKIE_VALUE = re.compile(r'[A-Za-z0-9_.\-]*\Z')
-
-# (Cookie header, {name: raw value}) of the request.
-_PARSED_COOKIES_KEY = 'zodbsession.request_cookies'
-
-
-class PendingResponse:
-    """Cookies and headers to add to the response of one request."""
-
-    def __init__(self):
-        self.cookies = {}   # name -> (value or None to delete, attributes)
-        self.headers = {}   # header name -> value
-        self._kept = ({}, {})
-        self._followed = None
-
-    def add(self, kind, name, entry, committed=False):
-        """Add a cookie (kind ``'cookies'``) or header (``'headers'``);
-        ``committed``: it belongs to a committed transaction, and a later
-        ``discard()`` keeps it."""
-        getattr(self, kind)[name] = entry
-        if committed:
-            self._kept[kind == 'headers'][name] = entry
-
-    def follow(self, transaction_manager):
-        """Keep or discard what is pending as ``transaction_manager``'s
-        transactions commit or abort, from the current one on."""
-        if self._followed is None:
-            transaction_manager.registerSynch(self)
-            self._followed = transaction_manager
-
-    def stop_following(self):
-        manager, self._followed = self._followed, None
-        if manager is not None:
-            manager.unregisterSynch(self)
-
-    def keep(self):
-        """What is pending now belongs to a committed transaction: a later
-        ``discard()`` keeps it."""
-        self._kept = (dict(self.cookies), dict(self.headers))
-
-    def discard(self):
-        """Drop what was added since the last ``keep()`` (its transaction
-        did not commit)."""
-        self.cookies, self.headers = (dict(self._kept[0]),
-                                      dict(self._kept[1]))
-
-    def afterCompletion(self, txn):
-        # As a transaction synchronizer: follow the request's transactions.
-        if txn.status == 'Committed':
-            self.keep()
-        else:
-            self.discard()
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def newTransaction(self, txn):
-        pass
-
-    @classmethod
-    def of(cls, environ):
-        pending = environ.get(PENDING_KEY)
-        if pending is None:
-            pending = environ[PENDING_KEY] = cls()
-        return pending
-
-    def __bool__(self):
-        return bool(self.cookies or self.headers)
-
-    def header_list(self):
-        """[(name, value)] to append to the response headers."""
-        result = []
-        for name, (value, attributes) in self.cookies.items():
-            result.append(('Set-Cookie', set_cookie_header(
-                name, value, attributes)))
-        result.extend(self.headers.items())
-        return result
-
-    def apply(self, response):
-        """Apply to a WebOb response."""
-        for name, value in self.header_list():
-            if name == 'Set-Cookie':
-                response.headerlist.append((name, value))
-            else:
-                response.headers[name] = value
-
-
-# The attributes part of Set-Cookie headers WebOb wrote during the current
-# second, by attributes: (second, {attributes: text}).
-_attribute_texts = (None, {})
-
-
-def set_cookie_header(name, value, attributes):
-    """The Set-Cookie header WebOb's ``make_cookie`` writes (value None:
-    an expired cookie that deletes it).
-
-    WebOb's serialization takes longer than the rest of a cookie-session
-    request; a session cookie's attributes rarely change, so the text
-    WebOb wrote for them (its expiry date moves once a second) is kept
-    and used with every plain name and value.
-    """
-    if not (name and value and _PLAIN_COOKIE_VALUE.match(name)
-            and _PLAIN_COOKIE_VALUE.match(value)):
-        return webob.cookies.make_cookie(name, value, **attributes)
-    global _attribute_texts
-    second = int(time.time())
-    cached_second, texts = _attribute_texts
-    if cached_second != second:
-        texts = {}
-        _attribute_texts = (second, texts)
-    # set_cookie always lists the attributes in one order: no sorting.
-    key = tuple(attributes.items())
-    text = texts.get(key)
-    if text is None:
-        text = texts[key] = webob.cookies.make_cookie(
-            'n', 'v', **attributes)[len('n=v'):]
-    return name + '=' + value + text
 
 
 def cookie_value(header, name):
@@ -213,6 +94,20 @@ class EnvironCookies:
     def __init__(self, request):
         self.request = request
         self.environ = request.environ
+        self._context = None
+
+    @property
+    def context(self):
+        """The request's context (``zodbsession.context``)."""
+        context = self._context
+        if context is None:
+            context = self._context = context_of(self.request)
+        return context
+
+    @context.setter
+    def context(self, context):
+        # Its host made it.
+        self._context = context
 
     @property
     def method(self):
@@ -222,45 +117,42 @@ class EnvironCookies:
     def application_path(self):
         return self.environ.get('SCRIPT_NAME') or '/'
 
-    @property
-    def _pending(self):
-        return self._pending_response(committed=False)
-
     def _pending_response(self, committed):
-        pending = self.environ.get(PENDING_KEY)
-        if pending is None:
-            pending = PendingResponse.of(self.environ)
-            # Pyramid: get the cookies onto whatever response the view
-            # returns.
+        context = self.context
+        pending = context.pending
+        if pending.following:
+            return pending
+        if not context.hosted and not context.pending_applied:
+            # No host applies it (a Pyramid request outside our tween):
+            # get the cookies onto whatever response the view returns.
+            context.pending_applied = True
             add_callback = getattr(self.request, 'add_response_callback',
                                    None)
             if add_callback is not None:
                 add_callback(lambda request, response: pending.apply(response))
-        if not committed and pending._followed is None:
-            # Under the middleware: cookies go out only for transactions
-            # that commit (including one that persist() committed before
-            # a later one was aborted). Requests that set no cookie, or
+        if not committed and context.transaction_manager is not None:
+            # Under a host: cookies go out only for transactions that
+            # commit (including one that persist() committed before a
+            # later one was aborted). Requests that set no cookie, or
             # only committed ones, never pay for following the
             # transaction.
-            manager = self.environ.get(TRANSACTION_MANAGER_KEY)
-            if manager is not None:
-                pending.follow(manager)
+            pending.follow(context.transaction_manager)
         return pending
 
     def get_cookie(self, name):
-        pending = self.environ.get(PENDING_KEY)
-        if pending is not None and name in pending.cookies:
-            return pending.cookies[name][0]
+        pending = self.context.pending.cookies
+        if name in pending:
+            return pending[name][0]
         return self.get_request_cookie(name)
 
     def get_request_cookie(self, name):
         # The header is split once per request, however many cookies are
         # read from it (the client id's, each cookie container's).
+        context = self.context
         header = self.environ.get('HTTP_COOKIE')
-        parsed = self.environ.get(_PARSED_COOKIES_KEY)
+        parsed = context.parsed_cookies
         if parsed is None or parsed[0] is not header:
-            parsed = self.environ[_PARSED_COOKIES_KEY] = (
-                header, _raw_cookies(header))
+            parsed = context.parsed_cookies = (header, _raw_cookies(header))
         return _cookie_text(parsed[1].get(name))
 
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,
@@ -275,7 +167,8 @@ class EnvironCookies:
             'cookies', name, (value, attributes), committed)
 
     def delete_cookie(self, name, path='/', domain=None):
-        self._pending.cookies[name] = (None, dict(path=path, domain=domain))
+        self._pending_response(False).cookies[name] = (
+            None, dict(path=path, domain=domain))
 
     def set_header(self, name, value, committed=False):
         self._pending_response(committed).add(
@@ -292,3 +185,4 @@ class WSGIRequest(EnvironCookies):
     def __init__(self, environ):
         self.request = self
         self.environ = environ
+        self._context = None

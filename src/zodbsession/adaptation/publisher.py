@@ -15,7 +15,7 @@ from zope.publisher.interfaces.http import IHTTPRequest
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IRequestCookies
-from zodbsession.lookup import registry_for
+from zodbsession.context import registry_for
 
 
 @implementer(IRequestCookies)

@@ -37,8 +37,8 @@ from zodbsession.hosting.retry import DEFAULT_RETRIES
 from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.hosting.retry import RetryPolicy
 from zodbsession.site import SessionSite
-from zodbsession.site import ensure_site
-from zodbsession.site import snapshots
+from zodbsession.hosting.sitechanges import ensure_site
+from zodbsession.hosting.snapshot import snapshots
 from zodbsession.workingcopy import WorkingCopy
 
 __all__ = ['SessionMiddleware', 'ASGISession', 'SessionClosed',

@@ -24,15 +24,11 @@ from ZODB.POSException import ConflictError
 
 from zodbsession.conflicts import annotate as annotate_conflict
 from zodbsession.conflicts import forget as forget_conflicts
-from zodbsession.environkeys import PENDING_KEY
-from zodbsession.environkeys import REGISTRY_KEY
-from zodbsession.environkeys import SESSION_KEY
-from zodbsession.environkeys import SITE_KEY
-from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
-from zodbsession.interfaces import ISession
-from zodbsession.adaptation.environ import PendingResponse
 from zodbsession.adaptation.environ import WSGIRequest
-from zodbsession.site import ConnectionSite
+from zodbsession.context import install
+from zodbsession.interfaces import ISession
+from zodbsession.pending import PendingResponse
+from zodbsession.hosting.connection import ConnectionSite
 from zodbsession.hosting.transactions import end_transaction
 from zodbsession.hosting.transactions import has_transaction
 from zodbsession.workingcopy import WorkingCopy
@@ -49,17 +45,17 @@ class AttemptHosting:
         self.pkg_id = pkg_id
         self.manager = transaction.TransactionManager(explicit=True)
         self.site = ConnectionSite(db, self.manager)
-        self.environ = environ = dict(environ)
-        self.pending = environ[PENDING_KEY] = PendingResponse()
-        environ[REGISTRY_KEY] = self.site.registry
-        environ[SITE_KEY] = self.site
-        environ[TRANSACTION_MANAGER_KEY] = self.manager
-        self.request = WSGIRequest(environ)
+        self.environ = dict(environ)
+        self.pending = PendingResponse()
+        self.request = None
 
     def _begin(self):
-        # A new ISession for each transaction: it keeps the containers it
+        # A new context for each transaction: it keeps the containers it
         # found, and a container in the database belongs to a connection.
-        self.environ.pop(SESSION_KEY, None)
+        # The pending cookies are the attempt's.
+        request = self.request = WSGIRequest(self.environ)
+        install(request, self.site.registry, self.manager, self.site,
+                cookies=request, pending=self.pending)
         self.manager.begin()
 
     def _end(self):

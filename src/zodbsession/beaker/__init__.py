@@ -18,7 +18,7 @@ from zodbsession.beaker.config import beaker_options
 from zodbsession.beaker.session import BeakerSession
 from zodbsession.hosting.db import shared_database
 from zodbsession.hosting.settings import parse_settings
-from zodbsession.site import ensure_container
+from zodbsession.hosting.sitechanges import ensure_container
 
 __all__ = ['SessionMiddleware', 'BeakerSession']
 

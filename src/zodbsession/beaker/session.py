@@ -11,7 +11,7 @@ from collections.abc import MutableMapping
 
 from zodbsession import clock
 from zodbsession.interfaces import ISession
-from zodbsession.lookup import container_for
+from zodbsession.context import container_for
 from zodbsession.workingcopy import WorkingCopy
 
 # Kept with the data, hidden from the mapping, as Beaker names it.

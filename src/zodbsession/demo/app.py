@@ -4,7 +4,7 @@ from webob import Request
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.demo import csrf
 from zodbsession.demo import views
-from zodbsession.site import change_site
+from zodbsession.hosting.sitechanges import change_site
 from zodbsession.hosting.wsgi import SESSION_KEY
 from zodbsession.hosting.wsgi import SessionMiddleware
 

@@ -11,7 +11,7 @@ from webob import Response
 from zodbsession.demo import csrf
 from zodbsession.demo import templates as t
 from zodbsession.interfaces import ISessionDataContainer
-from zodbsession.lookup import registry_for
+from zodbsession.context import registry_for
 from zodbsession.principals import remember_principal
 from zodbsession.principals import revoke_sessions
 from zodbsession.principals import sessions_of

@@ -39,13 +39,13 @@ from zodbsession.hosting import wsgi
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.hosting.db import is_storage_unavailable
 from zodbsession.hosting.db import shared_database
-from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
+from zodbsession.environkeys import CONTEXT_KEY
 from zodbsession.expiry import resolution_for
 from zodbsession.flask.session import PERMANENT_SUFFIX
 from zodbsession.flask.session import FlaskSession
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.hosting.settings import parse_settings
-from zodbsession.site import ensure_container
+from zodbsession.hosting.sitechanges import ensure_container
 from zodbsession.hosting.transactions import has_transaction
 from zodbsession.hosting.transactions import vetoes_commit
 from zodbsession.validated import InvalidSetting
@@ -227,7 +227,8 @@ class ZODBSessionInterface(SessionInterface):
 
     def save_session(self, app, session, response):
         environ = current_request.environ
-        manager = environ.get(TRANSACTION_MANAGER_KEY)
+        context = environ.get(CONTEXT_KEY)
+        manager = None if context is None else context.transaction_manager
         if manager is not None and has_transaction(manager) and vetoes_commit(
                 response.status_code, response.headers.get('X-Tm')):
             manager.doom()

@@ -12,7 +12,7 @@ from flask.sessions import SessionMixin
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import ISession
-from zodbsession.lookup import registry_for
+from zodbsession.context import registry_for
 from zodbsession.lookup import utility_in
 
 PERMANENT_SUFFIX = '.permanent'

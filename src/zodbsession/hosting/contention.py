@@ -21,7 +21,7 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.lookup import utility_in
 from zodbsession.adaptation.environ import WSGIRequest
-from zodbsession.site import snapshots
+from zodbsession.hosting.snapshot import snapshots
 
 
 class _Turn:

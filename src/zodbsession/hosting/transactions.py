@@ -1,33 +1,6 @@
 """How a request's transaction ends: one rule for every hosting."""
-
-
-class _Probe:
-    """A synchronizer that only notes whether it was told of a
-    transaction: ``registerSynch`` tells a synchronizer that registers
-    while a transaction is active about it (ITransactionManager)."""
-
-    __slots__ = ('active', '__weakref__')
-
-    def __init__(self):
-        self.active = False
-
-    def newTransaction(self, txn):
-        self.active = True
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def afterCompletion(self, txn):
-        pass
-
-
-def has_transaction(manager):
-    """Whether ``manager`` has a transaction under way, asked without
-    starting one (``manager.get()`` would)."""
-    probe = _Probe()
-    manager.registerSynch(probe)
-    manager.unregisterSynch(probe)
-    return probe.active
+from zodbsession.context import commit_now  # noqa: F401 (its old home)
+from zodbsession.context import has_transaction
 
 
 def end_transaction(manager, abort=False, before_abort=None):
@@ -50,16 +23,6 @@ def end_transaction(manager, abort=False, before_abort=None):
         manager.abort()
         raise
     return True
-
-
-def commit_now(manager):
-    """Commit the manager's transaction in the middle of a request
-    (``persist()``); the request goes on in a new transaction of the same
-    manager, which whoever hosts the request ends. An explicit manager
-    (pyramid_tm's ``explicit_manager``) has none until one is begun."""
-    manager.commit()
-    if manager.explicit:
-        manager.begin()
 
 
 def vetoes_commit(status, x_tm=None):

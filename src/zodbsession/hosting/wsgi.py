@@ -25,35 +25,31 @@ import transaction
 
 from zodbsession import current
 from zodbsession import inplace
+from zodbsession.adaptation.environ import WSGIRequest
+from zodbsession.conflicts import annotate as annotate_conflict
+from zodbsession.conflicts import forget as forget_conflicts
+from zodbsession.context import has_transaction
+from zodbsession.context import install
+from zodbsession.environkeys import ATTEMPT_KEY
+from zodbsession.environkeys import REQUEST_KEY
+from zodbsession.environkeys import SESSION_KEY
+from zodbsession.hosting.connection import ConnectionSite
+from zodbsession.hosting.contention import incoming_client_key
 from zodbsession.hosting.db import is_storage_unavailable
 from zodbsession.hosting.db import open_database
-from zodbsession.registration import register_adapters
-from zodbsession.environkeys import PENDING_KEY
+from zodbsession.hosting.retry import DEFAULT_RETRIES
+from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
+from zodbsession.hosting.retry import RetryPolicy
+from zodbsession.hosting.sitechanges import ensure_site
+from zodbsession.hosting.transactions import end_transaction
 from zodbsession.maintenance import start_maintenance
 from zodbsession.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.packing import check_pack_interval
 from zodbsession.procstats import counters as process_counters
-from zodbsession.conflicts import annotate as annotate_conflict
-from zodbsession.conflicts import forget as forget_conflicts
-from zodbsession.hosting.contention import incoming_client_key
-from zodbsession.hosting.retry import DEFAULT_RETRIES
-from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
-from zodbsession.hosting.retry import RetryPolicy
-from zodbsession.environkeys import REGISTRY_KEY
-from zodbsession.environkeys import SESSION_KEY
-from zodbsession.environkeys import SITE_KEY
-from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
-from zodbsession.adaptation.environ import WSGIRequest
+from zodbsession.registration import register_adapters
 from zodbsession.session import Session
-from zodbsession.site import ConnectionSite
-from zodbsession.site import ensure_site
-from zodbsession.hosting.transactions import end_transaction
-from zodbsession.hosting.transactions import has_transaction
 
 log = logging.getLogger(__name__)
-
-REQUEST_KEY = 'zodbsession.request'
-ATTEMPT_KEY = 'zodbsession.attempt'
 
 
 # Seconds a client is asked to wait (Retry-After) when the storage server
@@ -156,9 +152,8 @@ class SessionMiddleware:
         manager = transaction.manager.manager
         site = ConnectionSite(self.db, manager, keep=True)
         request = WSGIRequest(environ)
-        environ[REGISTRY_KEY] = site.registry
-        environ[SITE_KEY] = site
-        environ[TRANSACTION_MANAGER_KEY] = manager
+        context = install(request, site.registry, manager, site,
+                          cookies=request)
         environ[REQUEST_KEY] = request
         environ[SESSION_KEY] = Session(request)
         environ[ATTEMPT_KEY] = attempt
@@ -179,9 +174,8 @@ class SessionMiddleware:
                 inplace.reads_over(manager)
         finally:
             current.leave(token)
-            pending = environ.get(PENDING_KEY)
-            if pending is not None:
-                pending.stop_following()
+            pending = context.pending
+            pending.stop_following()
             site.close()
         if pending:
             headers = _merge_headers(headers, pending.header_list())

@@ -9,7 +9,7 @@ from zodbsession.hosting.retry import DEFAULT_RETRIES
 from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.hosting.retry import RetryPolicy
 from zodbsession.hosting.settings import parse_settings
-from zodbsession.site import ensure_site
+from zodbsession.hosting.sitechanges import ensure_site
 
 SETTINGS_PREFIX = 'zodbsession.'
 

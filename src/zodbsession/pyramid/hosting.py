@@ -24,15 +24,12 @@ from webob import Response
 from zodbsession.hosting.contention import client_turns
 from zodbsession.hosting.contention import incoming_client_key
 from zodbsession.hosting.db import is_storage_unavailable
-from zodbsession.environkeys import PENDING_KEY
-from zodbsession.procstats import counters as process_counters
-from zodbsession.environkeys import REGISTRY_KEY
-from zodbsession.environkeys import SESSION_KEY
-from zodbsession.environkeys import SITE_KEY
-from zodbsession.environkeys import TRANSACTION_MANAGER_KEY
+from zodbsession.context import install
+from zodbsession.environkeys import ATTEMPT_KEY
+from zodbsession.environkeys import CONTEXT_KEY
+from zodbsession.hosting.connection import ConnectionSite
 from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
-from zodbsession.adaptation.environ import PendingResponse
-from zodbsession.site import ConnectionSite
+from zodbsession.procstats import counters as process_counters
 from zodbsession.hosting.transactions import end_transaction
 from zodbsession.hosting.transactions import vetoes_commit
 
@@ -42,11 +39,6 @@ log = logging.getLogger(__name__)
 DEFAULT_RETRY_AFTER = 5
 
 HOSTING_KEY = 'zodbsession.pyramid.hosting'
-ATTEMPT_KEY = 'zodbsession.attempt'
-
-# Per-request state that other modules keep in the environ; pyramid_retry
-# reuses the environ for the next attempt, which must start clean.
-_ATTEMPT_STATE = (PENDING_KEY, SESSION_KEY, 'zodbsession.cookie_views')
 
 
 def transaction_manager_of(request):
@@ -62,7 +54,11 @@ class RequestHosting:
         self.request = request
         self.transaction_manager = transaction_manager_of(request)
         self.site = ConnectionSite(db, self.transaction_manager)
-        self.pending = PendingResponse()
+        # pyramid_retry reuses the environ for the next attempt: each
+        # attempt has a context of its own, which starts clean.
+        self.context = install(request, self.site.registry,
+                               self.transaction_manager, self.site)
+        self.pending = self.context.pending
         self._turn = None
 
     def take_turn(self, contending, db):
@@ -93,8 +89,8 @@ class RequestHosting:
             # A late ISession(request) must not open a connection that
             # nobody closes.
             del environ[HOSTING_KEY]
-            for key in (REGISTRY_KEY, SITE_KEY, SESSION_KEY):
-                environ.pop(key, None)
+            if environ.get(CONTEXT_KEY) is self.context:
+                del environ[CONTEXT_KEY]
         self.site.close()
 
 
@@ -104,15 +100,7 @@ def prepare_request(request, db):
     hosting = environ.get(HOSTING_KEY)
     if hosting is not None and hosting.request is request:
         return hosting
-    for key in _ATTEMPT_STATE:
-        environ.pop(key, None)
     hosting = environ[HOSTING_KEY] = RequestHosting(db, request)
-    environ[REGISTRY_KEY] = hosting.site.registry
-    environ[SITE_KEY] = hosting.site
-    environ[TRANSACTION_MANAGER_KEY] = hosting.transaction_manager
-    # Present before any cookie is set, so that EnvironCookies leaves
-    # sending it to us (and we send it only after a commit).
-    environ[PENDING_KEY] = hosting.pending
     request.add_response_callback(hosting.apply_cookies)
     request.add_finished_callback(hosting.finish)
     return hosting

@@ -30,9 +30,9 @@ from zodbsession.data import SessionData
 from zodbsession.data import SessionPkgData
 from zodbsession.registration import register_adapters
 from zodbsession.registration import register_session_utilities
-from zodbsession.environkeys import PENDING_KEY
+from zodbsession.context import context_of
 from zodbsession.adaptation.environ import WSGIRequest
-from zodbsession.site import change_site
+from zodbsession.hosting.sitechanges import change_site
 
 TEST_SECRET = 'test-secret-do-not-use-in-production'
 
@@ -101,7 +101,7 @@ def last_transaction_records(db):
 
 def response_headers(request):
     """[(name, value)] that zodbsession added to the request's response."""
-    pending = request.environ.get(PENDING_KEY)
+    pending = context_of(request).pending
     return pending.header_list() if pending else []
 
 

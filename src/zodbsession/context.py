@@ -1,0 +1,413 @@
+"""The request context: what one request resolves, once.
+
+A request goes straight down: its cookies, the client id, the container
+of each package, the session data, the commit, the Set-Cookie headers.
+One ``RequestContext`` per request (per attempt, when a conflict runs the
+request again) holds what that walk resolves, so that each step happens
+once and in one place:
+
+- the registry that serves the request (the host's: the site's
+  snapshot), the client id manager, and each package's container, bound
+  to the request;
+- the request's ``Session``, which reads and verifies the client id once
+  and issues one at most once;
+- the request's cookies (``IRequestCookies``) and the response's pending
+  cookies and headers (``PendingResponse``), which follow the request's
+  transactions, so that what an aborted transaction set is never sent;
+- the views of the request-bound containers (the cookie container's) and
+  the one data manager they join the request's transaction with: on their
+  first write, so that a request that only reads runs no two-phase commit;
+- the hosting's connection site, which opens a database connection on
+  first need only.
+
+Every host (the WSGI middleware, the Pyramid tween, the ASGI, Flask and
+Beaker hosts) makes one with ``RequestContext(...)`` and puts it where
+``context_of(request)`` finds it. A request that no host prepared (a
+zope.publisher request, a WebOb request in a test) gets one on first use,
+served by the registry its ``IComponentLookup`` adapter gives, else by
+the current site manager.
+"""
+import transaction
+import zope.component
+from zope.interface.interfaces import ComponentLookupError
+from zope.interface.interfaces import IComponentLookup
+
+from zodbsession.environkeys import CONTEXT_KEY
+from zodbsession.interfaces import IClientIdManager
+from zodbsession.interfaces import IRequestBoundContainer
+from zodbsession.interfaces import IRequestCookies
+from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.lookup import container_in
+from zodbsession.lookup import query_in
+from zodbsession.pending import PendingResponse
+
+_UNKNOWN = object()
+
+
+class RequestContext:
+    """What one request resolves, each once.
+
+    ``request``: what ``ISession`` adapts (its cookies are read through
+    ``cookies``, the request's IRequestCookies, found on first use when
+    not given). ``registry``: a callable returning the registry that
+    serves the request (None: the request's IComponentLookup adapter,
+    else the current site manager). ``transaction_manager``: the manager
+    of the request's transaction, when the host runs one. ``site``: the
+    host's connection site (``zodbsession.hosting.connection``), for the
+    containers whose data is in the database. ``pending``: the response's
+    pending cookies and headers (a new PendingResponse when not given).
+    ``hosted``: the host applies ``pending`` to the response itself.
+    """
+
+    def __init__(self, request, registry=None, transaction_manager=None,
+                 site=None, cookies=None, pending=None, hosted=False):
+        self.request = request
+        self._load_registry = registry
+        self._registry = None
+        self.transaction_manager = transaction_manager
+        self.site = site
+        self._cookies = cookies
+        self.pending = PendingResponse() if pending is None else pending
+        self.hosted = hosted
+        self.pending_applied = hosted   # someone puts ``pending`` on the response
+        self.session = None         # the request's Session, once made
+        self._client_id_manager = _UNKNOWN
+        self._containers = {}       # pkg_id -> container, bound
+        self.views = {}             # request-bound container -> its view
+        self._data_manager = None
+        # (Cookie header, {name: raw value}): the header split once.
+        self.parsed_cookies = None
+
+    # -- what serves the request ------------------------------------------
+
+    @property
+    def registry(self):
+        registry = self._registry
+        if registry is None:
+            load = self._load_registry
+            registry = self._registry = (
+                load() if load is not None else _registry_of(self.request))
+        return registry
+
+    @property
+    def host_registry(self):
+        """The registry the host gave, or None (the IComponentLookup
+        adapter of requests that a host prepared)."""
+        return None if self._load_registry is None else self.registry
+
+    @property
+    def cookies(self):
+        cookies = self._cookies
+        if cookies is None:
+            cookies = self._cookies = cookies_of(self.request)
+        return cookies
+
+    def query_client_id_manager(self):
+        """The IClientIdManager that serves the request, or None."""
+        manager = self._client_id_manager
+        if manager is _UNKNOWN:
+            manager = self._client_id_manager = query_in(
+                self.registry, IClientIdManager)
+        return manager
+
+    @property
+    def client_id_manager(self):
+        manager = self.query_client_id_manager()
+        if manager is None:
+            raise ComponentLookupError(IClientIdManager, '')
+        return manager
+
+    def container(self, pkg_id):
+        """The container of ``pkg_id``'s data, bound to the request."""
+        container = self._containers.get(pkg_id)
+        if container is None:
+            container = self._containers[pkg_id] = self.bound(
+                container_in(self.registry, pkg_id))
+        return container
+
+    def all_containers(self):
+        """Every registered container, each once, bound to the request."""
+        seen = {}
+        for _name, container in self.registry.getUtilitiesFor(
+                ISessionDataContainer):
+            seen[id(container)] = container
+        return [self.bound(container) for container in seen.values()]
+
+    def bound(self, container):
+        if IRequestBoundContainer.providedBy(container):
+            return container.bind(self.request)
+        return container
+
+    def view(self, container, make):
+        """The request's view of a request-bound ``container``, made by
+        ``make(container, context)`` on first use."""
+        view = self.views.get(id(container))
+        if view is None:
+            view = self.views[id(container)] = make(container, self)
+        return view
+
+    def transaction_manager_for(self, container=None):
+        """The manager of the request's transaction: the host's, else
+        that of the connection which loaded ``container``, else the
+        thread's."""
+        manager = self.transaction_manager
+        if manager is not None:
+            return manager
+        jar = getattr(container, '_p_jar', None)
+        return jar.transaction_manager if jar is not None else (
+            transaction.manager)
+
+    # -- the request's transaction ----------------------------------------
+
+    def join(self, participant, transaction_manager):
+        """Take part in the current transaction of ``transaction_manager``
+        through the request's one data manager (``participant``: a
+        request-bound container's view, with the data manager's methods
+        from ``tpc_vote`` on, and ``abort``)."""
+        data_manager = self._data_manager
+        if (data_manager is None
+                or data_manager.transaction_manager is not transaction_manager):
+            data_manager = self._data_manager = RequestDataManager(
+                transaction_manager)
+        data_manager.join(participant)
+
+    def joined(self, participant):
+        """Whether ``participant`` takes part in the current transaction."""
+        data_manager = self._data_manager
+        return data_manager is not None and data_manager.has(participant)
+
+
+class RequestDataManager:
+    """The one data manager of a request's request-bound containers.
+
+    Each view joins through it on its first change; the transaction sees
+    one data manager however many cookie containers changed. Its
+    participants vote (where everything that can fail fails) and then
+    finish, or abort, together.
+    """
+
+    def __init__(self, transaction_manager):
+        self.transaction_manager = transaction_manager
+        self._transaction = None
+        self._participants = []
+
+    def join(self, participant):
+        current = self.transaction_manager.get()
+        if self._transaction is not current:
+            current.join(self)
+            self._transaction = current
+            self._participants = [participant]
+        elif participant not in self._participants:
+            self._participants.append(participant)
+
+    def has(self, participant):
+        return (self._transaction is not None
+                and participant in self._participants)
+
+    def _end(self):
+        participants, self._participants = self._participants, []
+        self._transaction = None
+        return participants
+
+    def sortKey(self):
+        return 'zodbsession.request'
+
+    def abort(self, txn):
+        for participant in self._end():
+            participant.abort(txn)
+
+    def tpc_begin(self, txn):
+        pass
+
+    def commit(self, txn):
+        pass
+
+    def tpc_vote(self, txn):
+        for participant in self._participants:
+            participant.tpc_vote(txn)
+
+    def tpc_finish(self, txn):
+        for participant in self._end():
+            participant.tpc_finish(txn)
+
+    def tpc_abort(self, txn):
+        for participant in self._end():
+            participant.tpc_abort(txn)
+
+
+def request_state(request):
+    """Where a request keeps its per-request state: its WSGI environ,
+    else its annotations (zope.publisher); None if it has neither."""
+    environ = getattr(request, 'environ', None)
+    if isinstance(environ, dict):
+        return environ
+    annotations = getattr(request, 'annotations', None)
+    return annotations if isinstance(annotations, dict) else None
+
+
+def install(request, registry=None, transaction_manager=None, site=None,
+            cookies=None, pending=None, hosted=True):
+    """Make the context of ``request`` as its host prepares it (see
+    RequestContext) and keep it with the request, where ``context_of``
+    finds it: a host calls this once per request (per attempt)."""
+    context = RequestContext(request, registry, transaction_manager, site,
+                             cookies, pending, hosted)
+    state = request_state(request)
+    if state is None:
+        raise TypeError(
+            f'a {type(request).__qualname__} keeps no per-request state'
+            ' (it has neither a WSGI environ nor annotations)')
+    state[CONTEXT_KEY] = context
+    if cookies is not None and hasattr(cookies, 'context'):
+        cookies.context = context
+    return context
+
+
+def context_of(request):
+    """The request's context: the one its host made, else one made now
+    (and kept with the request when it can keep state)."""
+    state = request_state(request)
+    if state is not None:
+        context = state.get(CONTEXT_KEY)
+        if context is not None:
+            return context
+    context = RequestContext(request)
+    if state is not None:
+        state[CONTEXT_KEY] = context
+    return context
+
+
+def _registry_of(request):
+    registry = IComponentLookup(request, None)
+    return registry if registry is not None else (
+        zope.component.getSiteManager())
+
+
+# -- the request's cookies ----------------------------------------------------
+
+# Classes that implement IRequestCookies: their instances are their own.
+_COOKIE_CLASSES = set()
+# The adaptation layer's table of the requests it knows (set by
+# zodbsession.adaptation.builtin when it is imported, which the package
+# does): found without registration, as zope.session's users register
+# none.
+_builtin_cookies = None
+
+
+def use_builtin_cookies(adapt):
+    """Answer ``cookies_of`` with ``adapt(request)`` (an IRequestCookies,
+    or None) when the registries have no adapter for a request."""
+    global _builtin_cookies
+    _builtin_cookies = adapt
+
+
+def cookies_of(request):
+    """``IRequestCookies(request)``; a request may be its own."""
+    cls = type(request)
+    if cls in _COOKIE_CLASSES:
+        return request
+    if IRequestCookies.implementedBy(cls):
+        _COOKIE_CLASSES.add(cls)
+        return request
+    if IRequestCookies.providedBy(request):
+        return request
+    cookies = IRequestCookies(request, None)
+    if cookies is None and _builtin_cookies is not None:
+        cookies = _builtin_cookies(request)
+    if cookies is None:
+        raise TypeError(
+            f'zodbsession cannot read the cookies of a'
+            f' {type(request).__module__}.{type(request).__qualname__}:'
+            ' register an IRequestCookies adapter for it')
+    return cookies
+
+
+# -- transactions, asked without starting one -----------------------------
+
+
+class _Probe:
+    """A synchronizer that only notes whether it was told of a
+    transaction: ``registerSynch`` tells a synchronizer that registers
+    while a transaction is active about it (ITransactionManager)."""
+
+    __slots__ = ('active', '__weakref__')
+
+    def __init__(self):
+        self.active = False
+
+    def newTransaction(self, txn):
+        self.active = True
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def afterCompletion(self, txn):
+        pass
+
+
+def has_transaction(manager):
+    """Whether ``manager`` has a transaction under way, asked without
+    starting one (``manager.get()`` would)."""
+    probe = _Probe()
+    manager.registerSynch(probe)
+    manager.unregisterSynch(probe)
+    return probe.active
+
+
+def commit_now(manager):
+    """Commit the manager's transaction in the middle of a request
+    (``persist()``); the request goes on in a new transaction of the same
+    manager, which whoever hosts the request ends. An explicit manager
+    (pyramid_tm's ``explicit_manager``) has none until one is begun."""
+    manager.commit()
+    if manager.explicit:
+        manager.begin()
+
+
+# -- for code that holds a request ------------------------------------------
+
+
+def registry_for(request):
+    """The component registry that serves ``request`` (None: the
+    current site manager)."""
+    if request is None:
+        return zope.component.getSiteManager()
+    return context_of(request).registry
+
+
+def utility_for(request, provided, default=_UNKNOWN):
+    """The unnamed ``provided`` utility of the registry that serves
+    ``request``; ``default`` if none, else ComponentLookupError."""
+    found = query_in(registry_for(request), provided)
+    if found is None:
+        if default is _UNKNOWN:
+            raise ComponentLookupError(provided, '')
+        return default
+    return found
+
+
+def container_for(pkg_id, request=None):
+    """The ISessionDataContainer that holds ``pkg_id``'s data (bound to
+    ``request`` when given)."""
+    if request is None:
+        return container_in(zope.component.getSiteManager(), pkg_id)
+    return context_of(request).container(pkg_id)
+
+
+def all_containers(request):
+    """Every registered ISessionDataContainer, each once."""
+    return context_of(request).all_containers()
+
+
+def transaction_manager_for(request, container=None):
+    """The manager of the request's transaction (see
+    ``RequestContext.transaction_manager_for``)."""
+    return context_of(request).transaction_manager_for(container)
+
+
+def environ_registry(request):
+    """The registry the host of ``request`` gave its context, or None:
+    the IComponentLookup adapter of WSGI and WebOb requests."""
+    environ = getattr(request, 'environ', None)
+    context = environ.get(CONTEXT_KEY) if isinstance(environ, dict) else None
+    return None if context is None else context.host_registry

@@ -1,0 +1,218 @@
+"""A request's database connection, opened only when needed.
+
+A request reaches the session site through a connection of its own, so
+persistent objects never cross threads; the middleware's threads keep
+theirs from one request to the next, brought up to date before each use.
+"""
+import logging
+import threading
+import weakref
+
+from ZODB.POSException import ConnectionStateError
+
+from zodbsession import inplace
+from zodbsession.hosting.db import invalidation_barrier
+from zodbsession.hosting.snapshot import snapshots
+from zodbsession.site import site_of
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionSite:
+    """The site of one request: opens a connection only when needed.
+
+    ``registry()`` is what the request's IComponentLookup adapter returns:
+    the process's snapshot of the site; ``persistent_registry()`` is the
+    database's own, through a connection opened on first use.
+    """
+
+    def __init__(self, db, transaction_manager=None, keep=False):
+        self.db = db
+        self.transaction_manager = transaction_manager
+        self.connection = None
+        self._registry = None
+        self._snapshot = None
+        # Keep the connection for the thread's next request (its
+        # transaction manager is the thread's own, which outlives it).
+        self._keep = keep
+
+    def registry(self):
+        # One snapshot serves the whole request, even if a newer one is
+        # taken meanwhile: the request sees one configuration.
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = self._snapshot = snapshots.get(self.db)
+        return snapshot if snapshot is not None else (
+            self.persistent_registry())
+
+    def open(self):
+        """The request's connection, opened on first use.
+
+        It sees every transaction committed before now, other processes'
+        included (over ZEO, after one round trip to the server). A kept
+        connection (the thread's, from its last request) is brought up to
+        date as a connection fresh from the pool is.
+        """
+        if self.connection is None:
+            connection = None
+            if self._keep:
+                connection = _kept_connection(self.db,
+                                              self.transaction_manager)
+            if connection is None:
+                _wait_for_invalidations(self.db)
+                connection = self.db.open(
+                    transaction_manager=self.transaction_manager)
+                if self._keep:
+                    _keep_connection(self.db, connection)
+            self.connection = connection
+        return self.connection
+
+    def persistent_registry(self):
+        if self._registry is None:
+            self._registry = site_of(self.open()).registry
+        return self._registry
+
+    @property
+    def opened(self):
+        return self.connection is not None
+
+    def close_if_unchanged(self):
+        """Close the connection now if the transaction has nothing of it
+        to commit (the request only read through it).
+
+        Then the transaction's end skips the connection's bookkeeping
+        (polling for invalidations, which its next ``open`` does anyway);
+        for a read-only request that is a good part of its cost.
+        """
+        connection = self.connection
+        if connection is None:
+            return
+        if self.transaction_manager is not None:
+            # A value changed in place is a change of the connection.
+            inplace.keep_in_place_changes(self.transaction_manager)
+        if self._keep:
+            return      # it stays open, for the thread's next request
+        try:
+            connection.close()
+        except ConnectionStateError:
+            return      # joined: it ends with the transaction
+        except Exception:
+            self.close()    # the outage handling below
+            return
+        self.connection = self._registry = None
+
+    def close(self):
+        """Return the connection to the pool (after the transaction).
+
+        Never raises: when a storage outage keeps the connection from
+        closing cleanly, it is let go, and it stops following this
+        thread's transactions, or every later request of the thread, even
+        one that never touches a session, would poll the dead storage.
+        """
+        connection, self.connection, self._registry = (
+            self.connection, None, None)
+        if connection is None:
+            return
+        try:
+            if self.transaction_manager is not None:
+                inplace.forget_unfinished(self.transaction_manager)
+            if self._keep and connection.opened:
+                return      # kept for the thread's next request
+            _forget_kept(self.db, connection)
+            connection.close()
+        except Exception:
+            _forget_kept(self.db, connection)
+            log.warning('dropping a session connection that could not be'
+                        ' closed', exc_info=True)
+            manager = connection.transaction_manager
+            if manager is not None:
+                try:
+                    manager.unregisterSynch(connection)
+                except KeyError:
+                    pass
+
+
+# -- connections kept per thread ------------------------------------------
+#
+# A request of the middleware runs in the thread's own transaction
+# manager, which lives as long as the thread; so the thread keeps its
+# connection from one request to the next instead of taking one from the
+# pool and giving it back each time. Before each request uses it, it is
+# brought up to date as a connection fresh from the pool would be.
+
+
+class _KeptConnection(threading.local):
+    # One (db, connection) per thread: most processes serve one database,
+    # and a thread that serves another gives its connection back, so a
+    # thread holds on to no database it no longer uses.
+    entry = (None, None)
+
+
+_kept = _KeptConnection()
+_barriers = weakref.WeakKeyDictionary()      # db -> invalidation barrier
+# The last (db, barrier) asked for: most processes serve one database, and
+# a weak-key lookup costs a weak reference each time.
+_last_barrier = (None, None)
+_UNKNOWN = object()
+
+
+def _remember_barrier(db, barrier):
+    global _last_barrier
+    _last_barrier = (db, barrier)
+
+
+def _kept_connection(db, transaction_manager):
+    """The thread's kept connection of ``db``, brought up to date; None
+    if there is none (or it belongs to another manager)."""
+    kept_db, connection = _kept.entry
+    if kept_db is not db:
+        if connection is not None:
+            _kept.entry = (None, None)
+            _close_quietly(connection)
+        return None
+    if (connection.transaction_manager is not transaction_manager
+            or not connection.opened):
+        _forget_kept(db, connection)
+        return None
+    try:
+        _wait_for_invalidations(db)
+        # What a transaction's start tells its connections (ISynchronizer):
+        # poll for what others committed since, and forget it.
+        connection.newTransaction(None)
+    except Exception:
+        _forget_kept(db, connection)
+        _close_quietly(connection)
+        raise
+    return connection
+
+
+def _close_quietly(connection):
+    # A connection given up (its database closed, or its storage gone):
+    # closing it must not hide why.
+    try:
+        connection.close()
+    except Exception:
+        log.debug('closing a kept connection failed', exc_info=True)
+
+
+def _wait_for_invalidations(db):
+    # What other processes committed before now reaches this process
+    # first (ZEO), so the connection's poll finds it.
+    last_db, barrier = _last_barrier
+    if last_db is not db:
+        barrier = _barriers.get(db, _UNKNOWN)
+        if barrier is _UNKNOWN:
+            barrier = _barriers[db] = invalidation_barrier(db)
+        _remember_barrier(db, barrier)
+    if barrier is not None:
+        barrier()
+
+
+def _keep_connection(db, connection):
+    _kept.entry = (db, connection)
+
+
+def _forget_kept(db, connection):
+    kept_db, kept = _kept.entry
+    if kept_db is db and kept is connection:
+        _kept.entry = (None, None)

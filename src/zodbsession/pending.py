@@ -1,0 +1,126 @@
+"""The cookies and headers a request's response must carry.
+
+They wait here until whoever builds the response applies them (the
+middleware, a Pyramid response callback, ``PendingResponse.apply``), and
+follow the request's transactions: what was set in a transaction that did
+not commit is dropped. One mechanism for every host.
+"""
+import re
+import time
+
+import webob.cookies
+
+# Values WebOb's grammar reads back unchanged (signed ids, base64 text):
+# they need neither its regular expression nor unquoting.
+PLAIN_COOKIE_VALUE = re.compile(r'[A-Za-z0-9_.\-]*\Z')
+
+
+class PendingResponse:
+    """Cookies and headers to add to the response of one request."""
+
+    def __init__(self):
+        self.cookies = {}   # name -> (value or None to delete, attributes)
+        self.headers = {}   # header name -> value
+        self._kept = ({}, {})
+        self._followed = None
+
+    def add(self, kind, name, entry, committed=False):
+        """Add a cookie (kind ``'cookies'``) or header (``'headers'``);
+        ``committed``: it belongs to a committed transaction, and a later
+        ``discard()`` keeps it."""
+        getattr(self, kind)[name] = entry
+        if committed:
+            self._kept[kind == 'headers'][name] = entry
+
+    def follow(self, transaction_manager):
+        """Keep or discard what is pending as ``transaction_manager``'s
+        transactions commit or abort, from the current one on."""
+        if self._followed is None:
+            transaction_manager.registerSynch(self)
+            self._followed = transaction_manager
+
+    @property
+    def following(self):
+        """Whether it follows a transaction manager."""
+        return self._followed is not None
+
+    def stop_following(self):
+        manager, self._followed = self._followed, None
+        if manager is not None:
+            manager.unregisterSynch(self)
+
+    def keep(self):
+        """What is pending now belongs to a committed transaction: a later
+        ``discard()`` keeps it."""
+        self._kept = (dict(self.cookies), dict(self.headers))
+
+    def discard(self):
+        """Drop what was added since the last ``keep()`` (its transaction
+        did not commit)."""
+        self.cookies, self.headers = (dict(self._kept[0]),
+                                      dict(self._kept[1]))
+
+    def afterCompletion(self, txn):
+        # As a transaction synchronizer: follow the request's transactions.
+        if txn.status == 'Committed':
+            self.keep()
+        else:
+            self.discard()
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def newTransaction(self, txn):
+        pass
+
+    def __bool__(self):
+        return bool(self.cookies or self.headers)
+
+    def header_list(self):
+        """[(name, value)] to append to the response headers."""
+        result = []
+        for name, (value, attributes) in self.cookies.items():
+            result.append(('Set-Cookie', set_cookie_header(
+                name, value, attributes)))
+        result.extend(self.headers.items())
+        return result
+
+    def apply(self, response):
+        """Apply to a WebOb response."""
+        for name, value in self.header_list():
+            if name == 'Set-Cookie':
+                response.headerlist.append((name, value))
+            else:
+                response.headers[name] = value
+
+
+# The attributes part of Set-Cookie headers WebOb wrote during the current
+# second, by attributes: (second, {attributes: text}).
+_attribute_texts = (None, {})
+
+
+def set_cookie_header(name, value, attributes):
+    """The Set-Cookie header WebOb's ``make_cookie`` writes (value None:
+    an expired cookie that deletes it).
+
+    WebOb's serialization takes longer than the rest of a cookie-session
+    request; a session cookie's attributes rarely change, so the text
+    WebOb wrote for them (its expiry date moves once a second) is kept
+    and used with every plain name and value.
+    """
+    if not (name and value and PLAIN_COOKIE_VALUE.match(name)
+            and PLAIN_COOKIE_VALUE.match(value)):
+        return webob.cookies.make_cookie(name, value, **attributes)
+    global _attribute_texts
+    second = int(time.time())
+    cached_second, texts = _attribute_texts
+    if cached_second != second:
+        texts = {}
+        _attribute_texts = (second, texts)
+    # set_cookie always lists the attributes in one order: no sorting.
+    key = tuple(attributes.items())
+    text = texts.get(key)
+    if text is None:
+        text = texts[key] = webob.cookies.make_cookie(
+            'n', 'v', **attributes)[len('n=v'):]
+    return name + '=' + value + text
