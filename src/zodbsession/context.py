@@ -32,6 +32,7 @@ import zope.component
 from zope.interface.interfaces import ComponentLookupError
 from zope.interface.interfaces import IComponentLookup
 
+from zodbsession import following
 from zodbsession.environkeys import CONTEXT_KEY
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import IRequestBoundContainer
@@ -58,6 +59,11 @@ class RequestContext:
     pending cookies and headers (a new PendingResponse when not given).
     ``hosted``: the host applies ``pending`` to the response itself.
     """
+
+    __slots__ = ('request', '_load_registry', '_registry',
+                 'transaction_manager', 'site', '_cookies', 'pending',
+                 'hosted', 'pending_applied', 'session', '_client_id_manager',
+                 '_containers', 'views', '_data_manager', 'parsed_cookies')
 
     def __init__(self, request, registry=None, transaction_manager=None,
                  site=None, cookies=None, pending=None, hosted=False):
@@ -112,7 +118,11 @@ class RequestContext:
 
     @property
     def client_id_manager(self):
-        manager = self.query_client_id_manager()
+        """The IClientIdManager that serves the request
+        (ComponentLookupError if there is none)."""
+        manager = self._client_id_manager
+        if manager is _UNKNOWN:
+            manager = self.query_client_id_manager()
         if manager is None:
             raise ComponentLookupError(IClientIdManager, '')
         return manager
@@ -160,54 +170,104 @@ class RequestContext:
     # -- the request's transaction ----------------------------------------
 
     def join(self, participant, transaction_manager):
-        """Take part in the current transaction of ``transaction_manager``
+        """Take part in ``transaction_manager``'s current transaction
         through the request's one data manager (``participant``: a
-        request-bound container's view, with the data manager's methods
-        from ``tpc_vote`` on, and ``abort``)."""
+        request-bound container's view, with a data manager's ``abort``,
+        ``tpc_vote``, ``tpc_finish`` and ``tpc_abort``)."""
         data_manager = self._data_manager
         if (data_manager is None
                 or data_manager.transaction_manager is not transaction_manager):
+            if data_manager is not None:
+                data_manager.stop_following()
             data_manager = self._data_manager = RequestDataManager(
                 transaction_manager)
-        data_manager.join(participant)
+        data_manager.enlist(participant)
 
-    def joined(self, participant):
-        """Whether ``participant`` takes part in the current transaction."""
+    def commit_alone(self):
+        """End the request with no transaction under way: commit what the
+        request-bound containers changed by themselves (nothing else takes
+        part). Raises what their vote raised, having aborted them."""
         data_manager = self._data_manager
-        return data_manager is not None and data_manager.has(participant)
+        if data_manager is not None:
+            data_manager.commit_alone()
+
+    def end(self):
+        """The request is over: nothing of it follows its transaction
+        manager any more (the thread's, which later requests use)."""
+        self.pending.stop_following()
+        data_manager, self._data_manager = self._data_manager, None
+        if data_manager is not None:
+            data_manager.stop_following()
 
 
 class RequestDataManager:
     """The one data manager of a request's request-bound containers.
 
-    Each view joins through it on its first change; the transaction sees
-    one data manager however many cookie containers changed. Its
-    participants vote (where everything that can fail fails) and then
-    finish, or abort, together.
+    A view enlists on its first change (or when its commit must look at
+    it); the data manager then follows the request's transaction manager
+    and joins the transaction that commits, when the commit begins
+    (``beforeCompletion``, as a before-commit hook would): one data
+    manager in the transaction however many cookie containers changed,
+    and none when nothing changed, so a request that only reads runs no
+    two-phase commit. Its participants vote (where everything that can
+    fail fails) and then finish, or abort, together. When the request
+    ends with no transaction at all (nothing else took part), its host
+    commits them alone (``commit_alone``), as a transaction of one data
+    manager would.
     """
 
     def __init__(self, transaction_manager):
         self.transaction_manager = transaction_manager
-        self._transaction = None
         self._participants = []
+        self._following = False
 
-    def join(self, participant):
-        current = self.transaction_manager.get()
-        if self._transaction is not current:
-            current.join(self)
-            self._transaction = current
-            self._participants = [participant]
-        elif participant not in self._participants:
-            self._participants.append(participant)
+    def enlist(self, participant):
+        participants = self._participants
+        if participant not in participants:
+            participants.append(participant)
+        if not self._following:
+            self._following = True
+            following.follow(self.transaction_manager, self)
 
-    def has(self, participant):
-        return (self._transaction is not None
-                and participant in self._participants)
+    def stop_following(self):
+        if self._following:
+            self._following = False
+            following.unfollow(self.transaction_manager, self)
 
     def _end(self):
         participants, self._participants = self._participants, []
-        self._transaction = None
         return participants
+
+    def commit_alone(self):
+        participants = self._participants
+        if not participants:
+            return
+        try:
+            for participant in participants:
+                participant.tpc_vote(None)
+        except BaseException:
+            for participant in self._end():
+                participant.tpc_abort(None)
+            raise
+        for participant in self._end():
+            participant.tpc_finish(None)
+
+    # -- as a synchronizer of the request's transaction manager ------------
+
+    def newTransaction(self, txn):
+        pass
+
+    def beforeCompletion(self, txn):
+        # The transaction commits (or aborts: then it aborts us too).
+        if self._participants:
+            txn.join(self)
+
+    def afterCompletion(self, txn):
+        # Whatever did not take part is over with the transaction.
+        for participant in self._end():
+            participant.abort(txn)
+
+    # -- as a data manager ---------------------------------------------------
 
     def sortKey(self):
         return 'zodbsession.request'
@@ -266,6 +326,11 @@ def install(request, registry=None, transaction_manager=None, site=None,
 def context_of(request):
     """The request's context: the one its host made, else one made now
     (and kept with the request when it can keep state)."""
+    try:
+        # Most requests: a WSGI or WebOb request that a host prepared.
+        return request.environ[CONTEXT_KEY]
+    except (AttributeError, KeyError, TypeError):
+        pass
     state = request_state(request)
     if state is not None:
         context = state.get(CONTEXT_KEY)

@@ -8,6 +8,7 @@ be refreshed (once per ``resolution``); an abort leaves the browser's
 cookie as it was. The data is bound to the client id, so it follows
 ``regenerate()`` and dies with ``invalidate()``.
 """
+import functools
 import hashlib
 import json
 import operator
@@ -29,6 +30,12 @@ from zodbsession.context import context_of
 from zodbsession.signing import normalize_secrets
 
 BROWSER_COOKIE_LIMIT = 4096
+# Cookie values read lately, remembered with what reading them found, so
+# that a client's next requests with the same cookie skip checking its
+# signature and decoding it, as client ids do: per container, at most this
+# many (of at most ``max_size`` characters each: 8 MB by default). Only
+# values that passed enter; full, it is emptied and starts again.
+REMEMBERED_COOKIES = 2048
 # JSON values a request can change without assigning them.
 _CHANGEABLE_IN_PLACE = (list, dict)
 COOKIE_ATTRIBUTES = ('path', 'domain', 'secure', 'httpOnly', 'sameSite')
@@ -38,8 +45,11 @@ class SessionTooLarge(ValueError):
     """The encoded session does not fit in a cookie."""
 
 
+@functools.lru_cache(maxsize=4096)
 def _client_digest(client_id):
-    return hashlib.blake2b(str(client_id).encode('utf-8'),
+    # What binds a cookie session to its client id; remembered, as the
+    # same clients come back request after request.
+    return hashlib.blake2b(client_id.encode('utf-8'),
                            digest_size=9).hexdigest()
 
 
@@ -105,7 +115,7 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
         normalize_secrets(value, 'secret')       # validates now
         self._secrets = tuple(value) if isinstance(
             value, (list, tuple)) else (value,)
-        self._v_codec = None
+        self._v_codec = self._v_reads = None
 
     @property
     def encryption_key(self):
@@ -114,7 +124,7 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
     @encryption_key.setter
     def encryption_key(self, value):
         self._encryption_keys = normalize_encryption_keys(value)
-        self._v_codec = None
+        self._v_codec = self._v_reads = None
 
     @property
     def codec(self):
@@ -124,6 +134,15 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
                 self._secrets, self._encryption_keys, self.cookie_name,
                 max_length=self.max_size)
         return codec
+
+    @property
+    def remembered_reads(self):
+        """{cookie value: (issued, created, digest, packages text,
+        changeable)} of values that passed lately (with these keys)."""
+        reads = getattr(self, '_v_reads', None)
+        if reads is None:
+            reads = self._v_reads = {}
+        return reads
 
     def bind(self, request):
         """The ISessionDataContainer of this request's cookie."""
@@ -154,6 +173,11 @@ class CookieSessionView:
     """One request's view of a cookie container; it takes part in the
     request's transaction through the context's one data manager."""
 
+    __slots__ = ('container', 'context', 'request', 'transaction_manager',
+                 '_loaded', '_document', '_packages_text',
+                 '_changeable', '_data', '_client_id', '_removed', '_held',
+                 '_value', '_sent', '_digests')
+
     def __init__(self, container, context):
         self.container = container
         self.context = context
@@ -165,14 +189,15 @@ class CookieSessionView:
         # ... its packages as canonical JSON text (for change detection
         # and fresh copies) ...
         self._packages_text = None
-        # ... and those packages as objects, until handed to the session.
-        self._packages = None
+        # ... and whether they hold values that can change in place.
+        self._changeable = False
         self._data = None         # JSONSessionData in use, if any
         self._client_id = None
         self._removed = False
         self._held = None         # (client id, pending JSONSessionData)
         self._value = None        # cookie value to send after commit
-        self._sent = None         # ... and (document, packages text)
+        # ... and (document, packages text, changeable)
+        self._sent = None
         self._digests = None      # (client id, its digest)
 
     @property
@@ -202,32 +227,50 @@ class CookieSessionView:
     def _read(self):
         if not self._loaded:
             self._loaded = True
-            value = self.context.cookies.get_cookie(
-                self.container.cookie_name)
-            document = text = None
-            if value and len(value) <= self.container.max_size:
-                document, text = self.container.codec.decode_text(value)
-            if document is not None and not self._valid(document):
-                document = None
-            if document is not None:
-                self._packages = document.pop('d')
-                self._packages_text = _packages_text(
-                    document, text, self._packages)
+            container = self.container
+            value = self.context.cookies.get_cookie(container.cookie_name)
+            document = None
+            if value and len(value) <= container.max_size:
+                reads = container.remembered_reads
+                # (Exactly str: a subclass could equal a remembered value.)
+                read = reads.get(value) if type(value) is str else None
+                if read is None:
+                    read = self._decode(value)
+                    if read is not None and type(value) is str:
+                        if len(reads) >= REMEMBERED_COOKIES:
+                            reads.clear()
+                        reads[value] = read
+                if read is not None and self._live(read[0], read[1]):
+                    document = {'t': read[0], 'o': read[1], 'c': read[2]}
+                    self._packages_text = read[3]
+                    self._changeable = read[4]
             self._document = document
         return self._document
 
-    def _valid(self, document):
+    def _decode(self, value):
+        """(issued, created, digest, packages text, changeable) of a
+        valid cookie value, or None."""
+        document, text = self.container.codec.decode_text(value)
+        if document is None:
+            return None
         # Exact types: JSON gives nothing else, and true is not a time.
         issued = document.get('t')
         created = document.get('o', 0)
-        packages = document.get('d')
+        digest = document.get('c')
+        packages = document.pop('d', None)
         if (type(issued) is not int or type(created) is not int
-                or type(packages) is not dict
-                or type(document.get('c')) is not str):
-            return False
+                or type(packages) is not dict or type(digest) is not str):
+            return None
         for items in packages.values():
             if type(items) is not dict:
-                return False
+                return None
+        return (issued, created, digest,
+                _packages_text(document, text, packages),
+                _holds_changeable(packages))
+
+    def _live(self, issued, created):
+        """Whether a cookie issued (last sent) and created then is still
+        in use: neither timed out nor past its lifetime."""
         container = self.container
         now = clock.now()
         if expiry.outlived(created, now, container.lifetime):
@@ -259,12 +302,12 @@ class CookieSessionView:
         # The session's own objects: in-place changes to them are found at
         # commit by comparing with the canonical text read from the
         # cookie; after an abort, a fresh copy is made from that text.
-        packages, self._packages = self._packages, None
-        if packages is None:
-            packages = json.loads(self._packages_text)
+        # Fresh objects from the text, each time the session is handed
+        # out (after an abort, or a commit that sent new data, too).
+        packages = json.loads(self._packages_text)
         data = self._data = JSONSessionData.from_plain(
             packages, document['t'], document.get('o', 0))
-        if self._needs_commit(document, packages):
+        if self._needs_commit(document):
             self._join()
         else:
             # A request that only reads flat values, within the cookie's
@@ -273,17 +316,12 @@ class CookieSessionView:
             data.store_on_change(self._joined_on_change)
         return data
 
-    def _needs_commit(self, document, packages):
+    def _needs_commit(self, document):
         """Whether the commit has to look at this data although nothing
         may change it: it holds values that can change in place (then
         the commit compares), or the cookie is due to be sent again."""
-        if int(clock.now()) - document['t'] > self.container.resolution:
-            return True
-        for items in packages.values():
-            for value in items.values():
-                if type(value) in _CHANGEABLE_IN_PLACE:
-                    return True
-        return False
+        return self._changeable or (
+            int(clock.now()) - document['t'] > self.container.resolution)
 
     def _joined_on_change(self, data):
         self._join()
@@ -340,7 +378,8 @@ class CookieSessionView:
         self._value = None
         if self._removed or self._data is None:
             return
-        packages_text = _canonical(self._data.check_all())
+        plain = self._data.check_all()
+        packages_text = _canonical(plain)
         now = int(clock.now())
         previous = self._document
         digest = self._digest(self._client_id)
@@ -362,7 +401,7 @@ class CookieSessionView:
                 ' in it, or register a server-side container for the'
                 ' package')
         self._value = value
-        self._sent = (document, packages_text)
+        self._sent = (document, packages_text, _holds_changeable(plain))
 
     def tpc_finish(self, txn):
         try:
@@ -382,8 +421,8 @@ class CookieSessionView:
                 forbid_caching(cookies, committed=True)
                 # What the browser now holds (the live values stay the
                 # session's).
-                self._document, self._packages_text = self._sent
-                self._packages = None
+                (self._document, self._packages_text,
+                 self._changeable) = self._sent
         finally:
             self._value = self._sent = None
             self._held = None
@@ -429,6 +468,15 @@ class CookieSessionView:
 
 
 _manager_attributes = operator.attrgetter(*COOKIE_ATTRIBUTES)
+
+
+def _holds_changeable(packages):
+    """Whether JSON packages hold a value that can change in place."""
+    for items in packages.values():
+        for value in items.values():
+            if type(value) in _CHANGEABLE_IN_PLACE:
+                return True
+    return False
 
 
 def _packages_text(document, text, packages):

@@ -10,6 +10,8 @@ import time
 
 import webob.cookies
 
+from zodbsession import following
+
 # Values WebOb's grammar reads back unchanged (signed ids, base64 text):
 # they need neither its regular expression nor unquoting.
 PLAIN_COOKIE_VALUE = re.compile(r'[A-Za-z0-9_.\-]*\Z')
@@ -28,15 +30,28 @@ class PendingResponse:
         """Add a cookie (kind ``'cookies'``) or header (``'headers'``);
         ``committed``: it belongs to a committed transaction, and a later
         ``discard()`` keeps it."""
-        getattr(self, kind)[name] = entry
+        if kind == 'headers':
+            self.add_header(name, entry, committed)
+        else:
+            self.add_cookie(name, entry, committed)
+
+    def add_cookie(self, name, entry, committed=False):
+        """Add a cookie: ``entry`` is (value or None to delete it,
+        attributes)."""
+        self.cookies[name] = entry
         if committed:
-            self._kept[kind == 'headers'][name] = entry
+            self._kept[0][name] = entry
+
+    def add_header(self, name, value, committed=False):
+        self.headers[name] = value
+        if committed:
+            self._kept[1][name] = value
 
     def follow(self, transaction_manager):
         """Keep or discard what is pending as ``transaction_manager``'s
         transactions commit or abort, from the current one on."""
         if self._followed is None:
-            transaction_manager.registerSynch(self)
+            following.follow(transaction_manager, self)
             self._followed = transaction_manager
 
     @property
@@ -47,7 +62,7 @@ class PendingResponse:
     def stop_following(self):
         manager, self._followed = self._followed, None
         if manager is not None:
-            manager.unregisterSynch(self)
+            following.unfollow(manager, self)
 
     def keep(self):
         """What is pending now belongs to a committed transaction: a later

@@ -118,11 +118,11 @@ class EnvironCookies:
         return self.environ.get('SCRIPT_NAME') or '/'
 
     def _pending_response(self, committed):
-        context = self.context
+        context = self._context or self.context
         pending = context.pending
-        if pending.following:
+        if context.pending_applied and (committed or pending.following):
             return pending
-        if not context.hosted and not context.pending_applied:
+        if not context.pending_applied:
             # No host applies it (a Pyramid request outside our tween):
             # get the cookies onto whatever response the view returns.
             context.pending_applied = True
@@ -163,16 +163,15 @@ class EnvironCookies:
         attributes = dict(max_age=max_age, path=path, domain=domain,
                           secure=secure, httponly=httponly,
                           samesite=samesite.lower() if samesite else None)
-        self._pending_response(committed).add(
-            'cookies', name, (value, attributes), committed)
+        self._pending_response(committed).add_cookie(
+            name, (value, attributes), committed)
 
     def delete_cookie(self, name, path='/', domain=None):
         self._pending_response(False).cookies[name] = (
             None, dict(path=path, domain=domain))
 
     def set_header(self, name, value, committed=False):
-        self._pending_response(committed).add(
-            'headers', name, value, committed)
+        self._pending_response(committed).add_header(name, value, committed)
 
 
 class WSGIRequest(EnvironCookies):

@@ -47,15 +47,16 @@ class AttemptHosting:
         self.site = ConnectionSite(db, self.manager)
         self.environ = dict(environ)
         self.pending = PendingResponse()
-        self.request = None
+        self.request = self.context = None
 
     def _begin(self):
         # A new context for each transaction: it keeps the containers it
         # found, and a container in the database belongs to a connection.
         # The pending cookies are the attempt's.
         request = self.request = WSGIRequest(self.environ)
-        install(request, self.site.registry, self.manager, self.site,
-                cookies=request, pending=self.pending)
+        self.context = install(request, self.site.registry, self.manager,
+                               self.site, cookies=request,
+                               pending=self.pending)
         self.manager.begin()
 
     def _end(self):
@@ -71,6 +72,7 @@ class AttemptHosting:
         if has_transaction(self.manager):
             self.manager.abort()
         self.site.close()
+        self.context.end()
 
     def load(self, session):
         """Fill the dict ``session`` with the package's data (the client

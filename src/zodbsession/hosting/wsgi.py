@@ -171,12 +171,15 @@ class SessionMiddleware:
                 raise
             site.close_if_unchanged()
             if not end_transaction(manager, before_abort=annotate_conflict):
+                # Nothing else took part: what the request-bound
+                # containers changed commits by itself.
+                context.commit_alone()
                 inplace.reads_over(manager)
         finally:
             current.leave(token)
-            pending = context.pending
-            pending.stop_following()
+            context.end()
             site.close()
+        pending = context.pending
         if pending:
             headers = _merge_headers(headers, pending.header_list())
         return status, headers, body, exc_info

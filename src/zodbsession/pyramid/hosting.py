@@ -83,7 +83,7 @@ class RequestHosting:
         self._turn = None
         # The request's cookies no longer follow its manager (the
         # thread's, which later requests use).
-        self.pending.stop_following()
+        self.context.end()
         environ = request.environ
         if environ.get(HOSTING_KEY) is self:
             # A late ISession(request) must not open a connection that

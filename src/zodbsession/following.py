@@ -1,0 +1,85 @@
+"""Following a transaction manager's transactions, at the cost of a list.
+
+What lives no longer than a request (its pending cookies, its one data
+manager) follows the request's transaction manager: it is told when a
+transaction begins and completes, as a synchronizer is. Registering a
+synchronizer with the manager costs a weak reference each time, on every
+request; so each manager gets one synchronizer, once, for as long as it
+lives (a thread's manager lives as long as its thread), and requests add
+themselves to its list of followers and leave it.
+"""
+import threading
+import weakref
+
+import transaction
+
+
+class _Followers:
+    """The one synchronizer of a transaction manager: tells its current
+    followers, in the order they came."""
+
+    __slots__ = ('followers', '__weakref__')
+
+    def __init__(self):
+        self.followers = []
+
+    def newTransaction(self, txn):
+        for follower in tuple(self.followers):
+            follower.newTransaction(txn)
+
+    def beforeCompletion(self, txn):
+        for follower in tuple(self.followers):
+            follower.beforeCompletion(txn)
+
+    def afterCompletion(self, txn):
+        for follower in tuple(self.followers):
+            follower.afterCompletion(txn)
+
+
+_registered = weakref.WeakKeyDictionary()   # manager -> _Followers
+_registered_lock = threading.Lock()
+
+
+class _Last(threading.local):
+    # (manager, its _Followers) this thread asked for last: most requests
+    # of a thread use its own manager, and a weak-key lookup costs a weak
+    # reference each time.
+    last = (None, None)
+
+
+_last = _Last()
+
+
+def _followers_of(manager):
+    if isinstance(manager, transaction.ThreadTransactionManager):
+        # The thread-dispatching manager stands for each thread's own.
+        manager = manager.manager
+    last_manager, followers = _last.last
+    if last_manager is manager:
+        return followers
+    followers = _registered.get(manager)
+    if followers is None:
+        with _registered_lock:
+            followers = _registered.get(manager)
+            if followers is None:
+                followers = _registered[manager] = _Followers()
+                manager.registerSynch(followers)
+    _last.last = (manager, followers)
+    return followers
+
+
+def follow(manager, follower):
+    """Tell ``follower`` (with a synchronizer's ``newTransaction``,
+    ``beforeCompletion`` and ``afterCompletion``) of ``manager``'s
+    transactions until ``unfollow``. A transaction already under way is
+    not announced."""
+    _followers_of(manager).followers.append(follower)
+
+
+def unfollow(manager, follower):
+    """Stop telling ``follower`` (nothing if it does not follow)."""
+    followers = _followers_of(manager).followers
+    try:
+        followers.remove(follower)
+    except ValueError:
+        pass
