@@ -83,3 +83,17 @@ def unfollow(manager, follower):
         followers.remove(follower)
     except ValueError:
         pass
+
+
+def forget(manager):
+    """``manager``'s synchronizers were cleared (``clearSynchs``): its
+    followers are told nothing any more, and the next ``follow``
+    registers anew. Those following now stop following."""
+    if isinstance(manager, transaction.ThreadTransactionManager):
+        manager = manager.manager
+    with _registered_lock:
+        followers = _registered.pop(manager, None)
+    if followers is not None:
+        followers.followers.clear()
+    if _last.last[0] is manager:
+        _last.last = (None, None)

@@ -162,3 +162,13 @@ def forget_unfinished(transaction_manager):
         return
     watch.forget()
     watch.reset()
+
+
+def forget_watch(transaction_manager):
+    """``transaction_manager``'s synchronizers were cleared
+    (``clearSynchs``): its watch is made again on next use."""
+    global _made
+    manager = _own_manager(transaction_manager)
+    with _watches_lock:
+        _watches.pop(manager, None)
+        _made += 1      # every thread asks again

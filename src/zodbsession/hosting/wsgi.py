@@ -24,6 +24,7 @@ import logging
 import transaction
 
 from zodbsession import current
+from zodbsession import following
 from zodbsession import inplace
 from zodbsession.adaptation.environ import WSGIRequest
 from zodbsession.conflicts import annotate as annotate_conflict
@@ -103,7 +104,8 @@ class SessionMiddleware:
     def __call__(self, environ, start_response):
         process_counters.count_request()
         policy = self.retry_policy
-        replay_body = _buffered_body(environ) if policy.enabled else None
+        replay_body = (_buffered_body(environ)
+                       if policy.enabled and _has_body(environ) else None)
         run = policy.start(incoming_client_key, self.db, environ)
         while True:
             if replay_body is not None:
@@ -174,7 +176,8 @@ class SessionMiddleware:
                 # Nothing else took part: what the request-bound
                 # containers changed commits by itself.
                 context.commit_alone()
-                inplace.reads_over(manager)
+                if site.opened:
+                    inplace.reads_over(manager)
         finally:
             current.leave(token)
             context.end()
@@ -183,6 +186,12 @@ class SessionMiddleware:
         if pending:
             headers = _merge_headers(headers, pending.header_list())
         return status, headers, body, exc_info
+
+
+def _has_body(environ):
+    """Whether the request may have a body (a replay must read again)."""
+    return bool(environ.get('CONTENT_LENGTH')
+                or environ.get('wsgi.input_terminated'))
 
 
 def _start(manager):
@@ -207,6 +216,9 @@ def _start(manager):
         log.warning('dropping transaction synchronizers left behind by a'
                     ' storage outage: %s: %s', type(exc).__name__, exc)
         manager.clearSynchs()
+        # Ours too: they register again when next needed.
+        following.forget(manager)
+        inplace.forget_watch(manager)
         _clear(manager)
 
 
