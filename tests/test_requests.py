@@ -241,3 +241,31 @@ def test_a_committed_cookie_outlives_a_later_abort(registry):
     assert set(pending.cookies) == {'kept'}
     assert pending.headers == {'X-Kept': 'yes'}
     pending.stop_following()
+
+
+def test_a_cookie_session_response_is_kept_out_of_caches(registry):
+    # Through our adapters in one call (IResponseCaching) ...
+    from zodbsession.clientid import forbid_caching
+    from zodbsession.interfaces import IResponseCaching
+    from zodbsession.pending import NO_CACHE_HEADERS
+    request = wsgi_request()
+    cookies = IRequestCookies(request)
+    assert IResponseCaching.providedBy(cookies)
+    forbid_caching(cookies)
+    assert response_headers(request) == list(NO_CACHE_HEADERS)
+
+    # ... and header by header through an IRequestCookies without it.
+    from zope.interface import implementer
+
+    @implementer(IRequestCookies)
+    class OnlyHeaders:
+        def __init__(self):
+            self.headers = []
+
+        def set_header(self, name, value, committed=False):
+            self.headers.append((name, value, committed))
+
+    plain = OnlyHeaders()
+    forbid_caching(plain, committed=True)
+    assert plain.headers == [(name, value, True)
+                             for name, value in NO_CACHE_HEADERS]

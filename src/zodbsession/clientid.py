@@ -13,7 +13,9 @@ from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import ISession
+from zodbsession.interfaces import IResponseCaching
 from zodbsession.interfaces import ISessionLifecycle
+from zodbsession.pending import NO_CACHE_HEADERS
 from zodbsession.context import cookies_of
 from zodbsession.context import utility_for
 from zodbsession.signing import Signer
@@ -73,11 +75,11 @@ def forbid_caching(cookies, committed=False):
     """Keep caches from storing a response that sets a session cookie:
     replayed to somebody else, it would hand them this client's session.
     """
-    cookies.set_header('Cache-Control', 'no-cache="Set-Cookie,Set-Cookie2"',
-                       committed=committed)
-    cookies.set_header('Pragma', 'no-cache', committed=committed)
-    cookies.set_header('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT',
-                       committed=committed)
+    if IResponseCaching.providedBy(cookies):
+        cookies.forbid_caching(committed)
+        return
+    for name, value in NO_CACHE_HEADERS:
+        cookies.set_header(name, value, committed=committed)
 
 
 @implementer(ICookieClientIdManager)

@@ -390,33 +390,10 @@ def cookies_of(request):
 # -- transactions, asked without starting one -----------------------------
 
 
-class _Probe:
-    """A synchronizer that only notes whether it was told of a
-    transaction: ``registerSynch`` tells a synchronizer that registers
-    while a transaction is active about it (ITransactionManager)."""
-
-    __slots__ = ('active', '__weakref__')
-
-    def __init__(self):
-        self.active = False
-
-    def newTransaction(self, txn):
-        self.active = True
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def afterCompletion(self, txn):
-        pass
-
-
 def has_transaction(manager):
     """Whether ``manager`` has a transaction under way, asked without
     starting one (``manager.get()`` would)."""
-    probe = _Probe()
-    manager.registerSynch(probe)
-    manager.unregisterSynch(probe)
-    return probe.active
+    return following.transaction_under_way(manager)
 
 
 def commit_now(manager):

@@ -18,12 +18,14 @@ class _Followers:
     """The one synchronizer of a transaction manager: tells its current
     followers, in the order they came."""
 
-    __slots__ = ('followers', '__weakref__')
+    __slots__ = ('followers', 'told', '__weakref__')
 
     def __init__(self):
         self.followers = []
+        self.told = False
 
     def newTransaction(self, txn):
+        self.told = True
         for follower in tuple(self.followers):
             follower.newTransaction(txn)
 
@@ -66,6 +68,19 @@ def _followers_of(manager):
                 manager.registerSynch(followers)
     _last.last = (manager, followers)
     return followers
+
+
+def transaction_under_way(manager):
+    """Whether ``manager`` has a transaction under way, asked without
+    starting one (``manager.get()`` would): registering a synchronizer
+    tells it of the transaction under way (ITransactionManager), and
+    registering the manager's own again costs no more than that."""
+    if isinstance(manager, transaction.ThreadTransactionManager):
+        manager = manager.manager
+    followers = _followers_of(manager)
+    followers.told = False
+    manager.registerSynch(followers)
+    return followers.told
 
 
 def follow(manager, follower):

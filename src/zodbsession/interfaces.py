@@ -411,6 +411,18 @@ class IRequestCookies(Interface):
         ``set_cookie``)."""
 
 
+class IResponseCaching(IRequestCookies):
+    """Request cookies whose response can be kept out of caches in one
+    call (the adapters zodbsession ships provide it; an IRequestCookies
+    without it gets the same headers one by one)."""
+
+    def forbid_caching(committed=False):
+        """Keep caches from storing the response, which sets a session
+        cookie: the Cache-Control, Pragma and Expires headers of
+        ``zodbsession.pending.NO_CACHE_HEADERS`` (``committed``: as for
+        ``set_cookie``)."""
+
+
 class IInspectableContainer(ISessionDataContainer):
     """A container whose layout an operator may look at (statistics,
     the principal index), without recording accesses."""

@@ -17,6 +17,15 @@ from zodbsession import following
 PLAIN_COOKIE_VALUE = re.compile(r'[A-Za-z0-9_.\-]*\Z')
 
 
+# What keeps caches from storing a response that sets a session cookie:
+# replayed to somebody else, it would hand them this client's session.
+NO_CACHE_HEADERS = (
+    ('Cache-Control', 'no-cache="Set-Cookie,Set-Cookie2"'),
+    ('Pragma', 'no-cache'),
+    ('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT'),
+)
+
+
 class PendingResponse:
     """Cookies and headers to add to the response of one request."""
 
@@ -46,6 +55,12 @@ class PendingResponse:
         self.headers[name] = value
         if committed:
             self._kept[1][name] = value
+
+    def forbid_caching(self, committed=False):
+        """Add the NO_CACHE_HEADERS."""
+        self.headers.update(NO_CACHE_HEADERS)
+        if committed:
+            self._kept[1].update(NO_CACHE_HEADERS)
 
     def follow(self, transaction_manager):
         """Keep or discard what is pending as ``transaction_manager``'s

@@ -54,10 +54,18 @@ class Session:
         # stored yet.
         self._pending = {}
         self._renewed = False
+        self._found_manager = None
+        # Whether the manager has the whole contract of ours
+        # (ISessionClientIdManager), not only zope.session's.
+        self._extended = False
 
     @property
     def _manager(self):
-        return self._context.client_id_manager
+        manager = self._found_manager
+        if manager is None:
+            manager = self._found_manager = self._context.client_id_manager
+            self._extended = ISessionClientIdManager.providedBy(manager)
+        return manager
 
     @property
     def client_id(self):
@@ -78,7 +86,7 @@ class Session:
         """The client's id if it sent a valid one, else None."""
         if self._client_id is None:
             manager = self._manager
-            if not ISessionClientIdManager.providedBy(manager):
+            if not self._extended:
                 # A manager that can only issue ids.
                 return self.client_id
             client_id = manager.getRequestId(self.request)
@@ -106,7 +114,7 @@ class Session:
             # applies (a finite cookieLifetime renews the cookie).
             self._renewed = True
             manager = self._manager
-            if ISessionClientIdManager.providedBy(manager):
+            if self._extended:
                 manager.renewRequestId(self.request, self._client_id)
             else:
                 manager.getClientId(self.request)
@@ -260,7 +268,8 @@ def session_of(request):
     request, and the sessions it has not stored yet are the same for
     every caller.
     """
-    return Session(request)
+    session = context_of(request).session
+    return session if type(session) is Session else Session(request)
 
 
 def get_session(request, create=False):

@@ -10,7 +10,7 @@ import re
 from zope.interface import implementer
 
 from zodbsession.context import context_of
-from zodbsession.interfaces import IRequestCookies
+from zodbsession.interfaces import IResponseCaching
 from zodbsession.pending import PLAIN_COOKIE_VALUE as _PLAIN_COOKIE_VALUE
 from zodbsession.pending import PendingResponse  # noqa: F401 (old home)
 from zodbsession.pending import set_cookie_header  # noqa: F401 (old home)
@@ -84,7 +84,7 @@ def _unescape(match):
     return bytes((int(escaped, 8),)) if len(escaped) == 3 else escaped
 
 
-@implementer(IRequestCookies)
+@implementer(IResponseCaching)
 class EnvironCookies:
     """IRequestCookies for anything with a WSGI ``environ``.
 
@@ -140,7 +140,7 @@ class EnvironCookies:
         return pending
 
     def get_cookie(self, name):
-        pending = self.context.pending.cookies
+        pending = (self._context or self.context).pending.cookies
         if name in pending:
             return pending[name][0]
         return self.get_request_cookie(name)
@@ -148,7 +148,7 @@ class EnvironCookies:
     def get_request_cookie(self, name):
         # The header is split once per request, however many cookies are
         # read from it (the client id's, each cookie container's).
-        context = self.context
+        context = self._context or self.context
         header = self.environ.get('HTTP_COOKIE')
         parsed = context.parsed_cookies
         if parsed is None or parsed[0] is not header:
@@ -172,6 +172,9 @@ class EnvironCookies:
 
     def set_header(self, name, value, committed=False):
         self._pending_response(committed).add_header(name, value, committed)
+
+    def forbid_caching(self, committed=False):
+        self._pending_response(committed).forbid_caching(committed)
 
 
 class WSGIRequest(EnvironCookies):
