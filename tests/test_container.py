@@ -92,6 +92,24 @@ def test_setitem_replaces_existing_data(db, clock):
     assert fresh.count() == 1
 
 
+@pytest.mark.parametrize('timeout', [3600, 0])
+def test_sessions_of_every_live_slice_are_found(db, clock, timeout):
+    # One session per slice (timeout 0: 30-day slices), the newest last:
+    # a lookup visits every live slice, newest first, and a miss visits
+    # them all.
+    new_container(db, timeout=timeout, resolution=600)
+    step = 600 if timeout else 30 * 24 * 3600
+    for number in range(7):
+        stored(db, f'client-{number}', n=number)
+        clock.advance(step)
+    manager, container = open_container(db)
+    assert len(container.slice_counts()) == 7
+    for number in range(7):
+        assert container.peek(f'client-{number}')['pkg']['n'] == number
+    assert container.get('nobody') is None and 'nobody' not in container
+    manager.abort()
+
+
 def test_read_within_resolution_writes_nothing(db, clock):
     new_container(db)
     stored(db, 'client', k='v')

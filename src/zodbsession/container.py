@@ -114,21 +114,32 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         oldest = expiry.oldest_live_end(expiry.idle_clock(self, now),
                                         self.timeout, self.resolution)
         slices = self._slices
-        # Newest first (a session in use sits in a recent slice), walking
-        # the keys with maxKey: no list of slices is built per lookup.
+        # Newest first: a session in use sits in the newest slice, found
+        # with one maxKey and no list of slices built.
         try:
             end = slices.maxKey()
         except ValueError:      # no slices at all
             return None
-        while oldest is None or end > oldest:
+        if oldest is not None and end <= oldest:
+            return None
+        # (Slice.get, inlined: this runs for every slice a lookup visits.)
+        shard = key[0]
+        slice_ = slices[end]
+        trees = slice_.trees
+        data = trees[shard % len(trees)].get(key)
+        if data is not None:
+            return end, slice_, data
+        # The older live slices, newest first, without an exception
+        # ending the walk: a new session's store misses in every one.
+        older = (slices.keys(max=end, excludemax=True) if oldest is None
+                 else slices.keys(oldest, end, excludemin=True,
+                                  excludemax=True))
+        for end in reversed(older):
             slice_ = slices[end]
-            data = slice_.get(key)
+            trees = slice_.trees
+            data = trees[shard % len(trees)].get(key)
             if data is not None:
                 return end, slice_, data
-            try:
-                end = slices.maxKey(end - 1)
-            except ValueError:  # no older slice
-                return None
         return None
 
     def _live(self, client_id, now):
