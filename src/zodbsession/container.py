@@ -20,7 +20,7 @@ from zodbsession import inplace
 from zodbsession import placement
 from zodbsession.data import SessionData
 from zodbsession.interfaces import IInspectableContainer
-from zodbsession.interfaces import IPendingSessions
+from zodbsession.interfaces import IFreshSessions
 
 # Implicit sweeping (when a request opens a new slice) drops at most this
 # many expired slices, so no request pays for a long-neglected container.
@@ -89,7 +89,7 @@ def client_key(client_id):
     return digest if where is None else bytes((where,)) + digest[1:]
 
 
-@implementer(IPendingSessions, IInspectableContainer)
+@implementer(IFreshSessions, IInspectableContainer)
 class PersistentSessionDataContainer(expiry.ExpirySettings,
                                      persistent.Persistent):
     """Stores SessionData in a ZODB, expiring it after ``timeout`` seconds.
@@ -185,11 +185,11 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         return SessionData()
 
     def hold(self, client_id, session_data):
-        held = self._held()
-        if not held:
-            held = {}
-            self._v_held = (self._current_transaction(), held)
-        held[str(client_id)] = session_data
+        current = self._current_transaction()
+        held = self._v_held
+        if held is None or held[0] != current:
+            held = self._v_held = (current, {})
+        held[1][str(client_id)] = session_data
 
     def _held(self):
         held = self._v_held
@@ -216,8 +216,21 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         found = self._find(key, now)
         if found is not None:
             del found[1][key]
-        if self._v_held is not None:
-            self._held().pop(str(client_id), None)
+        self._store(client_id, key, session_data, now)
+
+    def store_new(self, client_id, session_data):
+        """Store ``session_data`` under ``client_id``, an id issued in the
+        current transaction (see IFreshSessions): nothing can be stored
+        under it, so no slice is searched for an older session."""
+        self._store(client_id, client_key(client_id), session_data,
+                    clock.now())
+
+    def _store(self, client_id, key, session_data, now):
+        held = self._v_held
+        if held is not None:
+            # Storing ends the hold (a hold of a transaction now over
+            # holds nothing, whatever is popped from it).
+            held[1].pop(str(client_id), None)
         session_data.setLastAccessTime(now)
         self._tree_for(now)[key] = session_data
 
