@@ -131,8 +131,9 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
             return end, slice_, data
         # The older live slices, newest first, without an exception
         # ending the walk: a new session's store misses in every one.
+        # (int: the keys are; a setting stored before validation may not.)
         older = (slices.keys(max=end, excludemax=True) if oldest is None
-                 else slices.keys(oldest, end, excludemin=True,
+                 else slices.keys(int(oldest), end, excludemin=True,
                                   excludemax=True))
         for end in reversed(older):
             slice_ = slices[end]
