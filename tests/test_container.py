@@ -8,6 +8,7 @@ from zope.interface.verify import verifyObject
 from zodbsession import ISessionDataContainer
 from zodbsession import PersistentSessionDataContainer
 from zodbsession import SessionData
+from zodbsession import SessionPkgData
 from zodbsession.clock import ManualClock
 from zodbsession.clock import use_clock
 from zodbsession.testing import add_session
@@ -90,6 +91,24 @@ def test_setitem_replaces_existing_data(db, clock):
     _, fresh = open_container(db)
     assert fresh['client']['pkg']['k'] == 'new'
     assert fresh.count() == 1
+
+
+@pytest.mark.parametrize('timeout', [3600, 0])
+def test_sessions_of_every_live_slice_are_found(db, clock, timeout):
+    # One session per slice (timeout 0: 30-day slices), the newest last:
+    # a lookup visits every live slice, newest first, and a miss visits
+    # them all.
+    new_container(db, timeout=timeout, resolution=600)
+    step = 600 if timeout else 30 * 24 * 3600
+    for number in range(7):
+        stored(db, f'client-{number}', n=number)
+        clock.advance(step)
+    manager, container = open_container(db)
+    assert len(container.slice_counts()) == 7
+    for number in range(7):
+        assert container.peek(f'client-{number}')['pkg']['n'] == number
+    assert container.get('nobody') is None and 'nobody' not in container
+    manager.abort()
 
 
 def test_read_within_resolution_writes_nothing(db, clock):
@@ -203,6 +222,33 @@ def test_new_sessions_cost_few_records_on_average(db, clock):
     # Two records each, plus the occasional bucket split.
     assert written.count(2) >= len(written) * 0.6, written
     assert sum(written) / len(written) <= 3, written
+
+
+def test_store_new_stores_a_session_under_a_just_issued_id(db, clock):
+    # A just-issued id: stored as with container[id] = data (two records
+    # in a warm container), the hold of that id ended, found again.
+    from zodbsession.interfaces import IFreshSessions
+    new_container(db)
+    stored(db, 'warm-up', k='v')
+    manager, container = open_container(db)
+    assert verifyObject(IFreshSessions, container)
+    data = container.new_session_data()
+    container.hold('just-issued', data)
+    assert 'just-issued' not in container
+    clock.advance(5)
+    container.store_new('just-issued', data)
+    data['pkg'] = SessionPkgData()
+    data['pkg']['k'] = 'v'
+    assert 'just-issued' in container and container['just-issued'] is data
+    assert data.getLastAccessTime() == START + 5
+    manager.commit()
+    names = sorted(name for oid, name in last_transaction_records(db))
+    assert names == ['zodbsession.container.SessionTree',
+                     'zodbsession.data.SessionData'], names
+    manager.abort()
+    _, fresh = open_container(db)
+    assert fresh['just-issued']['pkg']['k'] == 'v'
+    assert fresh.count() == 2
 
 
 def test_two_new_clients_in_one_slice_both_commit(db, clock):

@@ -20,7 +20,7 @@ from zodbsession import inplace
 from zodbsession import placement
 from zodbsession.data import SessionData
 from zodbsession.interfaces import IInspectableContainer
-from zodbsession.interfaces import IPendingSessions
+from zodbsession.interfaces import IFreshSessions
 
 # Implicit sweeping (when a request opens a new slice) drops at most this
 # many expired slices, so no request pays for a long-neglected container.
@@ -89,7 +89,7 @@ def client_key(client_id):
     return digest if where is None else bytes((where,)) + digest[1:]
 
 
-@implementer(IPendingSessions, IInspectableContainer)
+@implementer(IFreshSessions, IInspectableContainer)
 class PersistentSessionDataContainer(expiry.ExpirySettings,
                                      persistent.Persistent):
     """Stores SessionData in a ZODB, expiring it after ``timeout`` seconds.
@@ -114,21 +114,33 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         oldest = expiry.oldest_live_end(expiry.idle_clock(self, now),
                                         self.timeout, self.resolution)
         slices = self._slices
-        # Newest first (a session in use sits in a recent slice), walking
-        # the keys with maxKey: no list of slices is built per lookup.
+        # Newest first: a session in use sits in the newest slice, found
+        # with one maxKey and no list of slices built.
         try:
             end = slices.maxKey()
         except ValueError:      # no slices at all
             return None
-        while oldest is None or end > oldest:
+        if oldest is not None and end <= oldest:
+            return None
+        # (Slice.get, inlined: this runs for every slice a lookup visits.)
+        shard = key[0]
+        slice_ = slices[end]
+        trees = slice_.trees
+        data = trees[shard % len(trees)].get(key)
+        if data is not None:
+            return end, slice_, data
+        # The older live slices, newest first, without an exception
+        # ending the walk: a new session's store misses in every one.
+        # (int: the keys are; a setting stored before validation may not.)
+        older = (slices.keys(max=end, excludemax=True) if oldest is None
+                 else slices.keys(int(oldest), end, excludemin=True,
+                                  excludemax=True))
+        for end in reversed(older):
             slice_ = slices[end]
-            data = slice_.get(key)
+            trees = slice_.trees
+            data = trees[shard % len(trees)].get(key)
             if data is not None:
                 return end, slice_, data
-            try:
-                end = slices.maxKey(end - 1)
-            except ValueError:  # no older slice
-                return None
         return None
 
     def _live(self, client_id, now):
@@ -174,11 +186,11 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         return SessionData()
 
     def hold(self, client_id, session_data):
-        held = self._held()
-        if not held:
-            held = {}
-            self._v_held = (self._current_transaction(), held)
-        held[str(client_id)] = session_data
+        current = self._current_transaction()
+        held = self._v_held
+        if held is None or held[0] != current:
+            held = self._v_held = (current, {})
+        held[1][str(client_id)] = session_data
 
     def _held(self):
         held = self._v_held
@@ -205,8 +217,21 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         found = self._find(key, now)
         if found is not None:
             del found[1][key]
-        if self._v_held is not None:
-            self._held().pop(str(client_id), None)
+        self._store(client_id, key, session_data, now)
+
+    def store_new(self, client_id, session_data):
+        """Store ``session_data`` under ``client_id``, an id issued in the
+        current transaction (see IFreshSessions): nothing can be stored
+        under it, so no slice is searched for an older session."""
+        self._store(client_id, client_key(client_id), session_data,
+                    clock.now())
+
+    def _store(self, client_id, key, session_data, now):
+        held = self._v_held
+        if held is not None:
+            # Storing ends the hold (a hold of a transaction now over
+            # holds nothing, whatever is popped from it).
+            held[1].pop(str(client_id), None)
         session_data.setLastAccessTime(now)
         self._tree_for(now)[key] = session_data
 

@@ -134,16 +134,18 @@ class SessionPkgData(MutableMapping):
     def __repr__(self):
         return f'<SessionPkgData {self._pkg_id!r} keys={list(self)!r}>'
 
-    def _encoded(self):
-        stored, live = self._dicts()
-        encoded = {
-            key: (values.encode(self._pkg_id, key, live[key])
-                  if raw is _LIVE else raw)
-            for key, raw in stored.items()}
-        # What is written is what later changes in place compare with
-        # (the live values stay: they are the stored ones).
-        stored.update(encoded)
-        return encoded
+
+
+def _encoded(pkg_id, stored, live):
+    """The stored form of one package's values (``stored``: key -> stored
+    form or _LIVE, ``live``: key -> value)."""
+    encoded = {
+        key: (values.encode(pkg_id, key, live[key]) if raw is _LIVE else raw)
+        for key, raw in stored.items()}
+    # What is written is what later changes in place compare with (the
+    # live values stay: they are the stored ones).
+    stored.update(encoded)
+    return encoded
 
 
 @implementer(ISessionDataCreated)
@@ -189,11 +191,14 @@ class SessionData(persistent.Persistent, MutableMapping):
     # -- mapping of package ids ---------------------------------------
 
     def _package_dicts(self, pkg_id, create):
-        try:
-            return self._stored[pkg_id], self._live[pkg_id]
-        except KeyError:
-            if not create:
-                return {}, {}
+        # (No KeyError caught: a new session's first value lands here.)
+        stored = self._stored.get(pkg_id)
+        if stored is not None:
+            live = self._live.get(pkg_id)
+            if live is not None:
+                return stored, live
+        if not create:
+            return {}, {}
         # First: a pending session is stored before it changes, so that
         # a failure to store it leaves it as it was.
         self._changed()
@@ -378,8 +383,8 @@ class SessionData(persistent.Persistent, MutableMapping):
         state = {
             't': self._last_access,
             'c': self._created,
-            'p': {pkg_id: SessionPkgData._view(self, pkg_id)._encoded()
-                  for pkg_id in self._stored},
+            'p': {pkg_id: _encoded(pkg_id, stored, self._live[pkg_id])
+                  for pkg_id, stored in self._stored.items()},
         }
         if self._other_stored:
             state['v'] = {

@@ -246,6 +246,24 @@ class IPendingSessions(ISessionDataContainer):
         hold."""
 
 
+class IFreshSessions(IPendingSessions):
+    """A container that stores a session under a new id without looking
+    for an older one.
+
+    Storing with ``container[client_id] = data`` first removes whatever
+    the container holds under ``client_id``; under an id that was just
+    issued there is nothing to remove, and looking costs a lookup in
+    every live time slice.
+    """
+
+    def store_new(client_id, session_data):
+        """Store ``session_data`` under ``client_id`` as
+        ``container[client_id] = session_data`` does, for an id issued
+        (generated, never handed out before) in the current transaction.
+        An id that a client brought, or one a client id manager may hand
+        out again, must be stored with ``container[client_id] = data``."""
+
+
 class IRequestBoundContainer(ISessionDataContainer):
     """A container whose data travels with the request (a cookie).
 
