@@ -7,6 +7,7 @@ from zodbsession import clock
 from zodbsession import expiry
 from zodbsession.data import SessionData
 from zodbsession.data import SessionPkgData
+from zodbsession.interfaces import IFreshSessions
 from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import ISessionClientIdManager
 from zodbsession.interfaces import ISession
@@ -140,13 +141,24 @@ class Session:
 
     def _store_pending(self, container, data):
         """Store a pending session, before its first change."""
-        client_id = self.client_id      # issues one (and its cookie)
-        if self._outlived_by(client_id, container):
-            # The client brought an id whose session has gone (it
-            # expired): a new session gets a new id.
-            client_id = self._issue_new_id()
-        container[client_id] = data
+        # Stored now: issuing the client's id need not hold it first.
         del self._pending[container]
+        try:
+            issued = self._client_id is None
+            client_id = self.client_id      # issues one (and its cookie)
+            if not issued and self._outlived_by(client_id, container):
+                # The client brought an id whose session has gone (it
+                # expired): a new session gets a new id.
+                client_id = self._issue_new_id()
+                issued = True
+            if issued and IFreshSessions.providedBy(container):
+                # No older session can be filed under an id just issued.
+                container.store_new(client_id, data)
+            else:
+                container[client_id] = data
+        except BaseException:
+            self._pending[container] = data
+            raise
 
     def _stored_package(self, container, pkg_id):
         # A container that cannot hold a session unstored: the
