@@ -36,6 +36,17 @@ Signed-cookie request:
 - the middleware around an application that does not touch the session;
 - the whole request (bench_cookies' zodbsession peer, signed).
 
+Signed-cookie read-only request (bench_cookies.py's read-only peers),
+along the request context's path:
+
+- Pyramid: bench_cookies' Pyramid read-only peer;
+- the middleware around an application that does not touch the session;
+  then one that only asks ``ISession(request)`` (the context's Session);
+  then one that also reads the client id; then one that also gets the
+  package's data (the data cookie read: remembered when the client sent
+  the same value before, else verified and decoded);
+- the whole request.
+
 New client (bench_requests.py ``new``: at most 1.5x the read-write floor),
 on a disk (``--disk-dir``, the temporary directory by default), where
 commits wait for fsync as in the benchmark:
@@ -284,6 +295,40 @@ def cookie_rows(directory):
     }, (ours,)
 
 
+def cookie_read_only_rows(directory):
+    """The signed-cookie read-only request taken apart along the request
+    context's path: the middleware, then the context's Session, the
+    client id, the package's data (the cookie read), the whole request."""
+    from zodbsession import ISession
+    from zodbsession.wsgi import SessionMiddleware
+
+    ours = bench_cookies.ZodbsessionPeer(directory, encrypted=False,
+                                         read_only=True)
+    pyramid = bench_cookies.PyramidPeer(read_only=True)
+    ours.before_batch()
+    pyramid.before_batch()
+
+    def through(step):
+        peer = bench_cookies.WSGIPeer(SessionMiddleware(
+            _app_that(step), db=ours.db))
+        peer.environ = ours.environ
+        return peer.one_request
+
+    def session_of(environ):
+        return ISession(environ['zodbsession.request'])
+
+    return {
+        'Pyramid (read-only)': pyramid.one_request,
+        'middleware, session untouched': through(lambda environ: None),
+        'middleware + ISession(request)': through(session_of),
+        'middleware + the client id': through(
+            lambda environ: session_of(environ).existing_client_id()),
+        'middleware + session[pkg] (the cookie read)': through(
+            lambda environ: session_of(environ)[bench_cookies.PKG_ID]),
+        'the whole request': ours.one_request,
+    }, (ours,)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rounds', type=int, default=15)
@@ -312,6 +357,13 @@ def main(argv=None):
         rows, peers = cookie_rows(directory)
         figures = measure(rows, args.rounds, args.calls)
         print_table('Signed-cookie read-write request', figures, 'Pyramid')
+        for peer in peers:
+            peer.close()
+
+        rows, peers = cookie_read_only_rows(directory)
+        figures = measure(rows, args.rounds, args.calls)
+        print_table('Signed-cookie read-only request', figures,
+                    'Pyramid (read-only)')
         for peer in peers:
             peer.close()
 
