@@ -565,6 +565,104 @@ def test_persist_mid_request_then_abort_keeps_the_persisted_part(site):
     assert visit(browser).json[PREFS] == {'step': 1}
 
 
+class CompletedTransactions:
+    """A synchronizer of the thread's manager: the status of every
+    transaction that completes while it is registered."""
+
+    def __init__(self):
+        self.statuses = []
+
+    def newTransaction(self, txn):
+        pass
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def afterCompletion(self, txn):
+        self.statuses.append(txn.status)
+
+    def __enter__(self):
+        transaction.manager.registerSynch(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        transaction.manager.unregisterSynch(self)
+
+
+def test_a_cookie_only_change_commits_alone_no_transaction(site):
+    # Nothing else takes part: the cookie's data commits by itself, as a
+    # transaction of one data manager would, without the machinery.
+    browser = site.browser()
+    visit(browser, setter(CART, items=['apple']))     # a stored session
+    with CompletedTransactions() as completed:
+        response = visit(browser, setter(PREFS, theme='dark'))
+    assert completed.statuses == []
+    assert site.codec.decode(data_cookie(response))['d'] == {
+        PREFS: {'theme': 'dark'}}
+    # With a change in the database too, both take part in one commit.
+    with CompletedTransactions() as completed:
+        response = visit(browser, lambda session: (
+            session[PREFS].update(theme='light'),
+            session[CART].update(items=['pear'])))
+    assert completed.statuses == ['Committed']
+    assert site.codec.decode(data_cookie(response))['d'] == {
+        PREFS: {'theme': 'light'}}
+    assert visit(browser).json == {
+        PREFS: {'theme': 'light'}, CART: {'items': ['pear']}}
+
+
+def test_a_transaction_committed_mid_request_takes_the_cookie_with_it(site):
+    # The request's one data manager joins whichever transaction commits
+    # (here the application's own, mid-request); what comes after it and
+    # is doomed is not sent.
+    browser = site.browser()
+
+    def commit_then_doom(session):
+        session[PREFS]['step'] = 1
+        transaction.commit()
+        session[PREFS]['step'] = 2
+        transaction.doom()
+
+    response = visit(browser, commit_then_doom)
+    assert site.codec.decode(data_cookie(response))['d'] == {
+        PREFS: {'step': 1}}
+    assert visit(browser).json[PREFS] == {'step': 1}
+
+
+def test_an_abort_mid_request_drops_the_cookie_change(site):
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark'))
+
+    def change_then_abort(session):
+        session[PREFS]['theme'] = 'light'
+        transaction.abort()
+
+    response = visit(browser, change_then_abort)
+    assert data_cookie(response) is None
+    assert visit(browser).json[PREFS] == {'theme': 'dark'}
+
+
+def test_a_mixed_request_whose_commit_fails_keeps_neither(site):
+    # The cookie's data and the database's are one transaction: a failed
+    # commit keeps neither.
+    browser = site.browser()
+    visit(browser, lambda session: (session[PREFS].update(theme='dark'),
+                                    session[CART].update(items=['apple'])))
+
+    def fail():
+        raise RuntimeError('the commit failed')
+
+    def change_both_then_fail_the_commit(session):
+        session[PREFS]['theme'] = 'light'
+        session[CART]['items'] = ['pear']
+        transaction.get().addBeforeCommitHook(fail)
+
+    with pytest.raises(RuntimeError, match='the commit failed'):
+        visit(browser, change_both_then_fail_the_commit)
+    assert visit(browser).json == {
+        PREFS: {'theme': 'dark'}, CART: {'items': ['apple']}}
+
+
 # -- set only when needed -----------------------------------------------------
 
 def test_cookie_is_set_only_when_changed_or_due(make_site, clock):

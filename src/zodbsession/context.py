@@ -61,7 +61,7 @@ class RequestContext:
     """
 
     __slots__ = ('request', '_load_registry', '_registry',
-                 'transaction_manager', 'site', '_cookies', 'pending',
+                 'transaction_manager', 'site', '_cookies', '_pending',
                  'hosted', 'pending_applied', 'session', '_client_id_manager',
                  '_containers', 'views', '_data_manager', 'parsed_cookies')
 
@@ -73,7 +73,7 @@ class RequestContext:
         self.transaction_manager = transaction_manager
         self.site = site
         self._cookies = cookies
-        self.pending = PendingResponse() if pending is None else pending
+        self._pending = pending     # made on first use
         self.hosted = hosted
         self.pending_applied = hosted   # someone puts ``pending`` on the response
         self.session = None         # the request's Session, once made
@@ -83,6 +83,19 @@ class RequestContext:
         self._data_manager = None
         # (Cookie header, {name: raw value}): the header split once.
         self.parsed_cookies = None
+
+    @property
+    def pending(self):
+        """The response's pending cookies and headers."""
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = PendingResponse()
+        return pending
+
+    @property
+    def pending_if_any(self):
+        """``pending`` if the request set anything, else None."""
+        return self._pending
 
     # -- what serves the request ------------------------------------------
 
@@ -194,7 +207,8 @@ class RequestContext:
     def end(self):
         """The request is over: nothing of it follows its transaction
         manager any more (the thread's, which later requests use)."""
-        self.pending.stop_following()
+        if self._pending is not None:
+            self._pending.stop_following()
         data_manager, self._data_manager = self._data_manager, None
         if data_manager is not None:
             data_manager.stop_following()

@@ -173,32 +173,29 @@ class CookieSessionView:
     """One request's view of a cookie container; it takes part in the
     request's transaction through the context's one data manager."""
 
-    __slots__ = ('container', 'context', 'request', 'transaction_manager',
-                 '_loaded', '_document', '_packages_text',
-                 '_changeable', '_data', '_client_id', '_removed', '_held',
-                 '_value', '_sent', '_digests')
+    # What a view starts with; a request that reads a cookie sets little
+    # more.
+    _loaded = False
+    # What the browser holds, if valid: its 't', 'o' and 'c' ...
+    _document = None
+    # ... its packages as canonical JSON text (for change detection and
+    # fresh copies) ...
+    _packages_text = None
+    # ... and whether they hold values that can change in place.
+    _changeable = False
+    _data = None            # JSONSessionData in use, if any
+    _client_id = None
+    _removed = False
+    _held = None            # (client id, pending JSONSessionData)
+    _value = None           # cookie value to send after commit
+    _sent = None            # ... and (document, packages text, changeable)
+    _digests = None         # (client id, its digest)
 
     def __init__(self, container, context):
         self.container = container
         self.context = context
         self.request = context.request
         self.transaction_manager = context.transaction_manager_for(container)
-        self._loaded = False
-        # What the browser holds, if valid: its 't', 'o' and 'c' ...
-        self._document = None
-        # ... its packages as canonical JSON text (for change detection
-        # and fresh copies) ...
-        self._packages_text = None
-        # ... and whether they hold values that can change in place.
-        self._changeable = False
-        self._data = None         # JSONSessionData in use, if any
-        self._client_id = None
-        self._removed = False
-        self._held = None         # (client id, pending JSONSessionData)
-        self._value = None        # cookie value to send after commit
-        # ... and (document, packages text, changeable)
-        self._sent = None
-        self._digests = None      # (client id, its digest)
 
     @property
     def timeout(self):

@@ -140,9 +140,9 @@ class EnvironCookies:
         return pending
 
     def get_cookie(self, name):
-        pending = (self._context or self.context).pending.cookies
-        if name in pending:
-            return pending[name][0]
+        pending = (self._context or self.context).pending_if_any
+        if pending is not None and name in pending.cookies:
+            return pending.cookies[name][0]
         return self.get_request_cookie(name)
 
     def get_request_cookie(self, name):

@@ -182,7 +182,7 @@ class SessionMiddleware:
             current.leave(token)
             context.end()
             site.close()
-        pending = context.pending
+        pending = context.pending_if_any
         if pending:
             headers = _merge_headers(headers, pending.header_list())
         return status, headers, body, exc_info

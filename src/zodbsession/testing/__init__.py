@@ -101,7 +101,7 @@ def last_transaction_records(db):
 
 def response_headers(request):
     """[(name, value)] that zodbsession added to the request's response."""
-    pending = context_of(request).pending
+    pending = context_of(request).pending_if_any
     return pending.header_list() if pending else []
 
 
