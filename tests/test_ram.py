@@ -330,6 +330,85 @@ def test_bound_to_a_request_it_follows_the_requests_manager(container):
     assert container['client']['pkg']['n'] == 1
     transaction.abort()
 
-    # Bound to a request of the thread's own manager, it is itself.
-    plain = hosted_request(transaction.manager)
-    assert container.bind(plain) is container
+    # Bound to a request of the thread's own manager, it takes part in
+    # the thread's transactions.
+    plain = container.bind(hosted_request(transaction.manager))
+    plain['other'] = data
+    transaction.commit()
+    assert container['other']['pkg']['n'] == 1
+    transaction.abort()
+
+
+class Completed:
+    """The status of every transaction of the thread that completes."""
+
+    def __init__(self):
+        self.statuses = []
+
+    def newTransaction(self, txn):
+        pass
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def afterCompletion(self, txn):
+        self.statuses.append(txn.status)
+
+    def __enter__(self):
+        transaction.manager.registerSynch(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        transaction.manager.unregisterSynch(self)
+
+
+@pytest.fixture
+def ram_browser(db):
+    import webtest
+
+    from zodbsession.site import change_site
+    from zodbsession.wsgi import SessionMiddleware
+
+    def app(environ, start_response):
+        data = environ['zodbsession.session']['ram.pkg']
+        action = environ.get('PATH_INFO', '/')
+        if action == '/add':
+            data['n'] = data.get('n', 0) + 1
+        elif action == '/append':
+            data.setdefault('items', [])
+            data['items'].append(len(data['items']))
+        shown = repr((data.get('n'), data.get('items')))
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [shown.encode()]
+
+    middleware = SessionMiddleware(app, db=db)
+    ram = RAMSessionDataContainer()
+    change_site(db, lambda site: site.register_container('ram.pkg', ram))
+    return webtest.TestApp(middleware)
+
+
+def test_through_a_request_reads_join_no_transaction(ram_browser, clock):
+    # A request that only reads runs no two-phase commit; one whose only
+    # change is in RAM commits it alone (no transaction either), and the
+    # change is there for the next request.
+    assert ram_browser.get('/add').text == '(1, None)'
+    with Completed() as completed:
+        assert ram_browser.get('/').text == '(1, None)'
+        assert ram_browser.get('/add').text == '(2, None)'
+    assert completed.statuses == []
+    assert ram_browser.get('/').text == '(2, None)'
+
+
+def test_through_a_request_a_list_changed_in_place_is_kept(ram_browser,
+                                                            clock):
+    ram_browser.get('/append')
+    ram_browser.get('/append')
+    assert ram_browser.get('/').text == '(None, [0, 1])'
+
+
+def test_through_a_request_a_due_last_access_is_stored(ram_browser, clock):
+    ram_browser.get('/add')
+    clock.advance(3000)         # past the resolution, within the timeout
+    ram_browser.get('/')        # only reads: the access time moves
+    clock.advance(3000)         # 6000 s after the write, 3000 after the read
+    assert ram_browser.get('/').text == '(1, None)'

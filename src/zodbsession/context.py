@@ -63,7 +63,8 @@ class RequestContext:
     __slots__ = ('request', '_load_registry', '_registry',
                  'transaction_manager', 'site', '_cookies', '_pending',
                  'hosted', 'pending_applied', 'session', '_client_id_manager',
-                 '_containers', 'views', '_data_manager', 'parsed_cookies')
+                 '_containers', 'views', '_data_manager', 'parsed_cookies',
+                 '_at_end')
 
     def __init__(self, request, registry=None, transaction_manager=None,
                  site=None, cookies=None, pending=None, hosted=False):
@@ -83,6 +84,7 @@ class RequestContext:
         self._data_manager = None
         # (Cookie header, {name: raw value}): the header split once.
         self.parsed_cookies = None
+        self._at_end = None
 
     @property
     def pending(self):
@@ -161,12 +163,15 @@ class RequestContext:
             return container.bind(self.request)
         return container
 
-    def view(self, container, make):
+    def view(self, container, make, key=None):
         """The request's view of a request-bound ``container``, made by
-        ``make(container, context)`` on first use."""
-        view = self.views.get(id(container))
+        ``make(container, context)`` on first use; one per ``key``
+        (default: per container object)."""
+        if key is None:
+            key = id(container)
+        view = self.views.get(key)
         if view is None:
-            view = self.views[id(container)] = make(container, self)
+            view = self.views[key] = make(container, self)
         return view
 
     def transaction_manager_for(self, container=None):
@@ -204,9 +209,19 @@ class RequestContext:
         if data_manager is not None:
             data_manager.commit_alone()
 
+    def on_end(self, callback):
+        """Call ``callback()`` when the request ends (``end``)."""
+        if self._at_end is None:
+            self._at_end = []
+        self._at_end.append(callback)
+
     def end(self):
         """The request is over: nothing of it follows its transaction
-        manager any more (the thread's, which later requests use)."""
+        manager any more (the thread's, which later requests use), and
+        what it held and did not commit is let go."""
+        at_end, self._at_end = self._at_end, None
+        for callback in at_end or ():
+            callback()
         if self._pending is not None:
             self._pending.stop_following()
         data_manager, self._data_manager = self._data_manager, None

@@ -163,6 +163,9 @@ class SessionData(persistent.Persistent, MutableMapping):
     _v_opened = None
     # ... the callback that stores a pending session on its first change
     _v_store = None
+    # ... the callback told of a value handed out that may change in place
+    # (on_mutable_read) ...
+    _v_mutable_read = None
     # ... and (watch, generation) of the transaction whose commit looks
     # for in-place changes (zodbsession.inplace).
     _v_watched = None
@@ -220,7 +223,17 @@ class SessionData(persistent.Persistent, MutableMapping):
         """Call ``store(self)`` before the first change (once)."""
         self._v_store = store
 
+    def on_mutable_read(self, notify):
+        """Call ``notify(self)`` when a value that may be changed in place
+        is first handed out (once): for data that no connection watches,
+        a RAM container's."""
+        self._v_mutable_read = notify
+
     def _watch(self):
+        notify = self._v_mutable_read
+        if notify is not None:
+            self._v_mutable_read = None
+            notify(self)
         manager = self._transaction_manager()
         if manager is None:
             # Never stored (its values are all written when it is), kept

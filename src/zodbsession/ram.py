@@ -8,6 +8,7 @@ abort simply forgets the copies. No ZODB connection is involved.
 """
 import secrets
 import threading
+import weakref
 
 import persistent
 import transaction
@@ -21,7 +22,7 @@ from zodbsession.container import client_key
 from zodbsession.data import SessionData
 from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
-from zodbsession.context import transaction_manager_for
+from zodbsession.context import context_of
 from zodbsession.merge import merge_session_states
 
 _EMPTY_STATE = {'t': 0, 'p': {}}
@@ -109,17 +110,55 @@ class _Tracked:
         self.data = data
 
 
-class RAMTransaction:
-    """The data manager of one container in one transaction."""
+# The RAMTransaction of each store now in use, by transaction manager:
+# a request's view of a container and the container used directly (as
+# zope.session code does, container[client_id] beside ISession(request))
+# work on the same copies in one transaction.
+_current = weakref.WeakKeyDictionary()    # manager -> {store key: RAMTransaction}
+_current_lock = threading.Lock()
 
-    def __init__(self, container, store, transaction_manager):
+
+def _current_of(manager):
+    if isinstance(manager, transaction.ThreadTransactionManager):
+        manager = manager.manager       # each thread's own
+    current = _current.get(manager)
+    if current is None:
+        with _current_lock:
+            current = _current.setdefault(manager, {})
+    return current
+
+
+class RAMTransaction:
+    """The data manager of one container in one transaction.
+
+    It takes part in the transaction itself (``joined``), or, made by a
+    request's view (``view``), through the request's one data manager
+    once something changes. Until it ends it is the current one of its
+    store for its transaction manager.
+    """
+
+    def __init__(self, container, store, transaction_manager, view=None):
         self.container = container
         self.store = store
         self.transaction_manager = transaction_manager
+        self.view = view
+        self.joined = False
         self.tracked = {}     # client key -> _Tracked (None: deleted)
         self.held = {}        # client key -> pending SessionData
         self._changes = None
         self._locked = False
+        self._current = _current_of(transaction_manager)
+        self._current[container.key] = self
+
+    def changing(self):
+        """A change is about to be made: make sure the commit looks."""
+        if not self.joined:
+            self.view.enlist()
+
+    def end(self):
+        """No longer the current one of its store."""
+        if self._current.get(self.container.key) is self:
+            del self._current[self.container.key]
 
     # -- reads and writes of the transaction ------------------------------
 
@@ -163,6 +202,7 @@ class RAMTransaction:
         return f'zodbsession.ram:{self.container.key}'
 
     def abort(self, txn):
+        self.end()
         self.tracked.clear()
         self.held.clear()
 
@@ -207,6 +247,7 @@ class RAMTransaction:
         self._changes = changes
 
     def tpc_finish(self, txn):
+        self.end()
         try:
             container = self.container
             timeout, resolution = container.timeout, container.resolution
@@ -223,6 +264,7 @@ class RAMTransaction:
             self._release()
 
     def tpc_abort(self, txn):
+        self.end()
         self._release()
         self.tracked.clear()
         self.held.clear()
@@ -272,6 +314,7 @@ class _RAMMapping:
                 raise KeyError(client_id)
             return held
         if expiry.needs_touch(data.getLastAccessTime(), now, self):
+            txn.changing()
             data.setLastAccessTime(now)
         return data
 
@@ -286,18 +329,23 @@ class _RAMMapping:
 
     def __setitem__(self, client_id, session_data):
         session_data.setLastAccessTime(clock.now())
-        self._transaction().store_data(client_key(client_id), session_data)
+        txn = self._transaction()
+        txn.changing()
+        txn.store_data(client_key(client_id), session_data)
 
     def new_session_data(self):
         return SessionData()
 
     def hold(self, client_id, session_data):
-        self._transaction().held[client_key(client_id)] = session_data
+        txn = self._transaction()
+        txn.changing()          # the hold ends with the transaction
+        txn.held[client_key(client_id)] = session_data
 
     def __delitem__(self, client_id):
         txn, key, data = self._live(client_id, clock.now())
         if data is None:
             raise KeyError(client_id)
+        txn.changing()
         txn.delete(key)
 
 
@@ -325,25 +373,25 @@ class RAMSessionDataContainer(_RAMMapping, expiry.ExpirySettings,
         return _store_for(self.key)
 
     def bind(self, request):
-        """This container, joining the transactions of the manager that
-        runs ``request``'s (pyramid_tm may run an explicit one)."""
-        manager = transaction_manager_for(request, self)
-        if manager is transaction.manager or (
-                manager is transaction.manager.manager):
-            return self     # the thread's manager: nothing to bind
-        return _BoundRAMContainer(self, manager)
+        """This container as ``request`` sees it: its reads join no
+        transaction, and its changes take part in the request's (pyramid_tm
+        may run an explicit one) through the request's one data manager
+        (``zodbsession.context``)."""
+        return context_of(request).view(
+            self, _RequestRAMContainer, key=('zodbsession.ram', self.key))
 
     def _transaction(self, manager=None):
+        """The RAMTransaction of this container's store now: a request's
+        (see bind), else one that takes part in the manager's current
+        transaction itself."""
         manager = manager if manager is not None else transaction.manager
-        txn = manager.get()
-        store = self._store
-        try:
-            return txn.data(store)
-        except KeyError:
-            data_manager = RAMTransaction(self, store, manager)
-            txn.join(data_manager)
-            txn.set_data(store, data_manager)
-            return data_manager
+        current = _current_of(manager).get(self.key)
+        if current is not None:
+            return current
+        data_manager = RAMTransaction(self, self._store, manager)
+        manager.get().join(data_manager)
+        data_manager.joined = True
+        return data_manager
 
     def sweep(self):
         """Remove expired sessions (see ``sweep_expired``); returns None,
@@ -394,3 +442,91 @@ class _BoundRAMContainer(_RAMMapping):
 
     def _transaction(self):
         return self.container._transaction(self.transaction_manager)
+
+
+class _RequestRAMContainer(_BoundRAMContainer):
+    """A RAM container as one request sees it.
+
+    Its reads join no transaction. The store's RAMTransaction it makes
+    takes part in the request's transaction through the request's one
+    data manager once something changes: a value stored or deleted, a
+    session held, a last access due, or a session handed out whose values
+    may be changed in place. So a request that only reads runs no
+    two-phase commit, and one whose only changes are in request-bound
+    containers commits them alone. The container used directly in the
+    same transaction works on the same RAMTransaction.
+    """
+
+    def __init__(self, container, context):
+        super().__init__(container, context.transaction_manager_for(container))
+        self._context = context
+        self._enlisted = False
+        context.on_end(self._request_ended)
+
+    def _identity(self):
+        return self.container.key, id(self._context)
+
+    def _transaction(self):
+        current = _current_of(self.transaction_manager).get(
+            self.container.key)
+        if current is None:
+            current = RAMTransaction(self.container, self.container._store,
+                                     self.transaction_manager, view=self)
+            if not self._context.hosted:
+                # No host ends the request: the transaction that ends
+                # first ends these copies too.
+                self.enlist()
+        return current
+
+    def _live(self, client_id, now):
+        txn, key, data = super()._live(client_id, now)
+        if data is not None and not txn.joined and not self._enlisted:
+            # Its first change, or a value it hands out that may be
+            # changed in place, makes the commit look at it.
+            data.store_on_change(self._changed_data)
+            data.on_mutable_read(self._changed_data)
+        return txn, key, data
+
+    def _changed_data(self, data):
+        self._transaction().changing()
+
+    def enlist(self):
+        if not self._enlisted:
+            self._enlisted = True
+            self._context.join(self, self.transaction_manager)
+
+    def _current(self):
+        current = _current_of(self.transaction_manager).get(
+            self.container.key)
+        return current if current is not None and (
+            current.view is self) else None
+
+    def _request_ended(self):
+        # Nothing of it was committed: its copies go.
+        current = self._current()
+        if current is not None:
+            current.abort(None)
+        self._enlisted = False
+
+    # -- its part in the transaction (zodbsession.context) ------------
+
+    def abort(self, txn):
+        self._enlisted = False
+        current = self._current()
+        if current is not None:
+            current.abort(txn)
+
+    def tpc_vote(self, txn):
+        self._transaction().tpc_vote(txn)
+
+    def tpc_finish(self, txn):
+        self._enlisted = False
+        current = self._current()
+        if current is not None:
+            current.tpc_finish(txn)
+
+    def tpc_abort(self, txn):
+        self._enlisted = False
+        current = self._current()
+        if current is not None:
+            current.tpc_abort(txn)
