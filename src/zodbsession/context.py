@@ -60,31 +60,30 @@ class RequestContext:
     ``hosted``: the host applies ``pending`` to the response itself.
     """
 
-    __slots__ = ('request', '_load_registry', '_registry',
-                 'transaction_manager', 'site', '_cookies', '_pending',
-                 'hosted', 'pending_applied', 'session', '_client_id_manager',
-                 '_containers', 'views', '_data_manager', 'parsed_cookies',
-                 '_at_end')
+    # What a context starts with; a request sets only what it uses.
+    _registry = None
+    _pending = None             # made on first use
+    session = None              # the request's Session, once made
+    _client_id_manager = _UNKNOWN
+    _containers = None          # pkg_id -> container, bound
+    _views = None               # key -> a request-bound container's view
+    _data_manager = None
+    # (Cookie header, {name: raw value}): the header split once.
+    parsed_cookies = None
+    _at_end = None
 
     def __init__(self, request, registry=None, transaction_manager=None,
                  site=None, cookies=None, pending=None, hosted=False):
         self.request = request
         self._load_registry = registry
-        self._registry = None
         self.transaction_manager = transaction_manager
         self.site = site
         self._cookies = cookies
-        self._pending = pending     # made on first use
+        if pending is not None:
+            self._pending = pending
         self.hosted = hosted
-        self.pending_applied = hosted   # someone puts ``pending`` on the response
-        self.session = None         # the request's Session, once made
-        self._client_id_manager = _UNKNOWN
-        self._containers = {}       # pkg_id -> container, bound
-        self.views = {}             # request-bound container -> its view
-        self._data_manager = None
-        # (Cookie header, {name: raw value}): the header split once.
-        self.parsed_cookies = None
-        self._at_end = None
+        # Whether someone puts ``pending`` on the response.
+        self.pending_applied = hosted
 
     @property
     def pending(self):
@@ -128,7 +127,7 @@ class RequestContext:
         manager = self._client_id_manager
         if manager is _UNKNOWN:
             manager = self._client_id_manager = query_in(
-                self.registry, IClientIdManager)
+                self._registry or self.registry, IClientIdManager)
         return manager
 
     @property
@@ -137,17 +136,21 @@ class RequestContext:
         (ComponentLookupError if there is none)."""
         manager = self._client_id_manager
         if manager is _UNKNOWN:
-            manager = self.query_client_id_manager()
+            manager = self._client_id_manager = query_in(
+                self._registry or self.registry, IClientIdManager)
         if manager is None:
             raise ComponentLookupError(IClientIdManager, '')
         return manager
 
     def container(self, pkg_id):
         """The container of ``pkg_id``'s data, bound to the request."""
-        container = self._containers.get(pkg_id)
+        containers = self._containers
+        if containers is None:
+            containers = self._containers = {}
+        container = containers.get(pkg_id)
         if container is None:
-            container = self._containers[pkg_id] = self.bound(
-                container_in(self.registry, pkg_id))
+            container = containers[pkg_id] = self.bound(
+                container_in(self._registry or self.registry, pkg_id))
         return container
 
     def all_containers(self):
@@ -169,9 +172,12 @@ class RequestContext:
         (default: per container object)."""
         if key is None:
             key = id(container)
-        view = self.views.get(key)
+        views = self._views
+        if views is None:
+            views = self._views = {}
+        view = views.get(key)
         if view is None:
-            view = self.views[key] = make(container, self)
+            view = views[key] = make(container, self)
         return view
 
     def transaction_manager_for(self, container=None):

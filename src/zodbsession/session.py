@@ -47,18 +47,20 @@ class Session:
     def __init__(self, request):
         pass        # __new__ set it up (or found it)
 
+    # What a Session starts with.
+    _client_id = None
+    _renewed = False
+    _found_manager = None
+    # Whether the manager has the whole contract of ours
+    # (ISessionClientIdManager), not only zope.session's.
+    _extended = False
+
     def _start(self, request, context):
         self.request = request
         self._context = context
-        self._client_id = None
         # container -> SessionData: this request's pending sessions, not
         # stored yet.
         self._pending = {}
-        self._renewed = False
-        self._found_manager = None
-        # Whether the manager has the whole contract of ours
-        # (ISessionClientIdManager), not only zope.session's.
-        self._extended = False
 
     @property
     def _manager(self):
