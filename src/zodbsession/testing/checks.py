@@ -39,6 +39,16 @@ def check_shared_sessions(first, second):
     read = alice.request(first.url, '/read')['data']
     _expect(read == {'name': 'alice', 'city': 'Paris'},
             f'the first worker read {read!r} after a change in the second')
+    # Each thread of a worker keeps its connection from one request to
+    # the next: after a few rounds every thread has one, and each request
+    # still sees what the other process committed just before it.
+    for round_ in range(12):
+        writer, reader = (first, second) if round_ % 2 else (second, first)
+        alice.request(writer.url, '/set', {'round': str(round_)})
+        read = alice.request(reader.url, '/read')['data']
+        _expect(read.get('round') == str(round_),
+                f'round {round_}: a worker read {read!r}, not what the other'
+                ' process had just committed')
 
     stranger = SessionHTTPClient()
     read = stranger.request(first.url, '/read')['data']
