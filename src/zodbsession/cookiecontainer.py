@@ -137,8 +137,8 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
 
     @property
     def remembered_reads(self):
-        """{cookie value: (issued, created, digest, packages text,
-        changeable)} of values that passed lately (with these keys)."""
+        """{cookie value: what reading it found (``_decode``)} of values
+        that passed lately (with these keys)."""
         reads = getattr(self, '_v_reads', None)
         if reads is None:
             reads = self._v_reads = {}
@@ -181,8 +181,10 @@ class CookieSessionView:
     # ... its packages as canonical JSON text (for change detection and
     # fresh copies) ...
     _packages_text = None
-    # ... and whether they hold values that can change in place.
+    # ... whether they hold values that can change in place, and if not,
+    # those packages decoded (shared: only copies are handed out).
     _changeable = False
+    _flat_packages = None
     _data = None            # JSONSessionData in use, if any
     _client_id = None
     _removed = False
@@ -241,12 +243,14 @@ class CookieSessionView:
                     document = {'t': read[0], 'o': read[1], 'c': read[2]}
                     self._packages_text = read[3]
                     self._changeable = read[4]
+                    self._flat_packages = read[5]
             self._document = document
         return self._document
 
     def _decode(self, value):
-        """(issued, created, digest, packages text, changeable) of a
-        valid cookie value, or None."""
+        """(issued, created, digest, packages text, changeable, the
+        packages if none is changeable) of a valid cookie value, or
+        None."""
         document, text = self.container.codec.decode_text(value)
         if document is None:
             return None
@@ -261,9 +265,12 @@ class CookieSessionView:
         for items in packages.values():
             if type(items) is not dict:
                 return None
+        changeable = _holds_changeable(packages)
+        # Packages of flat values only are kept decoded: SessionData takes
+        # copies of their dicts, and the values themselves cannot change.
         return (issued, created, digest,
-                _packages_text(document, text, packages),
-                _holds_changeable(packages))
+                _packages_text(document, text, packages), changeable,
+                None if changeable else packages)
 
     def _live(self, issued, created):
         """Whether a cookie issued (last sent) and created then is still
@@ -300,8 +307,11 @@ class CookieSessionView:
         # commit by comparing with the canonical text read from the
         # cookie; after an abort, a fresh copy is made from that text.
         # Fresh objects from the text, each time the session is handed
-        # out (after an abort, or a commit that sent new data, too).
-        packages = json.loads(self._packages_text)
+        # out (after an abort, or a commit that sent new data, too), when
+        # some can change in place.
+        packages = self._flat_packages
+        if packages is None:
+            packages = json.loads(self._packages_text)
         data = self._data = JSONSessionData.from_plain(
             packages, document['t'], document.get('o', 0))
         if self._needs_commit(document):
@@ -420,6 +430,7 @@ class CookieSessionView:
                 # session's).
                 (self._document, self._packages_text,
                  self._changeable) = self._sent
+                self._flat_packages = None
         finally:
             self._value = self._sent = None
             self._held = None
