@@ -305,7 +305,8 @@ def test_bound_to_a_request_it_follows_the_requests_manager(container):
     def hosted_request(manager):
         # As a host prepares it: its transactions are the manager's.
         request = WSGIRequest({})
-        install(request, transaction_manager=manager, cookies=request)
+        request.context = install(request, transaction_manager=manager,
+                                  cookies=request)
         return request
 
     manager = transaction.TransactionManager(explicit=True)

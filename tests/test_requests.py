@@ -226,7 +226,8 @@ def test_a_committed_cookie_outlives_a_later_abort(registry):
     manager = transaction.TransactionManager()
     request = wsgi_request()
     # As a host makes it: the request's transactions are the manager's.
-    context = install(request, transaction_manager=manager, cookies=request)
+    context = request.context = install(
+        request, transaction_manager=manager, cookies=request)
     cookies = IRequestCookies(request)
     manager.begin()
     # As a cookie container's tpc_finish sets them.

@@ -193,7 +193,7 @@ class CookieClientIdManager(persistent.Persistent):
             return None
         if self.thirdparty:
             return value
-        return value if self.verify(value) else None
+        return value if self._signer.unsign(value) is not None else None
 
     def getIncomingId(self, request):
         """The valid client id the client sent, ignoring any set on the

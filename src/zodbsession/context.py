@@ -353,8 +353,6 @@ def install(request, registry=None, transaction_manager=None, site=None,
             f'a {type(request).__qualname__} keeps no per-request state'
             ' (it has neither a WSGI environ nor annotations)')
     state[CONTEXT_KEY] = context
-    if cookies is not None and hasattr(cookies, 'context'):
-        cookies.context = context
     return context
 
 
@@ -425,10 +423,9 @@ def cookies_of(request):
 # -- transactions, asked without starting one -----------------------------
 
 
-def has_transaction(manager):
-    """Whether ``manager`` has a transaction under way, asked without
-    starting one (``manager.get()`` would)."""
-    return following.transaction_under_way(manager)
+# Whether a manager has a transaction under way, asked without starting
+# one (``manager.get()`` would).
+has_transaction = following.transaction_under_way
 
 
 def commit_now(manager):

@@ -116,7 +116,7 @@ class Session:
             # A session in use: the manager's policy for a known id
             # applies (a finite cookieLifetime renews the cookie).
             self._renewed = True
-            manager = self._manager
+            manager = self._found_manager or self._manager
             if self._extended:
                 manager.renewRequestId(self.request, self._client_id)
             else:

@@ -54,9 +54,9 @@ class AttemptHosting:
         # found, and a container in the database belongs to a connection.
         # The pending cookies are the attempt's.
         request = self.request = WSGIRequest(self.environ)
-        self.context = install(request, self.site.registry, self.manager,
-                               self.site, cookies=request,
-                               pending=self.pending)
+        self.context = request.context = install(
+            request, self.site.registry, self.manager, self.site,
+            cookies=request, pending=self.pending)
         self.manager.begin()
 
     def _end(self):

@@ -154,8 +154,8 @@ class SessionMiddleware:
         manager = transaction.manager.manager
         site = ConnectionSite(self.db, manager, keep=True)
         request = WSGIRequest(environ)
-        context = install(request, site.registry, manager, site,
-                          cookies=request)
+        context = request.context = install(
+            request, site.registry, manager, site, cookies=request)
         environ[REQUEST_KEY] = request
         environ[SESSION_KEY] = Session(request)
         environ[ATTEMPT_KEY] = attempt
