@@ -82,51 +82,83 @@ class Participant:
         self.log.append((self.name, 'finish'))
 
     def tpc_abort(self, txn):
+        self.log.append((self.name, 'tpc_abort'))
+
+    def abort(self, txn):
         self.log.append((self.name, 'abort'))
 
-    abort = tpc_abort
+
+class Failing:
+    """A data manager whose vote fails."""
+
+    def sortKey(self):
+        return 'zzz.failing'        # votes after ours
+
+    def abort(self, txn):
+        pass
+
+    tpc_begin = commit = tpc_abort = abort
+
+    def tpc_vote(self, txn):
+        raise ValueError('the other data manager cannot vote')
 
 
-def test_request_bound_data_commits_alone_all_or_nothing():
+def test_request_bound_data_joins_the_transaction_once_and_ends_with_it():
     manager = transaction.TransactionManager()
     log = []
     data_manager = RequestDataManager(manager)
     data_manager.enlist(Participant('a', log))
     data_manager.enlist(Participant('b', log))
-    data_manager.commit_alone()
+    manager.commit()
     assert log == [('a', 'vote'), ('b', 'vote'),
                    ('a', 'finish'), ('b', 'finish')]
-
-    log.clear()
-    data_manager.enlist(Participant('a', log))
-    data_manager.enlist(Participant('b', log, fail_vote=True))
-    with pytest.raises(ValueError, match='b cannot be stored'):
-        data_manager.commit_alone()
-    assert log == [('a', 'vote'), ('b', 'vote'),
-                   ('a', 'abort'), ('b', 'abort')]
-    data_manager.commit_alone()         # nothing is left to commit
-    assert len(log) == 4
-    data_manager.stop_following()
+    # The next transaction: it joins again, and an abort aborts.
+    data_manager.enlist(Participant('c', log))
+    manager.abort()
+    assert log[4:] == [('c', 'abort')]
+    assert has_transaction(manager) is False
 
 
-def test_request_bound_data_joins_the_transaction_that_commits():
+def test_a_failed_vote_ends_every_participant_as_it_should():
+    # Ours voted and a later vote failed: ours end with tpc_abort (a RAM
+    # store releases its lock there).
     manager = transaction.TransactionManager()
     log = []
-    data_manager = RequestDataManager(manager)
-    data_manager.enlist(Participant('a', log))
-    manager.get()
-    manager.commit()
-    assert log == [('a', 'vote'), ('a', 'finish')]
-    data_manager.enlist(Participant('b', log))
-    manager.get()
+    RequestDataManager(manager).enlist(Participant('a', log))
+    manager.get().join(Failing())
+    with pytest.raises(ValueError, match='cannot vote'):
+        manager.commit()
     manager.abort()
-    assert log[2:] == [('b', 'abort')]
-    data_manager.stop_following()
-    data_manager.enlist(Participant('c', log))     # follows again
-    manager.get()
-    manager.commit()
-    assert log[3:] == [('c', 'vote'), ('c', 'finish')]
-    data_manager.stop_following()
+    assert log == [('a', 'vote'), ('a', 'tpc_abort')]
+
+    # One of ours failed its vote: who voted before it is ended with
+    # tpc_abort, who did not with abort; all of them once.
+    log.clear()
+    data_manager = RequestDataManager(manager)
+    for participant in (Participant('a', log),
+                        Participant('b', log, fail_vote=True),
+                        Participant('c', log)):
+        data_manager.enlist(participant)
+    with pytest.raises(ValueError, match='b cannot be stored'):
+        manager.commit()
+    manager.abort()
+    assert log == [('a', 'vote'), ('b', 'vote'),
+                   ('a', 'tpc_abort'), ('b', 'tpc_abort'), ('c', 'abort')]
+
+
+def test_a_context_no_host_prepared_keeps_one_data_manager_per_manager():
+    # Containers loaded by connections of two managers: each one's
+    # changes take part in their own manager's transaction.
+    first, second = (transaction.TransactionManager(),
+                     transaction.TransactionManager())
+    log = []
+    context = context_of(WSGIRequest({}))
+    context.join(Participant('a', log), first)
+    context.join(Participant('b', log), second)
+    first.commit()
+    second.commit()
+    assert log == [('a', 'vote'), ('a', 'finish'),
+                   ('b', 'vote'), ('b', 'finish')]
 
 
 def test_a_request_no_host_prepared_gets_one_context_kept_with_it():

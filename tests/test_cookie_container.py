@@ -589,14 +589,18 @@ class CompletedTransactions:
         transaction.manager.unregisterSynch(self)
 
 
-def test_a_cookie_only_change_commits_alone_no_transaction(site):
-    # Nothing else takes part: the cookie's data commits by itself, as a
-    # transaction of one data manager would, without the machinery.
+def test_a_cookie_request_commits_only_when_it_changes_something(site):
+    # A read runs no transaction; a change is one transaction, which the
+    # cookie's data takes part in (with the database's, when both change).
     browser = site.browser()
     visit(browser, setter(CART, items=['apple']))     # a stored session
+    visit(browser, setter(PREFS, theme='blue'))
+    with CompletedTransactions() as completed:
+        visit(browser)
+    assert completed.statuses == []
     with CompletedTransactions() as completed:
         response = visit(browser, setter(PREFS, theme='dark'))
-    assert completed.statuses == []
+    assert completed.statuses == ['Committed']
     assert site.codec.decode(data_cookie(response))['d'] == {
         PREFS: {'theme': 'dark'}}
     # With a change in the database too, both take part in one commit.
@@ -612,9 +616,9 @@ def test_a_cookie_only_change_commits_alone_no_transaction(site):
 
 
 def test_a_transaction_committed_mid_request_takes_the_cookie_with_it(site):
-    # The request's one data manager joins whichever transaction commits
-    # (here the application's own, mid-request); what comes after it and
-    # is doomed is not sent.
+    # The application commits mid-request: the cookie's change goes with
+    # that transaction; the next change takes part in the next one, and is
+    # sent if it commits, not if it is doomed.
     browser = site.browser()
 
     def commit_then_doom(session):
@@ -627,6 +631,45 @@ def test_a_transaction_committed_mid_request_takes_the_cookie_with_it(site):
     assert site.codec.decode(data_cookie(response))['d'] == {
         PREFS: {'step': 1}}
     assert visit(browser).json[PREFS] == {'step': 1}
+
+    def commit_then_change(session):
+        session[PREFS]['step'] = 3
+        transaction.commit()
+        session[PREFS]['step'] = 4
+
+    response = visit(browser, commit_then_change)
+    assert site.codec.decode(data_cookie(response))['d'] == {
+        PREFS: {'step': 4}}
+    assert visit(browser).json[PREFS] == {'step': 4}
+
+
+def test_a_savepoint_rolled_back_takes_the_cookie_change_with_it(site):
+    # The data manager joined after the savepoint (the database's change
+    # began the transaction): rolling back drops it, as it drops the
+    # database's change.
+    browser = site.browser()
+    visit(browser, lambda session: (session[PREFS].update(theme='dark'),
+                                    session[CART].update(items=['apple'])))
+
+    def change_after_a_savepoint_then_roll_back(session):
+        session[CART]['items'] = ['pear']
+        savepoint = transaction.savepoint()
+        session[PREFS]['theme'] = 'light'
+        session[CART]['items'] = ['plum']
+        savepoint.rollback()
+
+    visit(browser, change_after_a_savepoint_then_roll_back)
+    assert visit(browser).json == {
+        PREFS: {'theme': 'dark'}, CART: {'items': ['pear']}}
+
+    # A savepoint taken while it takes part fails, loudly (it has none).
+    def change_then_take_a_savepoint(session):
+        session[PREFS]['theme'] = 'light'
+        transaction.savepoint()
+
+    with pytest.raises(TypeError, match='Savepoints unsupported'):
+        visit(browser, change_then_take_a_savepoint)
+    assert visit(browser).json[PREFS] == {'theme': 'dark'}
 
 
 def test_an_abort_mid_request_drops_the_cookie_change(site):
@@ -661,6 +704,50 @@ def test_a_mixed_request_whose_commit_fails_keeps_neither(site):
         visit(browser, change_both_then_fail_the_commit)
     assert visit(browser).json == {
         PREFS: {'theme': 'dark'}, CART: {'items': ['apple']}}
+
+
+def test_a_new_client_that_aborts_then_writes_gets_its_session(site):
+    # The id issued in the aborted transaction never reached the client
+    # (its cookie went with the abort): the next write issues one again.
+    for pkg_id in (PREFS, CART):
+        browser = site.browser()
+
+        def write_abort_write(session):
+            session[pkg_id]['a'] = 1
+            transaction.abort()
+            session[pkg_id]['b'] = 2
+
+        visit(browser, write_abort_write)
+        assert visit(browser).json[pkg_id] == {'b': 2}
+
+
+def test_a_change_after_persist_is_sent_too(site):
+    browser = site.browser()
+    visit(browser, setter(PREFS, step=0))
+
+    def persist_then_change(session):
+        session[PREFS]['step'] = 1
+        session.persist()
+        session[PREFS]['step'] = 2
+        session[CART]['x'] = 1          # with the database's change
+
+    visit(browser, persist_then_change)
+    assert visit(browser).json == {PREFS: {'step': 2}, CART: {'x': 1}}
+
+
+def test_a_committed_cookie_deletion_outlives_a_later_abort(site):
+    from zodbsession.context import container_for
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark'))
+
+    def delete_commit_then_abort(session):
+        del container_for(PREFS, session.request)[session.client_id]
+        transaction.commit()            # the deletion commits
+        transaction.abort()             # a later transaction aborts
+
+    response = visit(browser, delete_commit_then_abort)
+    assert data_cookie(response) == ''
+    assert visit(browser).json[PREFS] is None
 
 
 # -- set only when needed -----------------------------------------------------

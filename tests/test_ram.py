@@ -389,14 +389,17 @@ def ram_browser(db):
 
 
 def test_through_a_request_reads_join_no_transaction(ram_browser, clock):
-    # A request that only reads runs no two-phase commit; one whose only
-    # change is in RAM commits it alone (no transaction either), and the
-    # change is there for the next request.
+    # A request that only reads runs no two-phase commit (it used to: the
+    # container joined the transaction on its first read); one that
+    # changes something commits one transaction, and the change is there
+    # for the next request.
     assert ram_browser.get('/add').text == '(1, None)'
     with Completed() as completed:
         assert ram_browser.get('/').text == '(1, None)'
-        assert ram_browser.get('/add').text == '(2, None)'
     assert completed.statuses == []
+    with Completed() as completed:
+        assert ram_browser.get('/add').text == '(2, None)'
+    assert completed.statuses == ['Committed']
     assert ram_browser.get('/').text == '(2, None)'
 
 
@@ -413,3 +416,161 @@ def test_through_a_request_a_due_last_access_is_stored(ram_browser, clock):
     ram_browser.get('/')        # only reads: the access time moves
     clock.advance(3000)         # 6000 s after the write, 3000 after the read
     assert ram_browser.get('/').text == '(1, None)'
+
+
+# -- through a request: the request context's transactions ---------------------
+
+def _hosted(manager):
+    """A request as a host prepares it: its transactions are the manager's."""
+    from zodbsession.context import install
+    from zodbsession.requests import WSGIRequest
+    request = WSGIRequest({})
+    request.context = install(request, transaction_manager=manager,
+                              cookies=request)
+    return request
+
+
+def _session(n):
+    data = SessionData()
+    data['pkg'] = SessionPkgData()
+    data['pkg']['n'] = n
+    return data
+
+
+def _stored(container, client_id, n):
+    manager = transaction.TransactionManager()
+    request = _hosted(manager)
+    container.bind(request)[client_id] = _session(n)
+    manager.commit()
+    request.context.end()
+
+
+def _read(container, client_id):
+    request = _hosted(transaction.TransactionManager())
+    try:
+        return container.bind(request)[client_id]['pkg']['n']
+    finally:
+        request.context.end()
+
+
+class _VotesLast:
+    """Another data manager of the transaction (as a connection is)."""
+
+    def sortKey(self):
+        return '~after everything'
+
+    def abort(self, txn):
+        pass
+
+    tpc_begin = commit = tpc_vote = tpc_finish = tpc_abort = abort
+
+
+def test_a_conflict_at_the_vote_leaves_the_store_usable(clock):
+    # The request's vote meets a concurrent removal (a conflict) after
+    # taking the store's lock: the failed commit gives the lock back, so
+    # the next request of any thread goes on (it used to hang).
+    import threading
+    container = RAMSessionDataContainer()
+    _stored(container, 'client', 1)
+    manager = transaction.TransactionManager()
+    request = _hosted(manager)
+    container.bind(request)['client']['pkg']['n'] = 2
+    remover = transaction.TransactionManager()
+    removing = _hosted(remover)
+    del container.bind(removing)['client']
+    remover.commit()
+    removing.context.end()
+    manager.get().join(_VotesLast())
+    with pytest.raises(ConflictError):
+        manager.commit()
+    manager.abort()
+    request.context.end()
+
+    done = []
+    worker = threading.Thread(
+        target=lambda: done.append(_stored(container, 'client', 3)))
+    worker.start()
+    worker.join(10)         # a bound, not a pause: it hangs if locked
+    assert done == [None]
+    assert _read(container, 'client') == 3
+
+
+def test_a_direct_change_beside_a_request_that_only_read_is_kept(clock):
+    # zope.session's way: container[client_id] used directly in a request
+    # whose session was read through ISession (the request's view).
+    container = RAMSessionDataContainer()
+    _stored(container, 'mine', 1)
+    _stored(container, 'other', 1)
+    manager = transaction.manager.manager
+    request = _hosted(manager)
+    assert container.bind(request)['mine']['pkg']['n'] == 1
+    container['other']['pkg']['n'] = 9
+    manager.commit()
+    request.context.end()
+    assert _read(container, 'other') == 9
+
+
+def test_a_change_after_a_mid_request_commit_is_kept(clock):
+    container = RAMSessionDataContainer()
+    _stored(container, 'client', 1)
+    manager = transaction.TransactionManager()
+    request = _hosted(manager)
+    data = container.bind(request)['client']
+    data['pkg']['n'] = 2
+    manager.commit()                    # persist()
+    assert _read(container, 'client') == 2
+    data['pkg']['n'] = 3                # the same session, later
+    manager.commit()
+    request.context.end()
+    assert _read(container, 'client') == 3
+
+
+def test_direct_use_outside_an_explicit_transaction_fails_and_leaves_nothing(
+        clock):
+    # The thread's manager made explicit (as some hosts run it): used with
+    # no transaction begun, the container fails, and works once one is.
+    from transaction.interfaces import NoTransaction
+
+    from zodbsession.context import has_transaction
+    manager = transaction.manager.manager
+    transaction.abort()
+    manager.explicit = True
+    try:
+        container = RAMSessionDataContainer()
+        with pytest.raises(NoTransaction):
+            container.get('client')
+        manager.begin()
+        container['client'] = _session(1)
+        manager.commit()
+        manager.begin()
+        assert container['client']['pkg']['n'] == 1
+        manager.abort()
+    finally:
+        if has_transaction(manager):
+            manager.abort()
+        manager.explicit = False
+
+
+def test_a_request_no_host_prepared_keeps_each_managers_changes(clock):
+    # One container in the thread's transactions, one stored in a ZODB
+    # whose connection has a manager of its own: each change commits with
+    # its own manager's transaction.
+    import ZODB
+    from zodbsession.requests import WSGIRequest
+    db = ZODB.DB(None)
+    other = transaction.TransactionManager()
+    connection = db.open(transaction_manager=other)
+    stored_container = connection.root()['c'] = RAMSessionDataContainer()
+    other.commit()
+    plain_container = RAMSessionDataContainer()
+    try:
+        request = WSGIRequest({})
+        plain_container.bind(request)['client'] = _session(1)
+        stored_container.bind(request)['client'] = _session(2)
+        transaction.commit()
+        other.commit()
+        assert _read(stored_container, 'client') == 2
+        assert _read(plain_container, 'client') == 1
+    finally:
+        connection.close()
+        db.close()

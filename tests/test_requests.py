@@ -91,7 +91,7 @@ def test_set_header_replaces(registry):
 def test_nothing_pending_means_no_headers(registry):
     request = wsgi_request(HTTP_COOKIE='a=1')
     IRequestCookies(request).get_cookie('a')
-    assert not context_of(request).pending
+    assert context_of(request).pending_if_any is None     # nothing made
     assert response_headers(request) == []
     assert not PendingResponse()
 

@@ -68,6 +68,7 @@ class RequestContext:
     _containers = None          # pkg_id -> container, bound
     _views = None               # key -> a request-bound container's view
     _data_manager = None
+    _other_data_managers = None
     # (Cookie header, {name: raw value}): the header split once.
     parsed_cookies = None
     _at_end = None
@@ -195,25 +196,31 @@ class RequestContext:
 
     def join(self, participant, transaction_manager):
         """Take part in ``transaction_manager``'s current transaction
-        through the request's one data manager (``participant``: a
-        request-bound container's view, with a data manager's ``abort``,
-        ``tpc_vote``, ``tpc_finish`` and ``tpc_abort``)."""
+        through the request's one data manager for that manager
+        (``participant``: a request-bound container's view, with a data
+        manager's ``abort``, ``tpc_vote``, ``tpc_finish`` and
+        ``tpc_abort``)."""
         data_manager = self._data_manager
         if (data_manager is None
                 or data_manager.transaction_manager is not transaction_manager):
-            if data_manager is not None:
-                data_manager.stop_following()
-            data_manager = self._data_manager = RequestDataManager(
-                transaction_manager)
+            data_manager = self._data_manager_for(transaction_manager)
         data_manager.enlist(participant)
 
-    def commit_alone(self):
-        """End the request with no transaction under way: commit what the
-        request-bound containers changed by themselves (nothing else takes
-        part). Raises what their vote raised, having aborted them."""
-        data_manager = self._data_manager
-        if data_manager is not None:
-            data_manager.commit_alone()
+    def _data_manager_for(self, transaction_manager):
+        # Most requests have one manager; a context that no host prepared
+        # may reach containers loaded by connections of other managers.
+        managers = self._other_data_managers
+        if self._data_manager is None:
+            data_manager = self._data_manager = RequestDataManager(
+                transaction_manager)
+            return data_manager
+        if managers is None:
+            managers = self._other_data_managers = {}
+        data_manager = managers.get(transaction_manager)
+        if data_manager is None:
+            data_manager = managers[transaction_manager] = RequestDataManager(
+                transaction_manager)
+        return data_manager
 
     def on_end(self, callback):
         """Call ``callback()`` when the request ends (``end``)."""
@@ -230,86 +237,55 @@ class RequestContext:
             callback()
         if self._pending is not None:
             self._pending.stop_following()
-        data_manager, self._data_manager = self._data_manager, None
-        if data_manager is not None:
-            data_manager.stop_following()
 
 
 class RequestDataManager:
     """The one data manager of a request's request-bound containers.
 
     A view enlists on its first change (or when its commit must look at
-    it); the data manager then follows the request's transaction manager
-    and joins the transaction that commits, when the commit begins
-    (``beforeCompletion``, as a before-commit hook would): one data
-    manager in the transaction however many cookie containers changed,
-    and none when nothing changed, so a request that only reads runs no
+    it): the data manager then joins the transaction under way (the
+    thread's manager begins one), once per transaction however many cookie
+    and RAM containers take part; a request that changes none of them
+    adds nothing to its transaction, and one that only reads runs no
     two-phase commit. Its participants vote (where everything that can
-    fail fails) and then finish, or abort, together. When the request
-    ends with no transaction at all (nothing else took part), its host
-    commits them alone (``commit_alone``), as a transaction of one data
-    manager would.
+    fail fails) and then finish, or abort, together. It has no
+    savepoints: a savepoint taken while it takes part fails, as with any
+    data manager without them, and one taken before it joined rolls it
+    back whole.
     """
 
     def __init__(self, transaction_manager):
         self.transaction_manager = transaction_manager
+        self._transaction = None
         self._participants = []
-        self._following = False
+        self._voted = []
 
     def enlist(self, participant):
-        participants = self._participants
-        if participant not in participants:
-            participants.append(participant)
-        if not self._following:
-            self._following = True
-            following.follow(self.transaction_manager, self)
-
-    def stop_following(self):
-        if self._following:
-            self._following = False
-            following.unfollow(self.transaction_manager, self)
+        current = self.transaction_manager.get()
+        if self._transaction is not current:
+            current.join(self)
+            self._transaction = current
+            self._participants = []
+            self._voted = []
+        if participant not in self._participants:
+            self._participants.append(participant)
 
     def _end(self):
-        participants, self._participants = self._participants, []
-        return participants
-
-    def commit_alone(self):
-        participants = self._participants
-        if not participants:
-            return
-        try:
-            for participant in participants:
-                participant.tpc_vote(None)
-        except BaseException:
-            for participant in self._end():
-                participant.tpc_abort(None)
-            raise
-        for participant in self._end():
-            participant.tpc_finish(None)
-
-    # -- as a synchronizer of the request's transaction manager ------------
-
-    def newTransaction(self, txn):
-        pass
-
-    def beforeCompletion(self, txn):
-        # The transaction commits (or aborts: then it aborts us too).
-        if self._participants:
-            txn.join(self)
-
-    def afterCompletion(self, txn):
-        # Whatever did not take part is over with the transaction.
-        for participant in self._end():
-            participant.abort(txn)
-
-    # -- as a data manager ---------------------------------------------------
+        participants, voted = self._participants, self._voted
+        self._participants, self._voted = [], []
+        self._transaction = None
+        return participants, voted
 
     def sortKey(self):
         return 'zodbsession.request'
 
     def abort(self, txn):
-        for participant in self._end():
-            participant.abort(txn)
+        # Also after a failed vote: who voted ends as a vote that failed
+        # does (a RAM store releases its lock), the others as an abort.
+        participants, voted = self._end()
+        _each(participants, lambda participant: (
+            participant.tpc_abort(txn) if participant in voted
+            else participant.abort(txn)))
 
     def tpc_begin(self, txn):
         pass
@@ -319,15 +295,30 @@ class RequestDataManager:
 
     def tpc_vote(self, txn):
         for participant in self._participants:
+            self._voted.append(participant)
             participant.tpc_vote(txn)
 
     def tpc_finish(self, txn):
-        for participant in self._end():
-            participant.tpc_finish(txn)
+        participants, _voted = self._end()
+        _each(participants, lambda participant: participant.tpc_finish(txn))
 
     def tpc_abort(self, txn):
-        for participant in self._end():
-            participant.tpc_abort(txn)
+        participants, _voted = self._end()
+        _each(participants, lambda participant: participant.tpc_abort(txn))
+
+
+def _each(participants, call):
+    """``call(participant)`` for every participant, even when one raises
+    (the first error is raised after the last)."""
+    error = None
+    for participant in participants:
+        try:
+            call(participant)
+        except BaseException as exc:
+            if error is None:
+                error = exc
+    if error is not None:
+        raise error
 
 
 def request_state(request):

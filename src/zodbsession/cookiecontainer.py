@@ -434,6 +434,10 @@ class CookieSessionView:
         finally:
             self._value = self._sent = None
             self._held = None
+            if self._data is not None:
+                # The session goes on in the request's next transaction
+                # (after persist()): its next change takes part in that.
+                self._data.store_on_change(self._joined_on_change)
 
     def tpc_abort(self, txn):
         self._reset()

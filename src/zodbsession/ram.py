@@ -148,9 +148,13 @@ class RAMTransaction:
         self._changes = None
         self._locked = False
         self._current = _current_of(transaction_manager)
-        self._current[container.key] = self
 
-    def changing(self):
+    def make_current(self):
+        """Be the current one of its store for its manager (once it takes
+        part, or a request's view holds it)."""
+        self._current[self.container.key] = self
+
+    def changing(self, data=None):
         """A change is about to be made: make sure the commit looks."""
         if not self.joined:
             self.view.enlist()
@@ -172,6 +176,12 @@ class RAMTransaction:
         data = SessionData.__new__(SessionData)
         data.__setstate__(state)
         self.tracked[key] = _Tracked(version, state, data)
+        if not self.joined:
+            # A request's, not taking part yet: its first change, or a
+            # value it hands out that may be changed in place, makes the
+            # commit look at it, however it was reached.
+            data.store_on_change(self.changing)
+            data.on_mutable_read(self.changing)
         return data
 
     def _base(self, key):
@@ -201,8 +211,27 @@ class RAMTransaction:
     def sortKey(self):
         return f'zodbsession.ram:{self.container.key}'
 
+    def successor(self):
+        """After this one committed: the RAMTransaction in which the
+        request's next transaction goes on with the same sessions (a
+        request that ``persist()``-ed and changes them again)."""
+        following = RAMTransaction(self.container, self.store,
+                                   self.transaction_manager, view=self.view)
+        for key, tracked in self.tracked.items():
+            if tracked is None or tracked.data is None:
+                continue
+            version, state = self.store.read(key)
+            if state is None:
+                continue
+            following.tracked[key] = _Tracked(version, state, tracked.data)
+            tracked.data.store_on_change(following.changing)
+            tracked.data.on_mutable_read(following.changing)
+        following.make_current()
+        return following
+
     def abort(self, txn):
         self.end()
+        self._release()
         self.tracked.clear()
         self.held.clear()
 
@@ -391,6 +420,7 @@ class RAMSessionDataContainer(_RAMMapping, expiry.ExpirySettings,
         data_manager = RAMTransaction(self, self._store, manager)
         manager.get().join(data_manager)
         data_manager.joined = True
+        data_manager.make_current()
         return data_manager
 
     def sweep(self):
@@ -472,23 +502,12 @@ class _RequestRAMContainer(_BoundRAMContainer):
         if current is None:
             current = RAMTransaction(self.container, self.container._store,
                                      self.transaction_manager, view=self)
+            current.make_current()
             if not self._context.hosted:
                 # No host ends the request: the transaction that ends
                 # first ends these copies too.
                 self.enlist()
         return current
-
-    def _live(self, client_id, now):
-        txn, key, data = super()._live(client_id, now)
-        if data is not None and not txn.joined and not self._enlisted:
-            # Its first change, or a value it hands out that may be
-            # changed in place, makes the commit look at it.
-            data.store_on_change(self._changed_data)
-            data.on_mutable_read(self._changed_data)
-        return txn, key, data
-
-    def _changed_data(self, data):
-        self._transaction().changing()
 
     def enlist(self):
         if not self._enlisted:
@@ -524,6 +543,8 @@ class _RequestRAMContainer(_BoundRAMContainer):
         current = self._current()
         if current is not None:
             current.tpc_finish(txn)
+            # The request may go on with its sessions (after persist()).
+            current.successor()
 
     def tpc_abort(self, txn):
         self._enlisted = False

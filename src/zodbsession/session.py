@@ -12,6 +12,7 @@ from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import ISessionClientIdManager
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionLifecycle
+from zodbsession import following
 from zodbsession.context import commit_now
 from zodbsession.context import context_of
 
@@ -50,6 +51,7 @@ class Session:
     # What a Session starts with.
     _client_id = None
     _renewed = False
+    _following = False
     _found_manager = None
     # Whether the manager has the whole contract of ours
     # (ISessionClientIdManager), not only zope.session's.
@@ -76,8 +78,35 @@ class Session:
         if self._client_id is None:
             self._client_id = str(self._manager.getClientId(self.request))
             self._renewed = True
+            self._follow_transactions()
             self._hold_pending()
         return self._client_id
+
+    def _follow_transactions(self):
+        # An id issued now goes out (its cookie) only if the transaction
+        # commits: the Session follows the request's transactions, to
+        # forget an id whose cookie an abort took back. (Where no host
+        # holds the cookies back, they are sent whatever happens.)
+        context = self._context
+        if not self._following and context.hosted:
+            self._following = True
+            manager = context.transaction_manager_for()
+            following.follow(manager, self)
+            context.on_end(lambda: following.unfollow(manager, self))
+
+    # -- as a follower of the request's transactions (zodbsession.following)
+
+    def newTransaction(self, txn):
+        pass
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def afterCompletion(self, txn):
+        if txn.status != 'Committed':
+            # Read again (the request's own cookie), or issued again.
+            self._client_id = None
+            self._renewed = False
 
     def _hold_pending(self):
         # The client has an id now: its pending sessions are found under
@@ -236,6 +265,7 @@ class Session:
         new_id = str(manager.generateUniqueId())
         manager.setRequestId(self.request, new_id)
         self._client_id = new_id
+        self._follow_transactions()
         self._hold_pending()
         return new_id
 

@@ -173,9 +173,6 @@ class SessionMiddleware:
                 raise
             site.close_if_unchanged()
             if not end_transaction(manager, before_abort=annotate_conflict):
-                # Nothing else took part: what the request-bound
-                # containers changed commits by itself.
-                context.commit_alone()
                 if site.opened:
                     inplace.reads_over(manager)
         finally:
