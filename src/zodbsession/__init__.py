@@ -29,8 +29,8 @@ from zodbsession.interfaces import ISessionDataCreated
 from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.interfaces import ISessionPkgData
 from zodbsession.ram import RAMSessionDataContainer
-from zodbsession.registration import register_adapters
-from zodbsession.registration import register_session_utilities
+from zodbsession.adaptation.registration import register_adapters
+from zodbsession.adaptation.registration import register_session_utilities
 from zodbsession.adaptation.environ import WSGIRequest
 from zodbsession.session import Session
 from zodbsession.session import expire_session

@@ -20,8 +20,8 @@ import transaction
 from zodbsession.hosting import db as zdb
 from zodbsession.site import ROOT_KEY
 from zodbsession.hosting.sitechanges import run_in_transaction
-from zodbsession.packing import DEFAULT_PACK_INTERVAL
-from zodbsession.packing import pack_storage
+from zodbsession.hosting.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.hosting.packing import pack_storage
 from zodbsession.hosting.retry import DEFAULT_RETRIES
 from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
 

@@ -13,7 +13,7 @@ import statistics
 from zodbsession import clock
 from zodbsession import expiry
 from zodbsession.interfaces import IInspectableContainer
-from zodbsession.maintenance import STALE_PROCESS_SECONDS
+from zodbsession.hosting.maintenance import STALE_PROCESS_SECONDS
 from zodbsession.records import MAINTENANCE_KEY
 from zodbsession.records import PROCESSES_KEY
 from zodbsession.site import ROOT_KEY

@@ -8,8 +8,8 @@ from webob import Response
 from zodbsession.admin import auth
 from zodbsession.admin.charts import bar_chart
 from zodbsession.admin.charts import line_chart
-from zodbsession.maintenance import sweep_all
-from zodbsession.packing import scheduled_pack
+from zodbsession.hosting.maintenance import sweep_all
+from zodbsession.hosting.packing import scheduled_pack
 from zodbsession.stats import NoSessionSite
 from zodbsession.stats import collect
 

@@ -28,10 +28,10 @@ from zodbsession.hosting.db import is_storage_unavailable
 from zodbsession.hosting.db import shared_database
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.lookup import utility_in
-from zodbsession.maintenance import start_maintenance
-from zodbsession.packing import DEFAULT_PACK_INTERVAL
-from zodbsession.packing import check_pack_interval
-from zodbsession.registration import register_adapters
+from zodbsession.hosting.maintenance import start_maintenance
+from zodbsession.hosting.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.hosting.packing import check_pack_interval
+from zodbsession.adaptation.registration import register_adapters
 from zodbsession.adaptation.environ import cookie_value
 from zodbsession.hosting.retry import DEFAULT_RETRIES
 from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT

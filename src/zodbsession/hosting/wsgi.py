@@ -43,11 +43,11 @@ from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.hosting.retry import RetryPolicy
 from zodbsession.hosting.sitechanges import ensure_site
 from zodbsession.hosting.transactions import end_transaction
-from zodbsession.maintenance import start_maintenance
-from zodbsession.packing import DEFAULT_PACK_INTERVAL
-from zodbsession.packing import check_pack_interval
+from zodbsession.hosting.maintenance import start_maintenance
+from zodbsession.hosting.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.hosting.packing import check_pack_interval
 from zodbsession.procstats import counters as process_counters
-from zodbsession.registration import register_adapters
+from zodbsession.adaptation.registration import register_adapters
 from zodbsession.session import Session
 
 log = logging.getLogger(__name__)

@@ -58,7 +58,7 @@ from zodbsession.pyramid.hosting import retrying_policy
 from zodbsession.pyramid.principals import remember
 from zodbsession.pyramid.session import PyramidSession
 from zodbsession.procstats import counters as process_counters
-from zodbsession.registration import register_adapters
+from zodbsession.adaptation.registration import register_adapters
 
 __all__ = ['includeme', 'session_factory', 'SessionFactory',
            'PyramidSession', 'session_tween_factory', 'remember']

@@ -1,7 +1,7 @@
 """The session factory: settings in code or in the .ini file."""
 from zodbsession.hosting.db import open_database
-from zodbsession.maintenance import start_maintenance
-from zodbsession.packing import DEFAULT_PACK_INTERVAL
+from zodbsession.hosting.maintenance import start_maintenance
+from zodbsession.hosting.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.pyramid.hosting import prepare_request
 from zodbsession.pyramid.session import DEFAULT_PKG_ID
 from zodbsession.pyramid.session import PyramidSession

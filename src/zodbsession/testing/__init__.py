@@ -28,8 +28,8 @@ from zodbsession.clientid import CookieClientIdManager
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.data import SessionData
 from zodbsession.data import SessionPkgData
-from zodbsession.registration import register_adapters
-from zodbsession.registration import register_session_utilities
+from zodbsession.adaptation.registration import register_adapters
+from zodbsession.adaptation.registration import register_session_utilities
 from zodbsession.context import context_of
 from zodbsession.adaptation.environ import WSGIRequest
 from zodbsession.hosting.sitechanges import change_site
