@@ -565,46 +565,22 @@ def test_persist_mid_request_then_abort_keeps_the_persisted_part(site):
     assert visit(browser).json[PREFS] == {'step': 1}
 
 
-class CompletedTransactions:
-    """A synchronizer of the thread's manager: the status of every
-    transaction that completes while it is registered."""
-
-    def __init__(self):
-        self.statuses = []
-
-    def newTransaction(self, txn):
-        pass
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def afterCompletion(self, txn):
-        self.statuses.append(txn.status)
-
-    def __enter__(self):
-        transaction.manager.registerSynch(self)
-        return self
-
-    def __exit__(self, *exc_info):
-        transaction.manager.unregisterSynch(self)
-
-
 def test_a_cookie_request_commits_only_when_it_changes_something(site):
     # A read runs no transaction; a change is one transaction, which the
     # cookie's data takes part in (with the database's, when both change).
     browser = site.browser()
     visit(browser, setter(CART, items=['apple']))     # a stored session
     visit(browser, setter(PREFS, theme='blue'))
-    with CompletedTransactions() as completed:
+    with testing.CompletedTransactions() as completed:
         visit(browser)
     assert completed.statuses == []
-    with CompletedTransactions() as completed:
+    with testing.CompletedTransactions() as completed:
         response = visit(browser, setter(PREFS, theme='dark'))
     assert completed.statuses == ['Committed']
     assert site.codec.decode(data_cookie(response))['d'] == {
         PREFS: {'theme': 'dark'}}
     # With a change in the database too, both take part in one commit.
-    with CompletedTransactions() as completed:
+    with testing.CompletedTransactions() as completed:
         response = visit(browser, lambda session: (
             session[PREFS].update(theme='light'),
             session[CART].update(items=['pear'])))

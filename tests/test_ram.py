@@ -11,6 +11,7 @@ from zodbsession import ISessionDataContainer
 from zodbsession import RAMSessionDataContainer
 from zodbsession import SessionData
 from zodbsession import SessionPkgData
+from zodbsession import testing
 from zodbsession.clock import ManualClock
 from zodbsession.clock import use_clock
 from zodbsession.testing import add_session
@@ -340,29 +341,6 @@ def test_bound_to_a_request_it_follows_the_requests_manager(container):
     transaction.abort()
 
 
-class Completed:
-    """The status of every transaction of the thread that completes."""
-
-    def __init__(self):
-        self.statuses = []
-
-    def newTransaction(self, txn):
-        pass
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def afterCompletion(self, txn):
-        self.statuses.append(txn.status)
-
-    def __enter__(self):
-        transaction.manager.registerSynch(self)
-        return self
-
-    def __exit__(self, *exc_info):
-        transaction.manager.unregisterSynch(self)
-
-
 @pytest.fixture
 def ram_browser(db):
     import webtest
@@ -394,10 +372,10 @@ def test_through_a_request_reads_join_no_transaction(ram_browser, clock):
     # changes something commits one transaction, and the change is there
     # for the next request.
     assert ram_browser.get('/add').text == '(1, None)'
-    with Completed() as completed:
+    with testing.CompletedTransactions() as completed:
         assert ram_browser.get('/').text == '(1, None)'
     assert completed.statuses == []
-    with Completed() as completed:
+    with testing.CompletedTransactions() as completed:
         assert ram_browser.get('/add').text == '(2, None)'
     assert completed.statuses == ['Committed']
     assert ram_browser.get('/').text == '(2, None)'

@@ -40,6 +40,7 @@ from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
 from zodbsession.lookup import container_in
 from zodbsession.lookup import query_in
+from zodbsession.lookup import utility_in
 from zodbsession.pending import PendingResponse
 
 _UNKNOWN = object()
@@ -67,8 +68,7 @@ class RequestContext:
     _client_id_manager = _UNKNOWN
     _containers = None          # pkg_id -> container, bound
     _views = None               # key -> a request-bound container's view
-    _data_manager = None
-    _other_data_managers = None
+    _data_managers = None       # transaction manager -> RequestDataManager
     # (Cookie header, {name: raw value}): the header split once.
     parsed_cookies = None
     _at_end = None
@@ -137,8 +137,7 @@ class RequestContext:
         (ComponentLookupError if there is none)."""
         manager = self._client_id_manager
         if manager is _UNKNOWN:
-            manager = self._client_id_manager = query_in(
-                self._registry or self.registry, IClientIdManager)
+            manager = self.query_client_id_manager()
         if manager is None:
             raise ComponentLookupError(IClientIdManager, '')
         return manager
@@ -200,27 +199,16 @@ class RequestContext:
         (``participant``: a request-bound container's view, with a data
         manager's ``abort``, ``tpc_vote``, ``tpc_finish`` and
         ``tpc_abort``)."""
-        data_manager = self._data_manager
-        if (data_manager is None
-                or data_manager.transaction_manager is not transaction_manager):
-            data_manager = self._data_manager_for(transaction_manager)
-        data_manager.enlist(participant)
-
-    def _data_manager_for(self, transaction_manager):
-        # Most requests have one manager; a context that no host prepared
-        # may reach containers loaded by connections of other managers.
-        managers = self._other_data_managers
-        if self._data_manager is None:
-            data_manager = self._data_manager = RequestDataManager(
-                transaction_manager)
-            return data_manager
+        # One per manager: a context that no host prepared may reach
+        # containers loaded by connections of other managers.
+        managers = self._data_managers
         if managers is None:
-            managers = self._other_data_managers = {}
+            managers = self._data_managers = {}
         data_manager = managers.get(transaction_manager)
         if data_manager is None:
             data_manager = managers[transaction_manager] = RequestDataManager(
                 transaction_manager)
-        return data_manager
+        data_manager.enlist(participant)
 
     def on_end(self, callback):
         """Call ``callback()`` when the request ends (``end``)."""
@@ -440,15 +428,11 @@ def registry_for(request):
     return context_of(request).registry
 
 
-def utility_for(request, provided, default=_UNKNOWN):
+def utility_for(request, provided, *default):
     """The unnamed ``provided`` utility of the registry that serves
-    ``request``; ``default`` if none, else ComponentLookupError."""
-    found = query_in(registry_for(request), provided)
-    if found is None:
-        if default is _UNKNOWN:
-            raise ComponentLookupError(provided, '')
-        return default
-    return found
+    ``request``; ``default`` if given and there is none, else
+    ComponentLookupError."""
+    return utility_in(registry_for(request), provided, *default)
 
 
 def container_for(pkg_id, request=None):

@@ -35,18 +35,10 @@ class PendingResponse:
         self._kept = ({}, {})
         self._followed = None
 
-    def add(self, kind, name, entry, committed=False):
-        """Add a cookie (kind ``'cookies'``) or header (``'headers'``);
-        ``committed``: it belongs to a committed transaction, and a later
-        ``discard()`` keeps it."""
-        if kind == 'headers':
-            self.add_header(name, entry, committed)
-        else:
-            self.add_cookie(name, entry, committed)
-
     def add_cookie(self, name, entry, committed=False):
         """Add a cookie: ``entry`` is (value or None to delete it,
-        attributes)."""
+        attributes); ``committed``: it belongs to a committed transaction,
+        and a later ``discard()`` keeps it."""
         self.cookies[name] = entry
         if committed:
             self._kept[0][name] = entry

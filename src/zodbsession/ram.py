@@ -440,13 +440,25 @@ class RAMSessionDataContainer(_RAMMapping, expiry.ExpirySettings,
 
 
 @implementer(IPendingSessions)
-class _BoundRAMContainer(_RAMMapping):
-    """A RAM container bound to one request's transaction manager: its
-    store and settings, that manager's transactions."""
+class _RequestRAMContainer(_RAMMapping):
+    """A RAM container as one request sees it.
 
-    def __init__(self, container, transaction_manager):
+    Its reads join no transaction. The store's RAMTransaction it makes
+    takes part in the request's transaction through the request's one
+    data manager once something changes: a value stored or deleted, a
+    session held, a last access due, or a session handed out whose values
+    may be changed in place. So a request that only reads runs no
+    two-phase commit, and one whose only changes are in request-bound
+    containers commits them alone. The container used directly in the
+    same transaction works on the same RAMTransaction.
+    """
+
+    def __init__(self, container, context):
         self.container = container
-        self.transaction_manager = transaction_manager
+        self.transaction_manager = context.transaction_manager_for(container)
+        self._context = context
+        self._enlisted = False
+        context.on_end(self._request_ended)
 
     # The container's settings and store, as the container has them now.
 
@@ -466,32 +478,6 @@ class _BoundRAMContainer(_RAMMapping):
 
     def count(self):
         return self.container.count()
-
-    def _identity(self):
-        return self.container.key, id(self.transaction_manager)
-
-    def _transaction(self):
-        return self.container._transaction(self.transaction_manager)
-
-
-class _RequestRAMContainer(_BoundRAMContainer):
-    """A RAM container as one request sees it.
-
-    Its reads join no transaction. The store's RAMTransaction it makes
-    takes part in the request's transaction through the request's one
-    data manager once something changes: a value stored or deleted, a
-    session held, a last access due, or a session handed out whose values
-    may be changed in place. So a request that only reads runs no
-    two-phase commit, and one whose only changes are in request-bound
-    containers commits them alone. The container used directly in the
-    same transaction works on the same RAMTransaction.
-    """
-
-    def __init__(self, container, context):
-        super().__init__(container, context.transaction_manager_for(container))
-        self._context = context
-        self._enlisted = False
-        context.on_end(self._request_ended)
 
     def _identity(self):
         return self.container.key, id(self._context)

@@ -140,15 +140,10 @@ class EnvironCookies:
         return pending
 
     def get_cookie(self, name):
-        context = self._context or self.context
-        pending = context.pending_if_any
+        pending = (self._context or self.context).pending_if_any
         if pending is not None and name in pending.cookies:
             return pending.cookies[name][0]
-        header = self.environ.get('HTTP_COOKIE')
-        parsed = context.parsed_cookies
-        if parsed is None or parsed[0] is not header:
-            parsed = context.parsed_cookies = (header, _raw_cookies(header))
-        return _cookie_text(parsed[1].get(name))
+        return self.get_request_cookie(name)
 
     def get_request_cookie(self, name):
         # The header is split once per request, however many cookies are

@@ -203,6 +203,36 @@ def run_in_threads(targets, timeout):
         raise errors[0]
 
 
+class CompletedTransactions:
+    """The status of every transaction of the thread's manager that
+    completes inside the ``with`` block (``'Committed'``, or the status
+    of one that aborted)::
+
+        with CompletedTransactions() as completed:
+            app.get('/')
+        assert completed.statuses == []     # the request committed nothing
+    """
+
+    def __init__(self):
+        self.statuses = []
+
+    def newTransaction(self, txn):
+        pass
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def afterCompletion(self, txn):
+        self.statuses.append(txn.status)
+
+    def __enter__(self):
+        transaction.manager.registerSynch(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        transaction.manager.unregisterSynch(self)
+
+
 class StorageMeter:
     """What a database's storage gained since the meter was made.
 
