@@ -178,3 +178,49 @@ def test_a_host_prepares_a_request_that_keeps_state_only():
     assert context.transaction_manager_for() is manager
     with pytest.raises(TypeError, match='keeps no per-request state'):
         install(object())
+
+
+def test_what_a_request_made_is_freed_when_it_ends_without_the_collector(
+        db):
+    # The request's objects refer to each other (a cookie session's data
+    # and its view, the data and its package views); the middleware lets
+    # go of them once the response is complete, so reference counting
+    # frees them and no garbage collector pass is needed for them.
+    import gc
+    import weakref
+
+    import webtest
+
+    from zodbsession import CookieSessionDataContainer
+    from zodbsession import ISession
+    from zodbsession.site import change_site
+    from zodbsession.wsgi import SessionMiddleware
+
+    middleware = SessionMiddleware(None, db=db)
+    change_site(db, lambda site: site.register_container(
+        'pkg', CookieSessionDataContainer(secret='release-test-secret-01')))
+    made = []
+    kept = []
+
+    def app(environ, start_response):
+        session = ISession(environ['zodbsession.request'])
+        data = session['pkg']
+        data['n'] = data.get('n', 0) + 1
+        made.append(weakref.ref(session._session_data(
+            session._context.container('pkg'))))
+        kept.append(session)
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [str(data['n']).encode()]
+
+    middleware.app = app
+    browser = webtest.TestApp(middleware)
+    gc.disable()
+    try:
+        assert browser.get('/').text == '1'
+        assert browser.get('/').text == '2'
+        # Each request's session data is gone already ...
+        assert [ref() for ref in made] == [None, None]
+    finally:
+        gc.enable()
+    # ... and a Session kept after its request still reads its data.
+    assert kept[-1]['pkg']['n'] == 2

@@ -932,3 +932,18 @@ def test_a_value_beside_the_packages_is_refused_not_lost():
     with pytest.raises(TypeError, match="package data only.*'name'"):
         data['name'] = 'bob'
     assert 'name' not in data
+
+
+def test_copies_of_a_container_share_the_cookie_values_they_verified():
+    # As a site's snapshot copies its cookie containers every few
+    # seconds: what one copy verified and decoded, the next finds.
+    import copy
+
+    container = CookieSessionDataContainer(secret=SECRET)
+    twin = copy.deepcopy(container)
+    assert twin.codec is container.codec
+    assert twin.remembered_reads is container.remembered_reads
+    # Other keys, other memory.
+    twin.encryption_key = generate_encryption_key()
+    assert twin.codec is not container.codec
+    assert twin.remembered_reads is not container.remembered_reads

@@ -30,10 +30,29 @@ def test_threads_of_a_process_take_different_characters():
 
 
 def test_a_forked_process_takes_its_own_character():
-    # As a worker forked from a parent that had chosen one finds it.
-    placement._home.value = (os.getpid() + 1, 'Q')
+    # A worker forked from a parent that had chosen one takes its own.
+    # The parent's choice is marked with a character no choice gives, so
+    # that a child which kept it would say so.
     placement.home_character()
-    assert placement._home.value[0] == os.getpid()
+    chosen = placement._home.value
+    placement._home.value = (chosen[0], '?')
+    try:
+        reading, writing = os.pipe()
+        pid = os.fork()
+        if pid == 0:        # the child: report its character, and leave
+            try:
+                os.write(writing, placement.home_character().encode())
+            finally:
+                os._exit(0)
+        os.close(writing)
+        child = os.read(reading, 8).decode()
+        os.close(reading)
+        os.waitpid(pid, 0)
+        assert child in placement.ALPHABET and len(child) == 1
+        # The parent keeps its own.
+        assert placement.home_character() == '?'
+    finally:
+        placement._home.value = chosen
 
 
 def test_every_character_has_a_tree_of_its_own():

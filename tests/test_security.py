@@ -120,12 +120,12 @@ EVERYWHERE = {pkg_id: 'mine' for pkg_id in PACKAGES}
 
 def test_client_id_is_256_bits_from_secrets(monkeypatch):
     calls = []
-    real = clientid_module._secrets.token_urlsafe
+    real = clientid_module._secrets.token_bytes
 
     def spy(nbytes=None):
         calls.append(nbytes)
         return real(nbytes)
-    monkeypatch.setattr(clientid_module._secrets, 'token_urlsafe', spy)
+    monkeypatch.setattr(clientid_module._secrets, 'token_bytes', spy)
     manager = CookieClientIdManager(secret=SECRET)
     calls.clear()
     client_id = manager.generateUniqueId()

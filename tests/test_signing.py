@@ -179,3 +179,31 @@ def test_new_client_id_secrets_forget_what_the_old_ones_passed():
     assert manager.verify(client_id)
     manager.secret = OTHER
     assert not manager.verify(client_id)
+
+
+def test_copies_of_a_manager_remember_the_ids_either_verified(monkeypatch):
+    # A site's snapshot copies its client id manager every few seconds:
+    # an id verified through one copy is not verified again through the
+    # next, as long as the secrets stay.
+    import copy
+
+    from zodbsession import CookieClientIdManager
+
+    manager = CookieClientIdManager(secret=SECRET)
+    client_id = manager.generateUniqueId()
+    checks = []
+    compare = hmac.compare_digest
+
+    def counted(a, b):
+        checks.append(1)
+        return compare(a, b)
+    monkeypatch.setattr(signing.hmac, 'compare_digest', counted)
+    assert manager.verify(client_id)
+    assert len(checks) == 1
+    assert copy.deepcopy(manager).verify(client_id)
+    assert len(checks) == 1
+    # Other secrets remember nothing of these.
+    rotated = copy.deepcopy(manager)
+    rotated.secret = [OTHER, SECRET]
+    assert rotated.verify(client_id)
+    assert len(checks) == 3         # checked with both secrets

@@ -72,3 +72,45 @@ def test_a_stopped_zeo_server_gives_503_to_session_requests_only(
         assert browser.get('/static').text == 'ok'
     finally:
         db.close()
+
+
+def test_only_requests_that_read_a_session_wait_for_the_server(tmp_path):
+    # A request whose client sent no id reads no session: its connection
+    # needs no round trip to the server first (what it stores is a new
+    # session). A returning client's request makes one, so that it sees
+    # what other processes committed before it started.
+    import webtest
+
+    from zodbsession import ISession
+    from zodbsession.hosting.db import open_database
+    from zodbsession.wsgi import SessionMiddleware
+
+    def app(environ, start_response):
+        data = ISession(environ['zodbsession.request'])['pkg']
+        if environ['PATH_INFO'] == '/write':
+            data['n'] = data.get('n', 0) + 1
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [str(data.get('n')).encode()]
+
+    with zeo_server(str(tmp_path)) as uri:
+        db = open_database(uri)
+        try:
+            pings = []
+            ping = db.storage.ping
+
+            def counted_ping():
+                pings.append(1)
+                return ping()
+            db.storage.ping = counted_ping
+            browser = webtest.TestApp(SessionMiddleware(
+                app, db=db, pack_interval=0))
+            assert browser.get('/write').text == '1'      # a new client
+            assert pings == []
+            assert browser.get('/write').text == '2'      # returning
+            assert browser.get('/read').text == '2'
+            assert len(pings) == 2
+            stranger = webtest.TestApp(browser.app)
+            assert stranger.get('/read').text == 'None'
+            assert len(pings) == 2
+        finally:
+            db.close()

@@ -18,7 +18,9 @@ from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.pending import NO_CACHE_HEADERS
 from zodbsession.context import cookies_of
 from zodbsession.context import utility_for
-from zodbsession.signing import Signer
+from zodbsession.signing import normalize_secrets
+from zodbsession.signing import b64encode
+from zodbsession.signing import shared_signer
 from zodbsession.validated import Setting
 
 ID_BYTES = 32           # 256 bits of entropy per client id
@@ -127,17 +129,16 @@ class CookieClientIdManager(persistent.Persistent):
 
     @secret.setter
     def secret(self, value):
-        signer = Signer(value, _SALT, ID_MAX_LENGTH,    # validates
-                        remember=REMEMBERED_IDS)
+        normalize_secrets(value, 'secret')       # validates now
         self._secrets = tuple(value) if isinstance(
             value, (list, tuple)) else (value,)
-        self._v_signer = signer
+        self._v_signer = None
 
     @property
     def _signer(self):
         signer = getattr(self, '_v_signer', None)
         if signer is None:
-            signer = self._v_signer = Signer(
+            signer = self._v_signer = shared_signer(
                 self._secrets, _SALT, ID_MAX_LENGTH, remember=REMEMBERED_IDS)
         return signer
 
@@ -167,8 +168,11 @@ class CookieClientIdManager(persistent.Persistent):
         """A new signed id: this thread's placement character (see
         zodbsession.placement), 256 random bits, the time it was issued,
         and their HMAC-SHA256."""
+        # (token_urlsafe's text, without its three Python calls around
+        # the encoding.)
         payload = (f'{placement.home_character()}'
-                   f'{_secrets.token_urlsafe(ID_BYTES)}.{int(clock.now()):x}')
+                   f'{b64encode(_secrets.token_bytes(ID_BYTES))}'
+                   f'.{int(clock.now()):x}')
         return self._signer.sign(payload)
 
     def issuedAt(self, client_id):

@@ -53,6 +53,17 @@ def _client_digest(client_id):
                            digest_size=9).hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
+def _codec_and_reads(secrets, encryption_keys, cookie_name, max_size):
+    """The process's one codec for these settings, and the cookie values
+    read with it lately: shared by every copy of a container (a site's
+    snapshot is taken again every few seconds, and copies its cookie
+    containers), so that what was verified once is remembered for as
+    long as the settings stay."""
+    return CookieCodec(secrets, encryption_keys, cookie_name,
+                       max_length=max_size), {}
+
+
 # One spelling of JSON data (equal data, equal text), so a change is seen
 # by comparing texts. One encoder for every request.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(',', ':'),
@@ -115,7 +126,7 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
         normalize_secrets(value, 'secret')       # validates now
         self._secrets = tuple(value) if isinstance(
             value, (list, tuple)) else (value,)
-        self._v_codec = self._v_reads = None
+        self._v_shared = None
 
     @property
     def encryption_key(self):
@@ -124,25 +135,26 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
     @encryption_key.setter
     def encryption_key(self, value):
         self._encryption_keys = normalize_encryption_keys(value)
-        self._v_codec = self._v_reads = None
+        self._v_shared = None
+
+    def _shared(self):
+        # (codec, remembered reads) of these settings, the process's.
+        key = (self._secrets, self._encryption_keys, self.cookie_name,
+               self.max_size)
+        shared = getattr(self, '_v_shared', None)
+        if shared is None or shared[0] != key:
+            shared = self._v_shared = (key, _codec_and_reads(*key))
+        return shared[1]
 
     @property
     def codec(self):
-        codec = getattr(self, '_v_codec', None)
-        if codec is None:
-            codec = self._v_codec = CookieCodec(
-                self._secrets, self._encryption_keys, self.cookie_name,
-                max_length=self.max_size)
-        return codec
+        return self._shared()[0]
 
     @property
     def remembered_reads(self):
         """{cookie value: what reading it found (``_decode``)} of values
-        that passed lately (with these keys)."""
-        reads = getattr(self, '_v_reads', None)
-        if reads is None:
-            reads = self._v_reads = {}
-        return reads
+        that passed lately (with these keys and this cookie name)."""
+        return self._shared()[1]
 
     def bind(self, request):
         """The ISessionDataContainer of this request's cookie."""
@@ -373,6 +385,13 @@ class CookieSessionView:
         self._join()        # the cookie is deleted if this commits
         self._data = None
         self._removed = True
+
+    def release(self):
+        # The request is over (RequestContext.release): its session data
+        # goes with it (a later get makes it again from what was sent).
+        if self._data is not None:
+            self._data.release()
+            self._data = None
 
     # -- its part in the transaction (zodbsession.context) -------------
 

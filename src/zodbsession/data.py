@@ -223,6 +223,13 @@ class SessionData(persistent.Persistent, MutableMapping):
         """Call ``store(self)`` before the first change (once)."""
         self._v_store = store
 
+    def release(self):
+        """The request this data lived for is over (data no container
+        keeps, as a cookie session's): drop the package views and the
+        callbacks handed out, which refer back to it, so that it is freed
+        without the garbage collector."""
+        self._v_views = self._v_store = self._v_mutable_read = None
+
     def on_mutable_read(self, notify):
         """Call ``notify(self)`` when a value that may be changed in place
         is first handed out (once): for data that no connection watches,

@@ -126,6 +126,14 @@ class Session:
                 self._client_id = str(client_id)
         return self._client_id
 
+    def sent_no_client_id(self):
+        """Whether the client sent no valid id and none was issued yet:
+        it has no stored session in any container. (False when the
+        client id manager cannot say without issuing one: zope.session's
+        own.)"""
+        return (ISessionClientIdManager.providedBy(self._manager)
+                and self.existing_client_id() is None)
+
     # -- ISession ---------------------------------------------------------
 
     def get(self, pkg_id, default=None):

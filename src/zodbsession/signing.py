@@ -6,6 +6,7 @@ site rotates keys by putting the new one first and dropping the old one
 once its values have expired.
 """
 import binascii
+import functools
 import hashlib
 import hmac
 
@@ -151,3 +152,13 @@ class Signer:
                 self._passed.clear()
             self._passed[value] = payload
         return payload
+
+
+@functools.lru_cache(maxsize=64)
+def shared_signer(secrets, salt, max_length=DEFAULT_MAX_LENGTH, remember=0):
+    """The process's one Signer for these settings (``secrets``: a tuple),
+    so that what it remembers outlives the copies of the component that
+    uses it: a site's snapshot is taken again every few seconds, and its
+    client id manager with it. Other secrets get a Signer of their own,
+    which remembers nothing yet."""
+    return Signer(secrets, salt, max_length, remember)

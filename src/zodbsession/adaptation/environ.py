@@ -185,6 +185,10 @@ class WSGIRequest(EnvironCookies):
     """
 
     def __init__(self, environ):
-        self.request = self
         self.environ = environ
         self._context = None
+
+    @property
+    def request(self):
+        # Itself (a property: an attribute would be a reference cycle).
+        return self

@@ -237,7 +237,8 @@ class _Exchange:
         stopped the attempt before anything was sent, or None."""
         middleware = self.middleware
         hosting = AttemptHosting(middleware.db, self.environ,
-                                 middleware.pkg_id)
+                                 middleware.pkg_id,
+                                 retrying=self.run.number > 0)
         session = ASGISession()
         websocket = self.scope['type'] == 'websocket'
         try:

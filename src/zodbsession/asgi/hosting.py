@@ -38,13 +38,13 @@ class AttemptHosting:
     """The session site, transactions and pending cookies of one attempt.
 
     ``environ``: the request as the core reads it (its cookie header,
-    method and root path).
+    method and root path). ``retrying``: an earlier attempt conflicted.
     """
 
-    def __init__(self, db, environ, pkg_id):
+    def __init__(self, db, environ, pkg_id, retrying=False):
         self.pkg_id = pkg_id
         self.manager = transaction.TransactionManager(explicit=True)
-        self.site = ConnectionSite(db, self.manager)
+        self.site = ConnectionSite(db, self.manager, retrying=retrying)
         self.environ = dict(environ)
         self.pending = PendingResponse()
         self.request = self.context = None

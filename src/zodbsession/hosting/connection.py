@@ -21,12 +21,15 @@ log = logging.getLogger(__name__)
 class ConnectionSite:
     """The site of one request: opens a connection only when needed.
 
+    ``retrying``: the request runs again after a conflict.
+
     ``registry()`` is what the request's IComponentLookup adapter returns:
     the process's snapshot of the site; ``persistent_registry()`` is the
     database's own, through a connection opened on first use.
     """
 
-    def __init__(self, db, transaction_manager=None, keep=False):
+    def __init__(self, db, transaction_manager=None, keep=False,
+                 retrying=False):
         self.db = db
         self.transaction_manager = transaction_manager
         self.connection = None
@@ -35,6 +38,8 @@ class ConnectionSite:
         # Keep the connection for the thread's next request (its
         # transaction manager is the thread's own, which outlives it).
         self._keep = keep
+        # Whether the request runs again after a conflict.
+        self.retrying = retrying
 
     def registry(self):
         # One snapshot serves the whole request, even if a newer one is
@@ -45,21 +50,28 @@ class ConnectionSite:
         return snapshot if snapshot is not None else (
             self.persistent_registry())
 
-    def open(self):
+    def open(self, up_to_date=True):
         """The request's connection, opened on first use.
 
         It sees every transaction committed before now, other processes'
         included (over ZEO, after one round trip to the server). A kept
         connection (the thread's, from its last request) is brought up to
         date as a connection fresh from the pool is.
+
+        ``up_to_date`` false, for a request that reads nothing another
+        process may have written (see ``DatabaseContainer.bind``): the
+        round trip is skipped, and the connection sees what this process
+        knows of (every commit its own threads made, and those of other
+        processes that reached it).
         """
         if self.connection is None:
             connection = None
             if self._keep:
-                connection = _kept_connection(self.db,
-                                              self.transaction_manager)
+                connection = _kept_connection(
+                    self.db, self.transaction_manager, up_to_date)
             if connection is None:
-                _wait_for_invalidations(self.db)
+                if up_to_date:
+                    _wait_for_invalidations(self.db)
                 connection = self.db.open(
                     transaction_manager=self.transaction_manager)
                 if self._keep:
@@ -161,8 +173,9 @@ def _remember_barrier(db, barrier):
     _last_barrier = (db, barrier)
 
 
-def _kept_connection(db, transaction_manager):
-    """The thread's kept connection of ``db``, brought up to date; None
+def _kept_connection(db, transaction_manager, up_to_date=True):
+    """The thread's kept connection of ``db``, brought up to date (only
+    with what this process knows of, when ``up_to_date`` is false); None
     if there is none (or it belongs to another manager)."""
     kept_db, connection = _kept.entry
     if kept_db is not db:
@@ -175,7 +188,8 @@ def _kept_connection(db, transaction_manager):
         _forget_kept(db, connection)
         return None
     try:
-        _wait_for_invalidations(db)
+        if up_to_date:
+            _wait_for_invalidations(db)
         # What a transaction's start tells its connections (ISynchronizer):
         # poll for what others committed since, and forget it.
         connection.newTransaction(None)

@@ -53,10 +53,11 @@ class DatabaseContainer:
         return f'<DatabaseContainer {self.name!r}>'
 
     def bind(self, request):
-        site = context_of(request).site
+        context = context_of(request)
+        site = context.site
         container = None
         if self.oid is not None and self.registrations is not None:
-            connection = site.open()
+            connection = site.open(up_to_date=not _reads_no_session(context))
             registry_oid, serial = self.registrations
             utilities = connection.get(registry_oid)
             utilities._p_activate()
@@ -68,6 +69,18 @@ class DatabaseContainer:
         if IRequestBoundContainer.providedBy(container):
             container = container.bind(request)
         return container
+
+
+def _reads_no_session(context):
+    """Whether the request reads nothing another process may have
+    written: its client sent no id, so it has no session anywhere, and
+    what it stores is a new session, which nobody else writes. (Not so on
+    a retry: a conflict says it did meet another process's write.) Its
+    connection then needs no round trip to the server first; the
+    container's settings come from the snapshot, which is no fresher."""
+    session = context.session
+    return (session is not None and not context.site.retrying
+            and session.sent_no_client_id())
 
 
 def _detached(component):

@@ -152,7 +152,8 @@ class SessionMiddleware:
         # The thread's own manager, not the thread-dispatching proxy: the
         # same transactions, one indirection less on every call.
         manager = transaction.manager.manager
-        site = ConnectionSite(self.db, manager, keep=True)
+        site = ConnectionSite(self.db, manager, keep=True,
+                              retrying=attempt > 0)
         request = WSGIRequest(environ)
         context = request.context = install(
             request, site.registry, manager, site, cookies=request)
@@ -182,6 +183,9 @@ class SessionMiddleware:
         pending = context.pending_if_any
         if pending:
             headers = _merge_headers(headers, pending.header_list())
+        # The response is complete: what the request made is freed now,
+        # not by the garbage collector (see RequestContext.release).
+        context.release()
         return status, headers, body, exc_info
 
 

@@ -53,7 +53,9 @@ class RequestHosting:
     def __init__(self, db, request):
         self.request = request
         self.transaction_manager = transaction_manager_of(request)
-        self.site = ConnectionSite(db, self.transaction_manager)
+        self.site = ConnectionSite(
+            db, self.transaction_manager,
+            retrying=_attempt_number(request.environ) > 0)
         # pyramid_retry reuses the environ for the next attempt: each
         # attempt has a context of its own, which starts clean.
         self.context = install(request, self.site.registry,
@@ -92,6 +94,11 @@ class RequestHosting:
             if environ.get(CONTEXT_KEY) is self.context:
                 del environ[CONTEXT_KEY]
         self.site.close()
+
+
+def _attempt_number(environ):
+    # Our execution policy's, else pyramid_retry's.
+    return environ.get(ATTEMPT_KEY, environ.get('retry.attempt', 0))
 
 
 def prepare_request(request, db):
