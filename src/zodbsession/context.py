@@ -210,6 +210,15 @@ class RequestContext:
                 transaction_manager)
         data_manager.enlist(participant)
 
+    def takes_part(self, transaction_manager):
+        """Whether the request's data manager takes part in
+        ``transaction_manager``'s current transaction (then one is under
+        way: it leaves when the transaction ends)."""
+        managers = self._data_managers
+        data_manager = None if managers is None else managers.get(
+            transaction_manager)
+        return data_manager is not None and data_manager.joined
+
     def on_end(self, callback):
         """Call ``callback()`` when the request ends (``end``)."""
         if self._at_end is None:
@@ -274,6 +283,11 @@ class RequestDataManager:
             self._voted = []
         if participant not in self._participants:
             self._participants.append(participant)
+
+    @property
+    def joined(self):
+        """Whether it takes part in a transaction now."""
+        return self._transaction is not None
 
     def _end(self):
         participants, voted = self._participants, self._voted

@@ -3,14 +3,16 @@ from zodbsession.context import commit_now  # noqa: F401 (its old home)
 from zodbsession.context import has_transaction
 
 
-def end_transaction(manager, abort=False, before_abort=None):
+def end_transaction(manager, abort=False, before_abort=None,
+                    under_way=False):
     """Commit the manager's transaction, or abort it when ``abort`` is
     true or the transaction is doomed. A failed commit is aborted and
     its error raised, for the retry policy to judge; ``before_abort(error)``
     is called first, while the transaction's changes are still there to
     look at. With no transaction under way (the request changed nothing)
-    there is nothing to end. Returns whether there was a transaction."""
-    if not has_transaction(manager):
+    there is nothing to end; ``under_way`` true: the caller knows there
+    is one. Returns whether there was a transaction."""
+    if not (under_way or has_transaction(manager)):
         return False
     if abort or manager.isDoomed():
         manager.abort()

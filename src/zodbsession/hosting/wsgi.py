@@ -173,7 +173,9 @@ class SessionMiddleware:
                     manager.abort()
                 raise
             site.close_if_unchanged()
-            if not end_transaction(manager, before_abort=annotate_conflict):
+            if not end_transaction(
+                    manager, before_abort=annotate_conflict,
+                    under_way=context.takes_part(manager)):
                 if site.opened:
                     inplace.reads_over(manager)
         finally:
