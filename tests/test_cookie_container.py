@@ -638,14 +638,60 @@ def test_a_savepoint_rolled_back_takes_the_cookie_change_with_it(site):
     assert visit(browser).json == {
         PREFS: {'theme': 'dark'}, CART: {'items': ['pear']}}
 
-    # A savepoint taken while it takes part fails, loudly (it has none).
-    def change_then_take_a_savepoint(session):
-        session[PREFS]['theme'] = 'light'
-        transaction.savepoint()
 
-    with pytest.raises(TypeError, match='Savepoints unsupported'):
-        visit(browser, change_then_take_a_savepoint)
-    assert visit(browser).json[PREFS] == {'theme': 'dark'}
+
+def test_a_savepoint_taken_after_a_cookie_change_rolls_back_to_it(site):
+    # As zope.sqlalchemy users take them: the cookie session had changed
+    # before the savepoint; rolling back undoes only what came after, in
+    # the very objects the application holds.
+    browser = site.browser()
+    visit(browser, lambda session: (session[PREFS].update(theme='dark'),
+                                    session[CART].update(items=['apple'])))
+
+    def change_then_savepoint_then_roll_back(session):
+        prefs = session[PREFS]
+        prefs['theme'] = 'light'
+        prefs['tags'] = ['a']
+        savepoint = transaction.savepoint()
+        prefs['theme'] = 'blue'
+        prefs['tags'].append('b')           # changed in place
+        prefs['size'] = 3
+        session[CART]['items'] = ['plum']
+        savepoint.rollback()
+        assert dict(session[PREFS]) == {'theme': 'light', 'tags': ['a']}
+        assert session[PREFS] is prefs
+        # What follows the rollback counts, and a second rollback to the
+        # same savepoint undoes it again.
+        prefs['size'] = 4
+        assert dict(session[PREFS])['size'] == 4
+        savepoint.rollback()
+        prefs['size'] = 5
+
+    response = visit(browser, change_then_savepoint_then_roll_back)
+    assert site.codec.decode(data_cookie(response))['d'] == {
+        PREFS: {'theme': 'light', 'tags': ['a'], 'size': 5}}
+    assert visit(browser).json == {
+        PREFS: {'theme': 'light', 'tags': ['a'], 'size': 5},
+        CART: {'items': ['apple']}}
+
+
+def test_a_savepoint_rolled_back_drops_a_cookie_change_made_after_it(site):
+    # The cookie session took part in the transaction already (another
+    # value of it changed first): a session first changed after the
+    # savepoint is rolled back whole, the earlier change is kept.
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark'))
+
+    def two_containers(session):
+        session[CART]['items'] = ['pear']
+        savepoint = transaction.savepoint()
+        session[PREFS]['theme'] = 'light'
+        savepoint.rollback()
+
+    response = visit(browser, two_containers)
+    assert data_cookie(response) is None        # nothing to send again
+    assert visit(browser).json == {
+        PREFS: {'theme': 'dark'}, CART: {'items': ['pear']}}
 
 
 def test_an_abort_mid_request_drops_the_cookie_change(site):
@@ -947,3 +993,32 @@ def test_copies_of_a_container_share_the_cookie_values_they_verified():
     twin.encryption_key = generate_encryption_key()
     assert twin.codec is not container.codec
     assert twin.remembered_reads is not container.remembered_reads
+
+
+def test_a_cookie_session_first_changed_after_a_savepoint_rolls_back_whole(
+        site):
+    # Two cookie containers: the first took part before the savepoint,
+    # the second joins the request's data manager after it. Rolling back
+    # keeps the first's earlier change and drops the second's.
+    other = CookieSessionDataContainer(secret=SECRET,
+                                       cookie_name='other_data')
+    change_site(site.db, lambda s: s.register_container('test.other', other))
+    browser = site.browser()
+    visit(browser, lambda session: (session[PREFS].update(theme='dark'),
+                                    session['test.other'].update(n=1)))
+
+    def change_both(session):
+        session[PREFS]['theme'] = 'light'
+        savepoint = transaction.savepoint()
+        session['test.other']['n'] = 2
+        session[PREFS]['theme'] = 'blue'
+        savepoint.rollback()
+
+    response = visit(browser, change_both)
+    assert site.codec.decode(data_cookie(response))['d'] == {
+        PREFS: {'theme': 'light'}}
+    assert 'other_data' not in set_cookies(response)
+    seen = {}
+    visit(browser, lambda session: seen.update(
+        other=dict(session['test.other']), prefs=dict(session[PREFS])))
+    assert seen == {'other': {'n': 1}, 'prefs': {'theme': 'light'}}

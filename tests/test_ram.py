@@ -552,3 +552,57 @@ def test_a_request_no_host_prepared_keeps_each_managers_changes(clock):
     finally:
         connection.close()
         db.close()
+
+
+def test_a_savepoint_rolls_back_to_what_it_saw(container, clock):
+    # Used directly (zope.session's way): a savepoint of the transaction
+    # takes the container's too; rolling back undoes what came after it,
+    # in the objects handed out, and keeps what came before.
+    committed(container, 'client', k='stored')
+    committed(container, 'reader', k='read')
+    data = container['client']
+    data['pkg']['k'] = 'before'
+    data['pkg']['list'] = [1]
+    savepoint = transaction.savepoint()
+    data['pkg']['k'] = 'after'
+    data['pkg']['list'].append(2)             # in place
+    add_session(container, 'new', k='after')
+    container['reader']['pkg']['k'] = 'after'
+    del container['client']
+    savepoint.rollback()
+    assert container['client'] is data
+    assert dict(data['pkg']) == {'k': 'before', 'list': [1]}
+    assert 'new' not in container
+    assert container['reader']['pkg']['k'] == 'read'
+    data['pkg']['k'] = 'kept'                 # after the rollback: counts
+    transaction.commit()
+    assert dict(container['client']['pkg']) == {'k': 'kept', 'list': [1]}
+    assert container['reader']['pkg']['k'] == 'read'
+    assert 'new' not in container
+    transaction.abort()
+
+
+def test_through_a_request_a_savepoint_rolls_back_to_what_it_saw(db, clock):
+    import webtest
+
+    from zodbsession.site import change_site
+    from zodbsession.wsgi import SessionMiddleware
+
+    def app(environ, start_response):
+        data = environ['zodbsession.session']['ram.pkg']
+        if environ['PATH_INFO'] == '/savepoint':
+            data['n'] = 1
+            savepoint = transaction.savepoint()
+            data['n'] = 2
+            savepoint.rollback()
+            data['m'] = data['n'] + 10
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [repr((data.get('n'), data.get('m'))).encode()]
+
+    middleware = SessionMiddleware(app, db=db)
+    change_site(db, lambda site: site.register_container(
+        'ram.pkg', RAMSessionDataContainer()))
+    browser = webtest.TestApp(middleware)
+    browser.get('/')
+    assert browser.get('/savepoint').text == '(1, 11)'
+    assert browser.get('/').text == '(1, 11)'

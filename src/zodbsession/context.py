@@ -262,10 +262,10 @@ class RequestDataManager:
     and RAM containers take part; a request that changes none of them
     adds nothing to its transaction, and one that only reads runs no
     two-phase commit. Its participants vote (where everything that can
-    fail fails) and then finish, or abort, together. It has no
-    savepoints: a savepoint taken while it takes part fails, as with any
-    data manager without them, and one taken before it joined rolls it
-    back whole.
+    fail fails) and then finish, or abort, together. A savepoint is taken
+    of each (a participant without ``savepoint`` makes the transaction's
+    savepoint fail, "Savepoints unsupported"); one taken before the data
+    manager joined rolls it back whole.
     """
 
     def __init__(self, transaction_manager):
@@ -298,6 +298,18 @@ class RequestDataManager:
     def sortKey(self):
         return 'zodbsession.request'
 
+    def savepoint(self):
+        """A savepoint of every participant: its rollback gives each its
+        state of now back, and rolls back whole (as an abort does) those
+        that came later, which leave."""
+        kept = []
+        for participant in self._participants:
+            savepoint = getattr(participant, 'savepoint', None)
+            if savepoint is None:
+                raise TypeError('Savepoints unsupported', participant)
+            kept.append((participant, savepoint()))
+        return _RequestSavepoint(self, self._transaction, kept)
+
     def abort(self, txn):
         # Also after a failed vote: who voted ends as a vote that failed
         # does (a RAM store releases its lock), the others as an abort.
@@ -324,6 +336,26 @@ class RequestDataManager:
     def tpc_abort(self, txn):
         participants, _voted = self._end()
         _each(participants, lambda participant: participant.tpc_abort(txn))
+
+
+class _RequestSavepoint:
+    """A savepoint of the request's data manager (``savepoint``); it can
+    be rolled back to more than once."""
+
+    def __init__(self, data_manager, txn, kept):
+        self.data_manager = data_manager
+        self.transaction = txn
+        self.kept = kept
+
+    def rollback(self):
+        data_manager = self.data_manager
+        earlier = [participant for participant, _savepoint in self.kept]
+        later = [participant for participant in data_manager._participants
+                 if not any(participant is known for known in earlier)]
+        data_manager._participants = earlier
+        _each(later, lambda participant: participant.abort(self.transaction))
+        for _participant, savepoint in self.kept:
+            savepoint.rollback()
 
 
 def _each(participants, call):

@@ -8,6 +8,7 @@ be refreshed (once per ``resolution``); an abort leaves the browser's
 cookie as it was. The data is bound to the client id, so it follows
 ``regenerate()`` and dies with ``invalidate()``.
 """
+import copy
 import functools
 import hashlib
 import json
@@ -395,6 +396,18 @@ class CookieSessionView:
 
     # -- its part in the transaction (zodbsession.context) -------------
 
+    def savepoint(self):
+        """What the view holds now, to go back to (``rollback``): the
+        session data handed out keeps its identity and gets its values of
+        now back."""
+        data = self._data
+        values = None
+        if data is not None:
+            values = (copy.deepcopy(data.to_plain()),
+                      data.getLastAccessTime())
+        state = (data, values, self._client_id, self._removed, self._held)
+        return _ViewSavepoint(self, state)
+
     def abort(self, txn):
         self._reset()
 
@@ -499,6 +512,23 @@ class CookieSessionView:
 
 
 _manager_attributes = operator.attrgetter(*COOKIE_ATTRIBUTES)
+
+
+class _ViewSavepoint:
+    """A savepoint of a cookie view (see ``CookieSessionView.savepoint``);
+    it can be rolled back to more than once."""
+
+    def __init__(self, view, state):
+        self.view = view
+        self.state = state
+
+    def rollback(self):
+        view = self.view
+        data, values, view._client_id, view._removed, view._held = self.state
+        view._data = data
+        if data is not None:
+            packages, last_access = values
+            data.set_plain(copy.deepcopy(packages), last_access)
 
 
 def _holds_changeable(packages):

@@ -388,14 +388,19 @@ class SessionData(persistent.Persistent, MutableMapping):
         """A SessionData holding ``{pkg_id: {key: value}}`` (``created``
         None: created now)."""
         data = cls.__new__(cls)
-        data._last_access = last_access
         data._created = int(clock.now()) if created is None else created
-        data._stored = {}
-        data._live = {}
-        for pkg_id, items in packages.items():
-            data._stored[pkg_id] = dict.fromkeys(items, _LIVE)
-            data._live[pkg_id] = dict(items)
+        data.set_plain(packages, last_access)
         return data
+
+    def set_plain(self, packages, last_access):
+        """Hold ``{pkg_id: {key: value}}`` (the dicts are copied, not the
+        values) and nothing else, last accessed at ``last_access``."""
+        self._last_access = last_access
+        self._stored = {}
+        self._live = {}
+        for pkg_id, items in packages.items():
+            self._stored[pkg_id] = dict.fromkeys(items, _LIVE)
+            self._live[pkg_id] = dict(items)
 
     # -- persistence ----------------------------------------------------
 
@@ -421,6 +426,9 @@ class SessionData(persistent.Persistent, MutableMapping):
         self._live = {pkg_id: {} for pkg_id in self._stored}
         if state.get('v'):
             self._other_stored, self._other_live = dict(state['v']), {}
+        else:
+            # (Also when a savepoint's rollback sets an earlier state.)
+            self._other_stored = self._other_live = None
 
     def _p_resolveConflict(self, old, committed, new):
         try:

@@ -229,6 +229,18 @@ class RAMTransaction:
         following.make_current()
         return following
 
+    def savepoint(self):
+        """The sessions of the transaction as they are now, to go back to
+        (``rollback``): each session handed out keeps its identity and
+        gets its values of now back."""
+        states = {}
+        for key, tracked in self.tracked.items():
+            if tracked is not None and tracked.data is not None:
+                tracked.data.keep_in_place_changes()
+                states[key] = tracked.data.__getstate__()
+        return _RAMSavepoint(self, dict(self.tracked), states,
+                             dict(self.held))
+
     def abort(self, txn):
         self.end()
         self._release()
@@ -303,6 +315,33 @@ class RAMTransaction:
         if self._locked:
             self._locked = False
             self.store.lock.release()
+
+
+class _RAMSavepoint:
+    """A savepoint of a RAMTransaction; it can be rolled back to more than
+    once."""
+
+    def __init__(self, ram_transaction, tracked, states, held):
+        self.ram_transaction = ram_transaction
+        self.tracked = tracked
+        self.states = states
+        self.held = held
+
+    def rollback(self):
+        ram_transaction = self.ram_transaction
+        tracked = dict(self.tracked)
+        for key, later in ram_transaction.tracked.items():
+            if key in tracked or later is None or later.data is None:
+                continue
+            if later.base_state is not None:
+                # Reached since: it is as stored again (the object handed
+                # out stays the one the container returns).
+                later.data.__setstate__(later.base_state)
+                tracked[key] = later
+        ram_transaction.tracked = tracked
+        ram_transaction.held = dict(self.held)
+        for key, state in self.states.items():
+            tracked[key].data.__setstate__(state)
 
 
 class _RAMMapping:
@@ -520,6 +559,9 @@ class _RequestRAMContainer(_RAMMapping):
         current = self._current()
         if current is not None:
             current.abort(txn)
+
+    def savepoint(self):
+        return self._transaction().savepoint()
 
     def tpc_vote(self, txn):
         self._transaction().tpc_vote(txn)
