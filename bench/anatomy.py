@@ -34,6 +34,9 @@ Signed-cookie request:
   set the cookie (no framework, no transaction);
 - a transaction with one data manager that does nothing: join, commit;
 - the middleware around an application that does not touch the session;
+- the middleware around an application whose only work is to join a
+  data manager that does nothing to the request's transaction (the
+  transactional frame of every request that changes something);
 - the whole request (bench_cookies' zodbsession peer, signed).
 
 Signed-cookie read-only request (bench_cookies.py's read-only peers),
@@ -285,12 +288,21 @@ def cookie_rows(directory):
     middleware_only = bench_cookies.WSGIPeer(
         SessionMiddleware(_no_session_app, db=ours.db))
     middleware_only.environ = ours.environ
+    # The transactional frame of any request whose data changes: the
+    # middleware, and a transaction (begun by the first data manager that
+    # joins, committed at the end) with one data manager that does
+    # nothing; no session.
+    framed = bench_cookies.WSGIPeer(SessionMiddleware(
+        _app_that(lambda environ: manager.get().join(nothing)),
+        db=ours.db))
+    framed.environ = ours.environ
 
     return {
         'Pyramid': pyramid.one_request,
         'the same work as one bare WSGI function': bare.one_request,
         'a transaction with a data manager': one_transaction,
         'middleware, session untouched': middleware_only.one_request,
+        'middleware + a transaction with a data manager': framed.one_request,
         'the whole request': ours.one_request,
     }, (ours,)
 
