@@ -270,3 +270,35 @@ def test_a_cookie_session_response_is_kept_out_of_caches(registry):
     forbid_caching(plain, committed=True)
     assert plain.headers == [(name, value, True)
                              for name, value in NO_CACHE_HEADERS]
+
+
+def test_a_cookie_header_read_lately_is_read_once_and_memory_is_bounded():
+    # A returning client sends the same Cookie header with each request:
+    # it is read (split, each value checked) once, then found again.
+    from zodbsession.adaptation import environ as adaptation
+
+    header = 'a=1; b="quoted"; c=x y'
+    first = adaptation.cookie_texts(header)
+    assert first == {'a': '1', 'b': 'quoted', 'c': 'x'}
+    assert adaptation.cookie_texts(header) is first
+    # A header too long to remember is read every time, the same way.
+    long_header = 'a=1; pad=' + 'p' * adaptation.REMEMBERED_HEADER_LENGTH
+    assert adaptation.cookie_texts(long_header) is not (
+        adaptation.cookie_texts(long_header))
+    assert adaptation.cookie_value(long_header, 'a') == '1'
+    # A str subclass (which could equal a remembered header) is read in
+    # full.
+
+    class Sly(str):
+        def __eq__(self, other):
+            return True
+
+        def __hash__(self):
+            return hash(header)
+    assert adaptation.cookie_texts(Sly('a=2')) == {'a': '2'}
+    # So many other headers that the memory is emptied: the first is
+    # read again.
+    for number in range(adaptation.REMEMBERED_HEADERS):
+        adaptation.cookie_texts(f'a={number}')
+    again = adaptation.cookie_texts(header)
+    assert again == first and again is not first

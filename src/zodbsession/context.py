@@ -69,7 +69,7 @@ class RequestContext:
     _containers = None          # pkg_id -> container, bound
     _views = None               # key -> a request-bound container's view
     _data_managers = None       # transaction manager -> RequestDataManager
-    # (Cookie header, {name: raw value}): the header split once.
+    # (Cookie header, {name: value as text}): the header read once.
     parsed_cookies = None
     _at_end = None
 

@@ -29,6 +29,15 @@ _COOKIE_VALUE = re.compile(
 _COOKIE_ESCAPE = re.compile(rb'\\([0-3][0-7][0-7]|.)')
 
 
+# Cookie headers read lately, each with what its cookies' values read as:
+# a returning client sends the same header with request after request.
+# Only headers of at most this many characters enter, at most this many
+# of them (8 MB); full, it is emptied and starts again.
+REMEMBERED_HEADERS = 1024
+REMEMBERED_HEADER_LENGTH = 8192
+_read_headers = {}
+
+
 def cookie_value(header, name):
     """The value of cookie ``name`` in a raw Cookie header (the last one
     if repeated), or None. Never raises; linear in the header's length.
@@ -38,7 +47,24 @@ def cookie_value(header, name):
     without an '=' (one 64 KB header costs a worker about a minute), and
     the header comes from the client.
     """
-    return _cookie_text(_raw_cookies(header).get(name))
+    return cookie_texts(header).get(name)
+
+
+def cookie_texts(header):
+    """{name: value as text, or None if invalid} of a raw Cookie header,
+    the last of repeated names. Shared between requests: never change
+    it."""
+    # (Exactly str: a subclass could equal a remembered header.)
+    remembered = type(header) is str
+    texts = _read_headers.get(header) if remembered else None
+    if texts is None:
+        texts = {name: _cookie_text(raw)
+                 for name, raw in _raw_cookies(header).items()}
+        if remembered and len(header) <= REMEMBERED_HEADER_LENGTH:
+            if len(_read_headers) >= REMEMBERED_HEADERS:
+                _read_headers.clear()
+            _read_headers[header] = texts
+    return texts
 
 
 def _raw_cookies(header):
@@ -152,8 +178,8 @@ class EnvironCookies:
         header = self.environ.get('HTTP_COOKIE')
         parsed = context.parsed_cookies
         if parsed is None or parsed[0] is not header:
-            parsed = context.parsed_cookies = (header, _raw_cookies(header))
-        return _cookie_text(parsed[1].get(name))
+            parsed = context.parsed_cookies = (header, cookie_texts(header))
+        return parsed[1].get(name)
 
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,
                    secure=False, httponly=True, samesite='Lax',
