@@ -199,6 +199,7 @@ class CookieSessionView:
     _changeable = False
     _flat_packages = None
     _data = None            # JSONSessionData in use, if any
+    _read_data = None       # ... the one last made from the cookie
     _client_id = None
     _removed = False
     _held = None            # (client id, pending JSONSessionData)
@@ -325,7 +326,7 @@ class CookieSessionView:
         packages = self._flat_packages
         if packages is None:
             packages = json.loads(self._packages_text)
-        data = self._data = JSONSessionData.from_plain(
+        data = self._data = self._read_data = JSONSessionData.from_plain(
             packages, document['t'], document.get('o', 0))
         if self._needs_commit(document):
             self._join()
@@ -393,6 +394,7 @@ class CookieSessionView:
         if self._data is not None:
             self._data.release()
             self._data = None
+        self._read_data = None
 
     # -- its part in the transaction (zodbsession.context) -------------
 
@@ -475,8 +477,22 @@ class CookieSessionView:
         self._reset()
 
     def _reset(self):
-        # Forget this transaction's changes; the cookie is re-read.
+        # Forget this transaction's changes; the cookie is re-read. The
+        # session read from it stays the one handed out, with the cookie's
+        # values back in place: the application may hold it (a savepoint
+        # rolled back to before the view took part ends here too), and
+        # its next change must count.
+        data = self._data
         self._data = None
+        if data is not None and data is self._read_data and (
+                self._document is not None):
+            packages = self._flat_packages
+            if packages is None:
+                packages = json.loads(self._packages_text)
+            data.set_plain(packages, self._document['t'])
+            data.store_on_change(self._joined_on_change)
+            data.on_mutable_read(self._joined_on_change)
+            self._data = data
         self._removed = False
         self._held = None
         self._value = self._sent = None
