@@ -1051,3 +1051,26 @@ def test_a_cookie_session_rolled_back_to_before_it_changed_keeps_counting(
     assert seen == [({'theme': 'dark'}, True),
                     ({'theme': 'dark', 'size': 1}, True)]
     assert visit(browser).json[PREFS] == {'theme': 'dark', 'size': 2}
+
+
+def test_a_pending_cookie_session_stored_after_a_savepoint_rolls_back(site):
+    # A new client's cookie session is pending (held under the id its
+    # first database write issued) when the savepoint is taken; its first
+    # change stores it. Rolling back makes it pending and empty again,
+    # and its next change is stored and sent.
+    browser = site.browser()
+    seen = []
+
+    def change_roll_back_change(session):
+        prefs = session[PREFS]
+        session[CART]['items'] = ['apple']      # issues the client's id
+        savepoint = transaction.savepoint()
+        prefs['theme'] = 'light'
+        savepoint.rollback()
+        seen.append(dict(session[PREFS]))
+        session[PREFS]['theme'] = 'dark'
+
+    visit(browser, change_roll_back_change)
+    assert seen == [{}]
+    assert visit(browser).json == {
+        PREFS: {'theme': 'dark'}, CART: {'items': ['apple']}}

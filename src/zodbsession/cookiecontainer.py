@@ -407,7 +407,12 @@ class CookieSessionView:
         if data is not None:
             values = (copy.deepcopy(data.to_plain()),
                       data.getLastAccessTime())
-        state = (data, values, self._client_id, self._removed, self._held)
+        held = self._held
+        if held is not None:
+            # A pending session: stored, perhaps, before the rollback.
+            held = (held, copy.deepcopy(held[1].to_plain()),
+                    held[1].getLastAccessTime())
+        state = (data, values, self._client_id, self._removed, held)
         return _ViewSavepoint(self, state)
 
     def abort(self, txn):
@@ -540,11 +545,23 @@ class _ViewSavepoint:
 
     def rollback(self):
         view = self.view
-        data, values, view._client_id, view._removed, view._held = self.state
+        stored = view._data
+        data, values, view._client_id, view._removed, held = self.state
         view._data = data
         if data is not None:
             packages, last_access = values
             data.set_plain(copy.deepcopy(packages), last_access)
+        view._held = None
+        if held is not None:
+            (client_id, pending), packages, last_access = held
+            view._held = (client_id, pending)
+            if pending is stored and pending is not data:
+                # Stored since: pending again, with its values of then,
+                # and stored by its next change (the Session that held
+                # it let go of it when it was stored).
+                pending.set_plain(copy.deepcopy(packages), last_access)
+                pending.store_on_change(
+                    lambda pending: view.__setitem__(client_id, pending))
 
 
 def _holds_changeable(packages):
