@@ -36,6 +36,7 @@ Limits, by container:
 """
 import hashlib
 
+from ZODB.POSException import ReadConflictError
 from zope.interface import implementer
 
 from zodbsession import clock
@@ -92,7 +93,16 @@ def _connection(request):
         raise TypeError(
             'zodbsession.principals needs a request that zodbsession hosts'
             " (SessionMiddleware, or config.include('zodbsession.pyramid'))")
-    return site.open()
+    connection = site.open()
+    if not site.up_to_date:
+        # Opened for a client that sent no id, without waiting for other
+        # processes' commits (see zodbsession.hosting.snapshot); the
+        # index is theirs too, and a revocation must see every session
+        # filed before it: the request runs again, up to date.
+        raise ReadConflictError(
+            'the principal index was read by a request whose connection'
+            ' did not wait for other processes\' commits; retry')
+    return connection
 
 
 def _index(connection, create=False):

@@ -40,6 +40,9 @@ class ConnectionSite:
         self._keep = keep
         # Whether the request runs again after a conflict.
         self.retrying = retrying
+        # Whether the connection was brought up to date with other
+        # processes' commits when it was opened (``open``).
+        self.up_to_date = True
 
     def registry(self):
         # One snapshot serves the whole request, even if a newer one is
@@ -77,6 +80,7 @@ class ConnectionSite:
                 if self._keep:
                     _keep_connection(self.db, connection)
             self.connection = connection
+            self.up_to_date = up_to_date
         return self.connection
 
     def persistent_registry(self):
