@@ -211,10 +211,13 @@ class RAMTransaction:
     def sortKey(self):
         return f'zodbsession.ram:{self.container.key}'
 
-    def successor(self):
+    def successor(self, revert=False):
         """After this one committed: the RAMTransaction in which the
         request's next transaction goes on with the same sessions (a
-        request that ``persist()``-ed and changes them again)."""
+        request that ``persist()``-ed and changes them again). ``revert``:
+        before this one aborts (or a savepoint rolls back to before it
+        took part), the sessions handed out get their stored values back
+        in place, so that what the application holds counts again."""
         following = RAMTransaction(self.container, self.store,
                                    self.transaction_manager, view=self.view)
         for key, tracked in self.tracked.items():
@@ -223,6 +226,8 @@ class RAMTransaction:
             version, state = self.store.read(key)
             if state is None:
                 continue
+            if revert:
+                tracked.data.__setstate__(state)
             following.tracked[key] = _Tracked(version, state, tracked.data)
             tracked.data.store_on_change(following.changing)
             tracked.data.on_mutable_read(following.changing)
@@ -558,6 +563,10 @@ class _RequestRAMContainer(_RAMMapping):
         self._enlisted = False
         current = self._current()
         if current is not None:
+            if self._context.hosted:
+                # The request may go on with the sessions it holds (its
+                # host ends the copies with the request).
+                current.successor(revert=True)
             current.abort(txn)
 
     def savepoint(self):
