@@ -247,3 +247,29 @@ def test_a_revocation_by_a_client_without_an_id_sees_other_processes(
         finally:
             here.close()
             there.close()
+
+
+def test_a_new_visitors_login_over_zeo_runs_once(tmp_path):
+    # A new visitor's login reads its (absent) session first, so its
+    # connection skips the ZEO round trip; filing the session under the
+    # principal only writes the index (what another process filed
+    # meanwhile conflicts with it or merges), so it needs no second run.
+    from zodbsession.hosting.db import open_database
+
+    calls = []
+
+    def counted(environ, start_response):
+        calls.append(environ['PATH_INFO'])
+        return app(environ, start_response)
+
+    with zeo_server(str(tmp_path)) as uri:
+        db = open_database(uri)
+        try:
+            browser = webtest.TestApp(SessionMiddleware(
+                counted, db=db, pack_interval=0))
+            browser.get('/login?ada')
+            assert calls == ['/login']
+            assert browser.get('/').text == 'ada'
+            assert indexed_sessions(db, 'ada') == 1
+        finally:
+            db.close()
