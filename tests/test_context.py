@@ -224,3 +224,22 @@ def test_what_a_request_made_is_freed_when_it_ends_without_the_collector(
         gc.enable()
     # ... and a Session kept after its request still reads its data.
     assert kept[-1]['pkg']['n'] == 2
+
+
+def test_an_optimistic_savepoint_passes_a_participant_without_savepoints():
+    # A participant without savepoints (a container view of another
+    # package's) makes the request's data manager one without, as the
+    # transaction package sees one: an optimistic savepoint is taken, and
+    # only rolling back to it fails; a plain savepoint fails at once.
+    manager = transaction.TransactionManager()
+    log = []
+    RequestDataManager(manager).enlist(Participant('a', log))
+    savepoint = manager.savepoint(optimistic=True)
+    with pytest.raises(TypeError, match='Savepoints unsupported'):
+        savepoint.rollback()
+    manager.abort()
+    RequestDataManager(manager).enlist(Participant('b', log))
+    with pytest.raises(TypeError, match='Savepoints unsupported'):
+        manager.savepoint()
+    manager.abort()
+    assert log == [('a', 'abort'), ('b', 'abort')]

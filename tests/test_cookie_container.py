@@ -1022,3 +1022,55 @@ def test_a_cookie_session_first_changed_after_a_savepoint_rolls_back_whole(
     visit(browser, lambda session: seen.update(
         other=dict(session['test.other']), prefs=dict(session[PREFS])))
     assert seen == {'other': {'n': 1}, 'prefs': {'theme': 'light'}}
+
+
+def test_a_cookie_session_rolled_back_to_before_it_changed_keeps_counting(
+        site):
+    # The session read from the cookie had not changed when the savepoint
+    # was taken (the request's data manager joined after it, or took part
+    # already for another container): rolling back gives the object the
+    # application holds the cookie's values back, and its next change is
+    # sent, as with a database container's objects.
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark'))
+    seen = []
+
+    def change_roll_back_change(session, other_first):
+        prefs = session[PREFS]
+        if other_first:
+            session[CART]['items'] = ['apple']
+        savepoint = transaction.savepoint()
+        prefs['theme'] = 'light'
+        savepoint.rollback()
+        seen.append((dict(prefs), session[PREFS] is prefs))
+        prefs['size'] = len(seen)
+
+    for other_first in (False, True):
+        visit(browser, lambda session: change_roll_back_change(
+            session, other_first))
+    assert seen == [({'theme': 'dark'}, True),
+                    ({'theme': 'dark', 'size': 1}, True)]
+    assert visit(browser).json[PREFS] == {'theme': 'dark', 'size': 2}
+
+
+def test_a_pending_cookie_session_stored_after_a_savepoint_rolls_back(site):
+    # A new client's cookie session is pending (held under the id its
+    # first database write issued) when the savepoint is taken; its first
+    # change stores it. Rolling back makes it pending and empty again,
+    # and its next change is stored and sent.
+    browser = site.browser()
+    seen = []
+
+    def change_roll_back_change(session):
+        prefs = session[PREFS]
+        session[CART]['items'] = ['apple']      # issues the client's id
+        savepoint = transaction.savepoint()
+        prefs['theme'] = 'light'
+        savepoint.rollback()
+        seen.append(dict(session[PREFS]))
+        session[PREFS]['theme'] = 'dark'
+
+    visit(browser, change_roll_back_change)
+    assert seen == [{}]
+    assert visit(browser).json == {
+        PREFS: {'theme': 'dark'}, CART: {'items': ['apple']}}

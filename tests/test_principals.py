@@ -196,3 +196,80 @@ def test_two_logins_of_one_principal_at_once_merge():
         {'sessions': {'a': 1}}, {'sessions': {'a': 1, 'b': 2}},
         {'sessions': {'a': 1, 'c': 3}})
     assert merged == {'sessions': {'a': 1, 'b': 2, 'c': 3}}
+
+
+def test_a_revocation_by_a_client_without_an_id_sees_other_processes(
+        tmp_path):
+    # A request whose client sent no id (a password reset opened from an
+    # e-mail, say) touches its session first, which needs no round trip
+    # to the ZEO server; then it revokes a principal's sessions. The index
+    # is written by every process: it must read it up to date, as every
+    # request that reads what others write does (after the server's
+    # round trip: ping).
+    from zodbsession import ISession
+    from zodbsession.hosting.db import open_database
+
+    def reset_app(environ, start_response):
+        request = environ['zodbsession.request']
+        session = ISession(request)
+        body = 'ok'
+        if environ['PATH_INFO'] == '/login':
+            session.regenerate()
+            session['auth']['user'] = 'ada'
+            remember_principal(request, 'ada')
+        else:
+            session.get('flash')
+            body = str(revoke_sessions(request, 'ada'))
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [body.encode()]
+
+    with zeo_server(str(tmp_path)) as uri:
+        here, there = open_database(uri), open_database(uri)
+        pings = []
+        ping = here.storage.ping
+
+        def counted_ping():
+            pings.append(1)
+            return ping()
+        here.storage.ping = counted_ping
+        try:
+            webtest.TestApp(SessionMiddleware(
+                reset_app, db=there, pack_interval=0)).get('/login')
+            browser = webtest.TestApp(SessionMiddleware(
+                reset_app, db=here, pack_interval=0))
+            browser.get('/login')
+            webtest.TestApp(browser.app).get('/reset')   # warm, revokes
+            webtest.TestApp(SessionMiddleware(
+                reset_app, db=there, pack_interval=0)).get('/login')
+            pings.clear()
+            assert webtest.TestApp(browser.app).get('/reset').text == '1'
+            assert pings == [1]
+        finally:
+            here.close()
+            there.close()
+
+
+def test_a_new_visitors_login_over_zeo_runs_once(tmp_path):
+    # A new visitor's login reads its (absent) session first, so its
+    # connection skips the ZEO round trip; filing the session under the
+    # principal only writes the index (what another process filed
+    # meanwhile conflicts with it or merges), so it needs no second run.
+    from zodbsession.hosting.db import open_database
+
+    calls = []
+
+    def counted(environ, start_response):
+        calls.append(environ['PATH_INFO'])
+        return app(environ, start_response)
+
+    with zeo_server(str(tmp_path)) as uri:
+        db = open_database(uri)
+        try:
+            browser = webtest.TestApp(SessionMiddleware(
+                counted, db=db, pack_interval=0))
+            browser.get('/login?ada')
+            assert calls == ['/login']
+            assert browser.get('/').text == 'ada'
+            assert indexed_sessions(db, 'ada') == 1
+        finally:
+            db.close()

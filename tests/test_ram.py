@@ -606,3 +606,72 @@ def test_through_a_request_a_savepoint_rolls_back_to_what_it_saw(db, clock):
     browser.get('/')
     assert browser.get('/savepoint').text == '(1, 11)'
     assert browser.get('/').text == '(1, 11)'
+
+
+def test_a_session_rolled_back_to_before_it_changed_keeps_counting(
+        db, clock):
+    # Through a request, the RAM session was only read when the savepoint
+    # was taken (its view joined the transaction after it): rolling back
+    # gives the object the application holds its stored values back, and
+    # its next change is committed, as with a database container's.
+    import webtest
+
+    from zodbsession.site import change_site
+    from zodbsession.wsgi import SessionMiddleware
+
+    def app(environ, start_response):
+        data = environ['zodbsession.session']['ram.pkg']
+        if environ['PATH_INFO'] == '/set':
+            data['n'] = 1
+        elif environ['PATH_INFO'] == '/savepoint':
+            savepoint = transaction.savepoint()
+            data['n'] = 2
+            savepoint.rollback()
+            data['m'] = data['n'] + 10
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [repr((data.get('n'), data.get('m'))).encode()]
+
+    middleware = SessionMiddleware(app, db=db)
+    change_site(db, lambda site: site.register_container(
+        'ram.pkg', RAMSessionDataContainer()))
+    browser = webtest.TestApp(middleware)
+    browser.get('/set')
+    assert browser.get('/savepoint').text == '(1, 11)'
+    assert browser.get('/').text == '(1, 11)'
+
+
+def test_a_pending_session_stored_after_a_savepoint_rolls_back(db, clock):
+    # A new client's RAM session is pending (held under the id its first
+    # database write issued) when the savepoint is taken; its first
+    # change stores it. Rolling back makes it pending and empty again,
+    # and its next change is stored.
+    import json
+
+    import webtest
+
+    from zodbsession.site import change_site
+    from zodbsession.wsgi import SessionMiddleware
+
+    seen = []
+
+    def app(environ, start_response):
+        session = environ['zodbsession.session']
+        if environ['PATH_INFO'] == '/savepoint':
+            ram = session['ram.pkg']
+            session['db.pkg']['x'] = 1          # issues the client's id
+            savepoint = transaction.savepoint()
+            ram['n'] = 1
+            savepoint.rollback()
+            seen.append(dict(session['ram.pkg']))
+            session['ram.pkg']['n'] = 2
+        ram = session.get('ram.pkg')
+        start_response('200 OK', [('Content-Type', 'application/json')])
+        return [json.dumps(None if ram is None else dict(ram)).encode()]
+
+    middleware = SessionMiddleware(app, db=db)
+    change_site(db, lambda site: site.register_container(
+        'ram.pkg', RAMSessionDataContainer()))
+    browser = webtest.TestApp(middleware)
+    assert browser.get('/savepoint').json == {'n': 2}
+    assert seen == [{}]
+    assert browser.get('/').json == {'n': 2}

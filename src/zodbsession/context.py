@@ -298,16 +298,21 @@ class RequestDataManager:
     def sortKey(self):
         return 'zodbsession.request'
 
+    @property
     def savepoint(self):
         """A savepoint of every participant: its rollback gives each its
         state of now back, and rolls back whole (as an abort does) those
         that came later, which leave."""
-        kept = []
         for participant in self._participants:
-            savepoint = getattr(participant, 'savepoint', None)
-            if savepoint is None:
-                raise TypeError('Savepoints unsupported', participant)
-            kept.append((participant, savepoint()))
+            if getattr(participant, 'savepoint', None) is None:
+                # Then this data manager has none either, as the
+                # transaction asks (an optimistic savepoint still passes).
+                raise AttributeError('savepoint')
+        return self._savepoint
+
+    def _savepoint(self):
+        kept = [(participant, participant.savepoint())
+                for participant in self._participants]
         return _RequestSavepoint(self, self._transaction, kept)
 
     def abort(self, txn):

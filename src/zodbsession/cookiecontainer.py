@@ -199,6 +199,7 @@ class CookieSessionView:
     _changeable = False
     _flat_packages = None
     _data = None            # JSONSessionData in use, if any
+    _read_data = None       # ... the one last made from the cookie
     _client_id = None
     _removed = False
     _held = None            # (client id, pending JSONSessionData)
@@ -325,7 +326,7 @@ class CookieSessionView:
         packages = self._flat_packages
         if packages is None:
             packages = json.loads(self._packages_text)
-        data = self._data = JSONSessionData.from_plain(
+        data = self._data = self._read_data = JSONSessionData.from_plain(
             packages, document['t'], document.get('o', 0))
         if self._needs_commit(document):
             self._join()
@@ -393,6 +394,7 @@ class CookieSessionView:
         if self._data is not None:
             self._data.release()
             self._data = None
+        self._read_data = None
 
     # -- its part in the transaction (zodbsession.context) -------------
 
@@ -405,7 +407,12 @@ class CookieSessionView:
         if data is not None:
             values = (copy.deepcopy(data.to_plain()),
                       data.getLastAccessTime())
-        state = (data, values, self._client_id, self._removed, self._held)
+        held = self._held
+        if held is not None:
+            # A pending session: stored, perhaps, before the rollback.
+            held = (held, copy.deepcopy(held[1].to_plain()),
+                    held[1].getLastAccessTime())
+        state = (data, values, self._client_id, self._removed, held)
         return _ViewSavepoint(self, state)
 
     def abort(self, txn):
@@ -475,8 +482,22 @@ class CookieSessionView:
         self._reset()
 
     def _reset(self):
-        # Forget this transaction's changes; the cookie is re-read.
+        # Forget this transaction's changes; the cookie is re-read. The
+        # session read from it stays the one handed out, with the cookie's
+        # values back in place: the application may hold it (a savepoint
+        # rolled back to before the view took part ends here too), and
+        # its next change must count.
+        data = self._data
         self._data = None
+        if data is not None and data is self._read_data and (
+                self._document is not None):
+            packages = self._flat_packages
+            if packages is None:
+                packages = json.loads(self._packages_text)
+            data.set_plain(packages, self._document['t'])
+            data.store_on_change(self._joined_on_change)
+            data.on_mutable_read(self._joined_on_change)
+            self._data = data
         self._removed = False
         self._held = None
         self._value = self._sent = None
@@ -524,11 +545,23 @@ class _ViewSavepoint:
 
     def rollback(self):
         view = self.view
-        data, values, view._client_id, view._removed, view._held = self.state
+        stored = view._data
+        data, values, view._client_id, view._removed, held = self.state
         view._data = data
         if data is not None:
             packages, last_access = values
             data.set_plain(copy.deepcopy(packages), last_access)
+        view._held = None
+        if held is not None:
+            (client_id, pending), packages, last_access = held
+            view._held = (client_id, pending)
+            if pending is stored and pending is not data:
+                # Stored since: pending again, with its values of then,
+                # and stored by its next change (the Session that held
+                # it let go of it when it was stored).
+                pending.set_plain(copy.deepcopy(packages), last_access)
+                pending.store_on_change(
+                    lambda pending: view.__setitem__(client_id, pending))
 
 
 def _holds_changeable(packages):

@@ -36,6 +36,7 @@ Limits, by container:
 """
 import hashlib
 
+from ZODB.POSException import ReadConflictError
 from zope.interface import implementer
 
 from zodbsession import clock
@@ -84,7 +85,7 @@ def _check_principal(principal_id):
     return principal_id
 
 
-def _connection(request):
+def _connection(request, reads=True):
     environ = getattr(request, 'environ', None)
     context = environ.get(CONTEXT_KEY) if isinstance(environ, dict) else None
     site = None if context is None else context.site
@@ -92,7 +93,16 @@ def _connection(request):
         raise TypeError(
             'zodbsession.principals needs a request that zodbsession hosts'
             " (SessionMiddleware, or config.include('zodbsession.pyramid'))")
-    return site.open()
+    connection = site.open()
+    if reads and not site.up_to_date:
+        # Opened for a client that sent no id, without waiting for other
+        # processes' commits (see zodbsession.hosting.snapshot); the
+        # index is theirs too, and a revocation must see every session
+        # filed before it: the request runs again, up to date.
+        raise ReadConflictError(
+            'the principal index was read by a request whose connection'
+            ' did not wait for other processes\' commits; retry')
+    return connection
 
 
 def _index(connection, create=False):
@@ -152,7 +162,9 @@ def remember_principal(request, principal_id):
     client has none. Commits with the request."""
     principal_id = _check_principal(principal_id)
     client_id = ISession(request).client_id
-    index = _index(_connection(request), create=True)
+    # (It only files: what another process filed meanwhile conflicts
+    # with it or merges, so an index not yet up to date will do.)
+    index = _index(_connection(request, reads=False), create=True)
     _file(index, principal_id, client_id, clock.now())
 
 

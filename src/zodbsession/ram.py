@@ -6,6 +6,7 @@ changes are merged into the store with the same three-way merge ZODB uses
 for SessionData, so concurrent requests behave as they do on ZODB. An
 abort simply forgets the copies. No ZODB connection is involved.
 """
+import functools
 import secrets
 import threading
 import weakref
@@ -211,10 +212,13 @@ class RAMTransaction:
     def sortKey(self):
         return f'zodbsession.ram:{self.container.key}'
 
-    def successor(self):
+    def successor(self, revert=False):
         """After this one committed: the RAMTransaction in which the
         request's next transaction goes on with the same sessions (a
-        request that ``persist()``-ed and changes them again)."""
+        request that ``persist()``-ed and changes them again). ``revert``:
+        before this one aborts (or a savepoint rolls back to before it
+        took part), the sessions handed out get their stored values back
+        in place, so that what the application holds counts again."""
         following = RAMTransaction(self.container, self.store,
                                    self.transaction_manager, view=self.view)
         for key, tracked in self.tracked.items():
@@ -223,6 +227,8 @@ class RAMTransaction:
             version, state = self.store.read(key)
             if state is None:
                 continue
+            if revert:
+                tracked.data.__setstate__(state)
             following.tracked[key] = _Tracked(version, state, tracked.data)
             tracked.data.store_on_change(following.changing)
             tracked.data.on_mutable_read(following.changing)
@@ -238,8 +244,18 @@ class RAMTransaction:
             if tracked is not None and tracked.data is not None:
                 tracked.data.keep_in_place_changes()
                 states[key] = tracked.data.__getstate__()
+        held_states = {key: data.__getstate__()
+                       for key, data in self.held.items()}
         return _RAMSavepoint(self, dict(self.tracked), states,
-                             dict(self.held))
+                             dict(self.held), held_states)
+
+    def store_held(self, key, data):
+        """Store a held session before its first change (one that a
+        savepoint's rollback made pending again), as the container's
+        ``__setitem__`` stores one."""
+        data.setLastAccessTime(clock.now())
+        self.changing()
+        self.store_data(key, data)
 
     def abort(self, txn):
         self.end()
@@ -321,14 +337,25 @@ class _RAMSavepoint:
     """A savepoint of a RAMTransaction; it can be rolled back to more than
     once."""
 
-    def __init__(self, ram_transaction, tracked, states, held):
+    def __init__(self, ram_transaction, tracked, states, held,
+                 held_states):
         self.ram_transaction = ram_transaction
         self.tracked = tracked
         self.states = states
         self.held = held
+        self.held_states = held_states
 
     def rollback(self):
         ram_transaction = self.ram_transaction
+        for key, data in self.held.items():
+            later = ram_transaction.tracked.get(key)
+            if later is not None and later.data is data:
+                # Stored since: pending again, with its values of then,
+                # and stored by its next change (the Session that held it
+                # let go of it when it was stored).
+                data.__setstate__(self.held_states[key])
+                data.store_on_change(functools.partial(
+                    ram_transaction.store_held, key))
         tracked = dict(self.tracked)
         for key, later in ram_transaction.tracked.items():
             if key in tracked or later is None or later.data is None:
@@ -558,6 +585,10 @@ class _RequestRAMContainer(_RAMMapping):
         self._enlisted = False
         current = self._current()
         if current is not None:
+            if self._context.hosted:
+                # The request may go on with the sessions it holds (its
+                # host ends the copies with the request).
+                current.successor(revert=True)
             current.abort(txn)
 
     def savepoint(self):

@@ -40,6 +40,9 @@ class ConnectionSite:
         self._keep = keep
         # Whether the request runs again after a conflict.
         self.retrying = retrying
+        # Whether the connection was brought up to date with other
+        # processes' commits when it was opened (``open``).
+        self.up_to_date = True
 
     def registry(self):
         # One snapshot serves the whole request, even if a newer one is
@@ -77,6 +80,7 @@ class ConnectionSite:
                 if self._keep:
                     _keep_connection(self.db, connection)
             self.connection = connection
+            self.up_to_date = up_to_date or _barrier_of(self.db) is None
         return self.connection
 
     def persistent_registry(self):
@@ -212,14 +216,20 @@ def _close_quietly(connection):
 def _wait_for_invalidations(db):
     # What other processes committed before now reaches this process
     # first (ZEO), so the connection's poll finds it.
+    barrier = _barrier_of(db)
+    if barrier is not None:
+        barrier()
+
+
+def _barrier_of(db):
+    # The database's invalidation barrier; None: it needs none.
     last_db, barrier = _last_barrier
     if last_db is not db:
         barrier = _barriers.get(db, _UNKNOWN)
         if barrier is _UNKNOWN:
             barrier = _barriers[db] = invalidation_barrier(db)
         _remember_barrier(db, barrier)
-    if barrier is not None:
-        barrier()
+    return barrier
 
 
 def _keep_connection(db, connection):
