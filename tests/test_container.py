@@ -331,6 +331,7 @@ def test_each_thread_files_its_new_sessions_in_a_tree_of_its_own(db, clock):
     # Placement: the ids a thread issues start with its own character, so
     # the sessions it creates share one tree per slice, and concurrent
     # processes (threads) rarely add sessions to the same tree.
+    import os
     import threading
     from zodbsession import CookieClientIdManager
     from zodbsession import placement
@@ -339,7 +340,7 @@ def test_each_thread_files_its_new_sessions_in_a_tree_of_its_own(db, clock):
     issued = {}
 
     def issue(name, char):
-        placement._home.value = (placement._forks, char)   # its character
+        placement._home.value = (os.getpid(), char)     # its character
         issued[name] = [manager.generateUniqueId() for _ in range(40)]
 
     threads = [threading.Thread(target=issue, args=('first', 'A')),

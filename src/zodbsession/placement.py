@@ -30,26 +30,19 @@ THREADS_PER_PROCESS = 8
 
 _home = threading.local()
 _thread_ranks = itertools.count()
-# Bumped in a forked child: a thread's character is taken again there
-# (the child has a pid of its own). Cheaper than asking for the pid, a
-# system call, on every id issued.
-_forks = 0
-
-
-def _forked():
-    global _forks
-    _forks += 1
-
-
-os.register_at_fork(after_in_child=_forked)
 
 
 def home_character():
     """This thread's placement character."""
     home = getattr(_home, 'value', None)
-    if home is None or home[0] != _forks:
-        index = os.getpid() * THREADS_PER_PROCESS + next(_thread_ranks)
-        home = _home.value = (_forks, ALPHABET[index % len(ALPHABET)])
+    pid = os.getpid()
+    # Compared with the pid, so that a process forked from one that had
+    # already chosen takes its own (os.register_at_fork would spare the
+    # system call, but servers that fork from C, as uWSGI does by
+    # default, run no such hook).
+    if home is None or home[0] != pid:
+        index = pid * THREADS_PER_PROCESS + next(_thread_ranks)
+        home = _home.value = (pid, ALPHABET[index % len(ALPHABET)])
     return home[1]
 
 
