@@ -139,13 +139,15 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
         self._v_shared = None
 
     def _shared(self):
-        # (codec, remembered reads) of these settings, the process's.
-        key = (self._secrets, self._encryption_keys, self.cookie_name,
-               self.max_size)
+        # (codec, remembered reads) of these settings, the process's. (The
+        # keys' setters forget it; the cookie's name and size are plain
+        # attributes, checked.)
         shared = getattr(self, '_v_shared', None)
-        if shared is None or shared[0] != key:
-            shared = self._v_shared = (key, _codec_and_reads(*key))
-        return shared[1]
+        name, size = self.cookie_name, self.max_size
+        if shared is None or shared[0] is not name or shared[1] != size:
+            shared = self._v_shared = (name, size, _codec_and_reads(
+                self._secrets, self._encryption_keys, name, size))
+        return shared[2]
 
     @property
     def codec(self):

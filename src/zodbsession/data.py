@@ -395,12 +395,16 @@ class SessionData(persistent.Persistent, MutableMapping):
     def set_plain(self, packages, last_access):
         """Hold ``{pkg_id: {key: value}}`` (the dicts are copied, not the
         values) and nothing else, last accessed at ``last_access``."""
-        self._last_access = last_access
-        self._stored = {}
-        self._live = {}
+        # (Built apart and set once: a persistent object's attributes
+        # cost more to reach than a local's.)
+        stored = {}
+        live = {}
         for pkg_id, items in packages.items():
-            self._stored[pkg_id] = dict.fromkeys(items, _LIVE)
-            self._live[pkg_id] = dict(items)
+            stored[pkg_id] = dict.fromkeys(items, _LIVE)
+            live[pkg_id] = dict(items)
+        self._last_access = last_access
+        self._stored = stored
+        self._live = live
 
     # -- persistence ----------------------------------------------------
 
