@@ -23,6 +23,11 @@ retried up to ``--retries`` times, the same policy for both:
   persistent object to an OOBTree of its own for a new browser, and
   increments its own object for a returning one; one commit per request,
   no conflicts possible.
+- ``floor, fresh reads``: the floor, plus what zodbsession's promise
+  that a request sees every commit finished before it began costs over
+  ZEO: one round trip to the server (zodbsession's invalidation barrier)
+  before each returning browser's request. It has no target: it shows
+  how much of the floor's throughput that promise takes.
 
 Every worker first serves a few requests unmeasured (warm caches, and
 zope.session's first implicit sweep), then all start together. Reported
@@ -55,13 +60,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 
-LIBRARIES = ('zodbsession', 'zope.session', 'floor')
+LIBRARIES = ('zodbsession', 'zope.session', 'floor', 'floor-fresh-reads')
 # (run name, library, prefill scenario; see prefill_times)
 RUNS = (
     ('zodbsession-warm', 'zodbsession', 'warm'),
     ('zodbsession-fresh', 'zodbsession', 'fresh'),
     ('zope.session', 'zope.session', 'warm'),
     ('floor', 'floor', 'warm'),
+    ('floor, fresh reads', 'floor-fresh-reads', 'warm'),
 )
 PKG_ID = 'bench.concurrency'
 SECRET = 'bench-secret-not-for-production'
@@ -414,12 +420,30 @@ class FloorPeer:
         self.db.close()
 
 
+class FreshReadsFloorPeer(FloorPeer):
+    """The floor, paying what zodbsession's promise that a request sees
+    every commit finished before it began costs over ZEO: before a
+    returning client's request opens its connection, the round trip to
+    the server that zodbsession makes (its invalidation barrier). A new
+    client's request reads nothing, and makes none, as zodbsession's."""
+
+    def __init__(self, uri, retries):
+        from zodbsession.hosting.db import invalidation_barrier
+        super().__init__(uri, retries)
+        self.barrier = invalidation_barrier(self.db)
+
+    def request(self, cookie):
+        if cookie is not None:
+            self.barrier()
+        return super().request(cookie)
+
+
 class FloorCounter(__import__('persistent').Persistent):
     n = 0
 
 
 PEERS = {'zodbsession': ZodbsessionPeer, 'zope.session': ZopeSessionPeer,
-         'floor': FloorPeer}
+         'floor': FloorPeer, 'floor-fresh-reads': FreshReadsFloorPeer}
 
 
 def prefill_times(count, scenario):
@@ -695,6 +719,13 @@ def main(argv):
         if 'floor' in runs:
             report['ratios']['throughput_zodbsession_over_floor'] = (
                 common.ratio(slowest, runs['floor']['requests_per_second']))
+        if 'floor, fresh reads' in runs:
+            fresh = runs['floor, fresh reads']['requests_per_second']
+            report['ratios']['throughput_zodbsession_over_fresh_floor'] = (
+                common.ratio(slowest, fresh))
+            if 'floor' in runs:
+                report['ratios']['throughput_fresh_floor_over_floor'] = (
+                    common.ratio(fresh, runs['floor']['requests_per_second']))
         report['targets'] = {
             'retry_rate_at_most_0_5_percent':
                 retry_rate <= RETRY_RATE_TARGET,
@@ -746,6 +777,12 @@ def print_report(report):
             print(f'throughput zodbsession (worse run) / bare ZODB floor:'
                   f' {value:.2f}x (target >= {FLOOR_THROUGHPUT_TARGET}x:'
                   f" {'met' if value >= FLOOR_THROUGHPUT_TARGET else 'MISSED'})")
+        if 'throughput_fresh_floor_over_floor' in ratios:
+            print("what the round trip before each returning client's"
+                  ' request costs the floor: floor with fresh reads / floor'
+                  f" = {ratios['throughput_fresh_floor_over_floor']:.2f}x;"
+                  ' zodbsession (worse run) / floor with fresh reads ='
+                  f" {ratios['throughput_zodbsession_over_fresh_floor']:.2f}x")
         print(f"zodbsession retry rate target <="
               f" {100 * RETRY_RATE_TARGET}%:"
               f" {'met' if targets['retry_rate_at_most_0_5_percent'] else 'MISSED'}")

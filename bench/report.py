@@ -220,6 +220,20 @@ def render_concurrency(data):
             text.append(f'- {name} conflicted on: ' + ', '.join(
                 f'{what} ×{count}' for what, count in run['conflicts'].items()))
     text.append('')
+    ratios = data.get('ratios', {})
+    if 'throughput_zodbsession_over_floor' in ratios:
+        text += [f"zodbsession (worse run) / floor:"
+                 f" {times(ratios['throughput_zodbsession_over_floor'])}"
+                 ' (target ≥ 0.9x).', '']
+    if 'throughput_fresh_floor_over_floor' in ratios:
+        text += ['What the promise that a request sees every commit'
+                 ' finished before it began costs over ZEO (one round trip'
+                 " to the server before each returning client's request):"
+                 ' floor, fresh reads / floor ='
+                 f" {times(ratios['throughput_fresh_floor_over_floor'])};"
+                 ' zodbsession (worse run) / floor, fresh reads ='
+                 f" {times(ratios['throughput_zodbsession_over_fresh_floor'])}.",
+                 '']
     targets = data.get('targets', {})
     if targets:
         text += [', '.join(f'{name}: {verdict(met)}'
