@@ -286,6 +286,10 @@ def _call_app(app, environ):
 def collected(result):
     """The whole body of a WSGI application's ``result``, as a list; the
     result is closed, as the WSGI server would close it."""
+    if type(result) is list:
+        # Most applications' answer: nothing to close (and looking for a
+        # ``close`` a list lacks costs an exception).
+        return result
     try:
         return list(result)
     finally:
