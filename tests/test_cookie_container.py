@@ -1074,3 +1074,26 @@ def test_a_pending_cookie_session_stored_after_a_savepoint_rolls_back(site):
     assert seen == [{}]
     assert visit(browser).json == {
         PREFS: {'theme': 'dark'}, CART: {'items': ['apple']}}
+
+
+def test_a_cookie_session_stored_in_the_database_fails_clearly(db):
+    # Cookie session data lives in cookies only (it is never a ghost, so
+    # it skips persistent's attribute machinery): put in a database, its
+    # commit fails, naming it, and stores nothing.
+    from zodbsession import PersistentSessionDataContainer
+    from zodbsession.jsondata import JSONSessionData
+
+    with db.transaction() as connection:
+        connection.root()['sessions'] = PersistentSessionDataContainer()
+    before = db.storage.lastTransaction()
+    manager = transaction.TransactionManager()
+    connection = db.open(transaction_manager=manager)
+    try:
+        data = JSONSessionData.from_plain({PREFS: {'theme': 'dark'}}, 0)
+        connection.root()['sessions']['client'] = data
+        with pytest.raises(TypeError, match='JSONSessionData'):
+            manager.commit()
+        manager.abort()
+    finally:
+        connection.close()
+    assert db.storage.lastTransaction() == before
