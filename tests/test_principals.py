@@ -18,6 +18,7 @@ from zodbsession.testing import filestorage_db
 from zodbsession.testing import last_transaction_records
 from zodbsession.testing.workers import SessionHTTPClient
 from zodbsession.testing.workers import session_worker
+from zodbsession.testing.zeo import count_round_trips
 from zodbsession.testing.zeo import zeo_server
 from zodbsession.wsgi import SessionMiddleware
 
@@ -225,13 +226,7 @@ def test_a_revocation_by_a_client_without_an_id_sees_other_processes(
 
     with zeo_server(str(tmp_path)) as uri:
         here, there = open_database(uri), open_database(uri)
-        pings = []
-        ping = here.storage.ping
-
-        def counted_ping():
-            pings.append(1)
-            return ping()
-        here.storage.ping = counted_ping
+        pings = count_round_trips(here)
         try:
             webtest.TestApp(SessionMiddleware(
                 reset_app, db=there, pack_interval=0)).get('/login')

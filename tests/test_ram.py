@@ -341,13 +341,22 @@ def test_bound_to_a_request_it_follows_the_requests_manager(container):
     transaction.abort()
 
 
-@pytest.fixture
-def ram_browser(db):
+def browser_with_ram(db, app):
+    """A browser on ``app`` under the middleware on ``db``, the package
+    ``ram.pkg`` in a RAMSessionDataContainer."""
     import webtest
 
     from zodbsession.site import change_site
     from zodbsession.wsgi import SessionMiddleware
 
+    middleware = SessionMiddleware(app, db=db)
+    change_site(db, lambda site: site.register_container(
+        'ram.pkg', RAMSessionDataContainer()))
+    return webtest.TestApp(middleware)
+
+
+@pytest.fixture
+def ram_browser(db):
     def app(environ, start_response):
         data = environ['zodbsession.session']['ram.pkg']
         action = environ.get('PATH_INFO', '/')
@@ -360,10 +369,7 @@ def ram_browser(db):
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [shown.encode()]
 
-    middleware = SessionMiddleware(app, db=db)
-    ram = RAMSessionDataContainer()
-    change_site(db, lambda site: site.register_container('ram.pkg', ram))
-    return webtest.TestApp(middleware)
+    return browser_with_ram(db, app)
 
 
 def test_through_a_request_reads_join_no_transaction(ram_browser, clock):
@@ -583,11 +589,6 @@ def test_a_savepoint_rolls_back_to_what_it_saw(container, clock):
 
 
 def test_through_a_request_a_savepoint_rolls_back_to_what_it_saw(db, clock):
-    import webtest
-
-    from zodbsession.site import change_site
-    from zodbsession.wsgi import SessionMiddleware
-
     def app(environ, start_response):
         data = environ['zodbsession.session']['ram.pkg']
         if environ['PATH_INFO'] == '/savepoint':
@@ -599,10 +600,7 @@ def test_through_a_request_a_savepoint_rolls_back_to_what_it_saw(db, clock):
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [repr((data.get('n'), data.get('m'))).encode()]
 
-    middleware = SessionMiddleware(app, db=db)
-    change_site(db, lambda site: site.register_container(
-        'ram.pkg', RAMSessionDataContainer()))
-    browser = webtest.TestApp(middleware)
+    browser = browser_with_ram(db, app)
     browser.get('/')
     assert browser.get('/savepoint').text == '(1, 11)'
     assert browser.get('/').text == '(1, 11)'
@@ -614,11 +612,6 @@ def test_a_session_rolled_back_to_before_it_changed_keeps_counting(
     # was taken (its view joined the transaction after it): rolling back
     # gives the object the application holds its stored values back, and
     # its next change is committed, as with a database container's.
-    import webtest
-
-    from zodbsession.site import change_site
-    from zodbsession.wsgi import SessionMiddleware
-
     def app(environ, start_response):
         data = environ['zodbsession.session']['ram.pkg']
         if environ['PATH_INFO'] == '/set':
@@ -631,10 +624,7 @@ def test_a_session_rolled_back_to_before_it_changed_keeps_counting(
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [repr((data.get('n'), data.get('m'))).encode()]
 
-    middleware = SessionMiddleware(app, db=db)
-    change_site(db, lambda site: site.register_container(
-        'ram.pkg', RAMSessionDataContainer()))
-    browser = webtest.TestApp(middleware)
+    browser = browser_with_ram(db, app)
     browser.get('/set')
     assert browser.get('/savepoint').text == '(1, 11)'
     assert browser.get('/').text == '(1, 11)'
@@ -646,11 +636,6 @@ def test_a_pending_session_stored_after_a_savepoint_rolls_back(db, clock):
     # change stores it. Rolling back makes it pending and empty again,
     # and its next change is stored.
     import json
-
-    import webtest
-
-    from zodbsession.site import change_site
-    from zodbsession.wsgi import SessionMiddleware
 
     seen = []
 
@@ -668,10 +653,7 @@ def test_a_pending_session_stored_after_a_savepoint_rolls_back(db, clock):
         start_response('200 OK', [('Content-Type', 'application/json')])
         return [json.dumps(None if ram is None else dict(ram)).encode()]
 
-    middleware = SessionMiddleware(app, db=db)
-    change_site(db, lambda site: site.register_container(
-        'ram.pkg', RAMSessionDataContainer()))
-    browser = webtest.TestApp(middleware)
+    browser = browser_with_ram(db, app)
     assert browser.get('/savepoint').json == {'n': 2}
     assert seen == [{}]
     assert browser.get('/').json == {'n': 2}

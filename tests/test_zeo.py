@@ -10,6 +10,7 @@ from zodbsession.testing.checks import check_concurrent_increments
 from zodbsession.testing.checks import check_different_keys
 from zodbsession.testing.checks import check_shared_sessions
 from zodbsession.testing.workers import session_worker
+from zodbsession.testing.zeo import count_round_trips
 from zodbsession.testing.zeo import zeo_server
 
 pytest.importorskip('ZEO')
@@ -95,13 +96,7 @@ def test_only_requests_that_read_a_session_wait_for_the_server(tmp_path):
     with zeo_server(str(tmp_path)) as uri:
         db = open_database(uri)
         try:
-            pings = []
-            ping = db.storage.ping
-
-            def counted_ping():
-                pings.append(1)
-                return ping()
-            db.storage.ping = counted_ping
+            pings = count_round_trips(db)
             browser = webtest.TestApp(SessionMiddleware(
                 app, db=db, pack_interval=0))
             assert browser.get('/write').text == '1'      # a new client

@@ -64,3 +64,18 @@ def zeo_server(directory=None, timeout=START_TIMEOUT):
         if own_directory:
             import shutil
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def count_round_trips(db):
+    """A list that grows by one with each round trip ``db``'s ZEO client
+    makes to order other processes' commits before a request (its
+    ``ping``, zodbsession's invalidation barrier). Call it before the
+    database serves its first request: the barrier is looked up once."""
+    trips = []
+    ping = db.storage.ping
+
+    def counted_ping():
+        trips.append(1)
+        return ping()
+    db.storage.ping = counted_ping
+    return trips
