@@ -180,6 +180,10 @@ def test_a_host_prepares_a_request_that_keeps_state_only():
         install(object())
 
 
+class Marker:
+    """Something to hold a weak reference to."""
+
+
 def test_what_a_request_made_is_freed_when_it_ends_without_the_collector(
         db):
     # The request's objects refer to each other (a cookie session's data
@@ -200,6 +204,7 @@ def test_what_a_request_made_is_freed_when_it_ends_without_the_collector(
     change_site(db, lambda site: site.register_container(
         'pkg', CookieSessionDataContainer(secret='release-test-secret-01')))
     made = []
+    requests = []
     kept = []
 
     def app(environ, start_response):
@@ -208,7 +213,14 @@ def test_what_a_request_made_is_freed_when_it_ends_without_the_collector(
         data['n'] = data.get('n', 0) + 1
         made.append(weakref.ref(session._session_data(
             session._context.container('pkg'))))
-        kept.append(session)
+        # The request's own objects: the Session, its context, the
+        # request and the environ (a dict: known by a key's value).
+        marker = environ['test.marker'] = Marker()
+        requests.append([weakref.ref(thing) for thing in (
+            session, session._context, environ['zodbsession.request'],
+            marker)])
+        if environ['PATH_INFO'] == '/keep':
+            kept.append(session)
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [str(data['n']).encode()]
 
@@ -217,13 +229,17 @@ def test_what_a_request_made_is_freed_when_it_ends_without_the_collector(
     gc.disable()
     try:
         assert browser.get('/').text == '1'
-        assert browser.get('/').text == '2'
+        assert browser.get('/keep').text == '2'
         # Each request's session data is gone already ...
         assert [ref() for ref in made] == [None, None]
+        # ... and so is the whole of a request that nothing kept.
+        assert [ref() for ref in requests[0]] == [None] * 4
     finally:
         gc.enable()
-    # ... and a Session kept after its request still reads its data.
+    # A Session kept after its request still reads its data ...
     assert kept[-1]['pkg']['n'] == 2
+    # ... through what it keeps alive, the request's context.
+    assert requests[1][1]() is kept[-1]._context
 
 
 def test_an_optimistic_savepoint_passes_a_participant_without_savepoints():
@@ -243,3 +259,42 @@ def test_an_optimistic_savepoint_passes_a_participant_without_savepoints():
         manager.savepoint()
     manager.abort()
     assert log == [('a', 'abort'), ('b', 'abort')]
+
+
+def test_a_session_kept_after_its_request_reads_every_kind_of_container(db):
+    # The middleware lets go of the request's context when the response
+    # is complete; a Session kept beyond that finds it all the same, for
+    # containers in the database, in RAM and in a cookie.
+    import webtest
+
+    from zodbsession import CookieSessionDataContainer
+    from zodbsession import ISession
+    from zodbsession import RAMSessionDataContainer
+    from zodbsession.site import change_site
+    from zodbsession.wsgi import SessionMiddleware
+
+    middleware = SessionMiddleware(None, db=db)
+
+    def register(site):
+        site.register_container('cookie', CookieSessionDataContainer(
+            secret='kept-session-secret-0001'))
+        site.register_container('ram', RAMSessionDataContainer())
+    change_site(db, register)
+    kept = []
+
+    def app(environ, start_response):
+        session = ISession(environ['zodbsession.request'])
+        for pkg_id in ('cookie', 'ram', 'persistent'):
+            data = session[pkg_id]
+            data['n'] = data.get('n', 0) + 1
+        kept.append(session)
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'ok']
+
+    middleware.app = app
+    browser = webtest.TestApp(middleware)
+    browser.get('/')
+    browser.get('/')
+    assert 'zodbsession.session' not in kept[-1].request.environ
+    assert [kept[-1][pkg_id]['n'] for pkg_id in (
+        'cookie', 'ram', 'persistent')] == [2, 2, 2]

@@ -27,6 +27,8 @@ zope.publisher request, a WebOb request in a test) gets one on first use,
 served by the registry its ``IComponentLookup`` adapter gives, else by
 the current site manager.
 """
+import weakref
+
 import transaction
 import zope.component
 from zope.interface.interfaces import ComponentLookupError
@@ -244,13 +246,33 @@ class RequestContext:
         the garbage collector, whose passes cost a busy process time on
         every request. What stays (the request, its registry, site,
         Session and views) is enough for a Session kept after the
-        request: it reads what the request committed."""
-        for view in (self._views or {}).values():
-            release = getattr(view, 'release', None)
-            if release is not None:
-                release()
+        request: it reads what the request committed.
+
+        What stays refers only forward (a Session to this context, this
+        context to its request and views), never back: each view refers
+        to the context through a weak proxy now, and the context lets go
+        of its Session. So a request nothing keeps is freed whole by
+        reference counting, once its host lets go of it too
+        (``RequestContext.detach``)."""
+        views = self._views
+        if views:
+            proxy = weakref.proxy(self)
+            for view in views.values():
+                release = getattr(view, 'release', None)
+                if release is not None:
+                    release(proxy)
         self._containers = self._data_managers = None
         self._pending = self.parsed_cookies = self._at_end = None
+        self.session = None
+
+    def detach(self, state):
+        """Take this context out of ``state`` (the request's environ, where
+        ``install`` put it) once the request is over, leaving the request
+        only a weak reference to it: a Session kept after the request
+        still finds it, and nothing else keeps it alive."""
+        if state.get(CONTEXT_KEY) is self:
+            del state[CONTEXT_KEY]
+        self.request.released_context = weakref.ref(self)
 
 
 class RequestDataManager:
@@ -416,6 +438,11 @@ def context_of(request):
         context = state.get(CONTEXT_KEY)
         if context is not None:
             return context
+    # A request kept after its host let go of its context (``detach``).
+    released = getattr(request, 'released_context', None)
+    context = released() if released is not None else None
+    if context is not None:
+        return context
     context = RequestContext(request)
     if state is not None:
         state[CONTEXT_KEY] = context

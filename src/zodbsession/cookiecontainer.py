@@ -390,13 +390,15 @@ class CookieSessionView:
         self._data = None
         self._removed = True
 
-    def release(self):
+    def release(self, context):
         # The request is over (RequestContext.release): its session data
-        # goes with it (a later get makes it again from what was sent).
+        # goes with it (a later get makes it again from what was sent),
+        # and ``context``, a weak proxy, stands for the request's context.
         if self._data is not None:
             self._data.release()
             self._data = None
         self._read_data = None
+        self.context = context
 
     # -- its part in the transaction (zodbsession.context) -------------
 

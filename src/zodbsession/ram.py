@@ -523,8 +523,14 @@ class _RequestRAMContainer(_RAMMapping):
         self.container = container
         self.transaction_manager = context.transaction_manager_for(container)
         self._context = context
+        self._context_id = id(context)
         self._enlisted = False
         context.on_end(self._request_ended)
+
+    def release(self, context):
+        # The request is over (RequestContext.release): ``context``, a
+        # weak proxy, stands for the request's context from now on.
+        self._context = context
 
     # The container's settings and store, as the container has them now.
 
@@ -546,7 +552,7 @@ class _RequestRAMContainer(_RAMMapping):
         return self.container.count()
 
     def _identity(self):
-        return self.container.key, id(self._context)
+        return self.container.key, self._context_id
 
     def _transaction(self):
         current = _current_of(self.transaction_manager).get(

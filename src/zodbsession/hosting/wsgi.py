@@ -186,8 +186,14 @@ class SessionMiddleware:
         if pending:
             headers = _merge_headers(headers, pending.header_list())
         # The response is complete: what the request made is freed now,
-        # not by the garbage collector (see RequestContext.release).
+        # not by the garbage collector (see RequestContext.release), the
+        # environ included: its keys of ours and our request refer back
+        # to it.
         context.release()
+        context.detach(environ)
+        request.context = None
+        environ.pop(REQUEST_KEY, None)
+        environ.pop(SESSION_KEY, None)
         return status, headers, body, exc_info
 
 
