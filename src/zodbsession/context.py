@@ -237,7 +237,7 @@ class RequestContext:
         if self._pending is not None:
             self._pending.stop_following()
 
-    def release(self):
+    def release(self, state=None):
         """Let go of what the request resolved and made, once its response
         is complete (after ``end``, and after the pending cookies were
         applied). Those objects refer to each other (a view and its data,
@@ -252,8 +252,11 @@ class RequestContext:
         context to its request and views), never back: each view refers
         to the context through a weak proxy now, and the context lets go
         of its Session. So a request nothing keeps is freed whole by
-        reference counting, once its host lets go of it too
-        (``RequestContext.detach``)."""
+        reference counting, once its host lets go of it too: given
+        ``state`` (the request's environ, where the host put the
+        context), the context leaves it, and the request keeps only a
+        weak reference to it (a Session kept after the request still
+        finds it; nothing else keeps it alive)."""
         views = self._views
         if views:
             proxy = weakref.proxy(self)
@@ -264,15 +267,10 @@ class RequestContext:
         self._containers = self._data_managers = None
         self._pending = self.parsed_cookies = self._at_end = None
         self.session = None
-
-    def detach(self, state):
-        """Take this context out of ``state`` (the request's environ, where
-        ``install`` put it) once the request is over, leaving the request
-        only a weak reference to it: a Session kept after the request
-        still finds it, and nothing else keeps it alive."""
-        if state.get(CONTEXT_KEY) is self:
-            del state[CONTEXT_KEY]
-        self.request.released_context = weakref.ref(self)
+        if state is not None:
+            if state.get(CONTEXT_KEY) is self:
+                del state[CONTEXT_KEY]
+            self.request.released_context = weakref.ref(self)
 
 
 class RequestDataManager:
@@ -438,7 +436,7 @@ def context_of(request):
         context = state.get(CONTEXT_KEY)
         if context is not None:
             return context
-    # A request kept after its host let go of its context (``detach``).
+    # A request kept after its host let go of its context (``release``).
     released = getattr(request, 'released_context', None)
     context = released() if released is not None else None
     if context is not None:

@@ -89,11 +89,13 @@ _last = _LastWatch()
 _made = 0
 
 
-def _existing_watch(manager):
-    """The watch of ``manager`` (its own, not the thread proxy), or None."""
+def _existing_watch(transaction_manager):
+    """The watch of ``transaction_manager``'s transactions, or None."""
     last_manager, watch, made = _last.last
-    if last_manager is manager and made == _made:
+    if last_manager is transaction_manager and made == _made:
+        # (Most calls: a host's, with the thread's own manager.)
         return watch
+    manager = _own_manager(transaction_manager)
     watch = _watches.get(manager)
     _last.last = (manager, watch, _made)
     return watch
@@ -135,7 +137,7 @@ def keep_in_place_changes(transaction_manager):
     transaction of ``transaction_manager`` changed in place (its commit
     does it anyway; a host that wants to know whether a connection has
     changes asks first). Starts no transaction."""
-    watch = _existing_watch(_own_manager(transaction_manager))
+    watch = _existing_watch(transaction_manager)
     if watch is not None:
         watch.keep_in_place_changes()
 
@@ -146,7 +148,7 @@ def reads_over(transaction_manager):
     commits): forget them, as a transaction's end would. (A host that
     checked with ``keep_in_place_changes`` and found nothing to commit
     says so.)"""
-    watch = _existing_watch(_own_manager(transaction_manager))
+    watch = _existing_watch(transaction_manager)
     if watch is not None:
         watch.reset()
 
@@ -156,9 +158,9 @@ def forget_unfinished(transaction_manager):
     transaction ended, when no transaction is under way to commit them:
     a request that failed before anything joined its transaction leaves
     no change made in place to the next user of its connection."""
-    manager = _own_manager(transaction_manager)
-    watch = _existing_watch(manager)
-    if watch is None or not watch.sessions or has_transaction(manager):
+    watch = _existing_watch(transaction_manager)
+    if watch is None or not watch.sessions or has_transaction(
+            _own_manager(transaction_manager)):
         return
     watch.forget()
     watch.reset()

@@ -45,6 +45,15 @@ class Session:
         context.session = session
         return session
 
+    @classmethod
+    def for_context(cls, context):
+        """The Session of the request whose host just made ``context``
+        (the first: the host puts it where the application finds it)."""
+        session = object.__new__(cls)
+        session._start(context.request, context)
+        context.session = session
+        return session
+
     def __init__(self, request):
         pass        # __new__ set it up (or found it)
 

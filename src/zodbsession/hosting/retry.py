@@ -86,14 +86,16 @@ class RetryPolicy:
         body for the replay)."""
         return self.retries != 0 and self.retry_timeout > 0
 
-    def start(self, client_key=None, *args):
+    def start(self, client_key=None, *args, started=None):
         """The retry state of one request.
 
         ``client_key(*args)`` names the request's client (for instance the
         value of its client id cookie), or returns None; it is called at
         most once, and only when the request has to take turns.
+        ``started``: the ``time.monotonic()`` of its first attempt's
+        start, when that was earlier than now.
         """
-        return RetryRun(self, client_key, args)
+        return RetryRun(self, client_key, args, started)
 
 
 class RetryRun:
@@ -114,10 +116,10 @@ class RetryRun:
             run.give_back(ticket)
     """
 
-    def __init__(self, policy, client_key, args=()):
+    def __init__(self, policy, client_key, args=(), started=None):
         self.policy = policy
         self.number = 0
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self._client_key = client_key
         self._args = args
         self._key = None

@@ -20,6 +20,7 @@ application finds:
 """
 import io
 import logging
+import time
 
 import transaction
 
@@ -30,8 +31,9 @@ from zodbsession.adaptation.environ import WSGIRequest
 from zodbsession.conflicts import annotate as annotate_conflict
 from zodbsession.conflicts import forget as forget_conflicts
 from zodbsession.context import has_transaction
-from zodbsession.context import install
+from zodbsession.context import RequestContext
 from zodbsession.environkeys import ATTEMPT_KEY
+from zodbsession.environkeys import CONTEXT_KEY
 from zodbsession.environkeys import REQUEST_KEY
 from zodbsession.environkeys import SESSION_KEY
 from zodbsession.hosting.connection import ConnectionSite
@@ -104,33 +106,55 @@ class SessionMiddleware:
     def __call__(self, environ, start_response):
         process_counters.count_request()
         policy = self.retry_policy
-        replay_body = (_buffered_body(environ)
-                       if policy.enabled and _has_body(environ) else None)
-        run = policy.start(incoming_client_key, self.db, environ)
+        if (policy.enabled and _has_body(environ)) or (
+                policy.turns.contended()):
+            return self._serve(environ, start_response, policy.start(
+                incoming_client_key, self.db, environ))
+        # Most requests: no body to keep for a replay, no client's requests
+        # taking turns; the first attempt needs no retry state.
+        started = time.monotonic()
+        try:
+            status, headers, body, exc_info = self._attempt(dict(environ), 0)
+        except Exception as exc:
+            return self._serve(environ, start_response, policy.start(
+                incoming_client_key, self.db, environ, started=started), exc)
+        start_response(status, headers, exc_info)
+        return body
+
+    def _serve(self, environ, start_response, run, failure=None):
+        """Serve the request with retries (``failure``: how its first
+        attempt, already made, failed)."""
+        replay_body = None
+        if failure is None and run.policy.enabled and _has_body(environ):
+            replay_body = _buffered_body(environ)
         while True:
-            if replay_body is not None:
-                replay_body.seek(0)
-                environ['wsgi.input'] = replay_body
-            ticket = run.take_turn()
-            try:
-                status, headers, body, exc_info = self._attempt(
-                    dict(environ), run.number)
-            except Exception as exc:
-                run.give_back(ticket)
-                if run.retry(exc):
-                    continue
-                if run.ran_out(exc):
-                    return self._unavailable(
-                        start_response, b'The session was busy; please'
-                        b' retry shortly.\n')
-                if not is_storage_unavailable(exc):
-                    raise
-                log.warning('session storage unavailable: %s: %s',
-                            type(exc).__name__, exc, exc_info=True)
-                return self._unavailable(start_response)
-            run.give_back(ticket)
-            start_response(status, headers, exc_info)
-            return body
+            if failure is None:
+                if replay_body is not None:
+                    replay_body.seek(0)
+                    environ['wsgi.input'] = replay_body
+                ticket = run.take_turn()
+                try:
+                    status, headers, body, exc_info = self._attempt(
+                        dict(environ), run.number)
+                except Exception as exc:
+                    failure = exc
+                finally:
+                    run.give_back(ticket)
+                if failure is None:
+                    start_response(status, headers, exc_info)
+                    return body
+            error, failure = failure, None
+            if run.retry(error):
+                continue
+            if run.ran_out(error):
+                return self._unavailable(
+                    start_response, b'The session was busy; please'
+                    b' retry shortly.\n')
+            if not is_storage_unavailable(error):
+                raise error
+            log.warning('session storage unavailable: %s: %s',
+                        type(error).__name__, error, exc_info=error)
+            return self._unavailable(start_response)
 
     def _unavailable(self, start_response,
                      body=b'Session storage unavailable; please retry'
@@ -155,12 +179,14 @@ class SessionMiddleware:
         site = ConnectionSite(self.db, manager, keep=True,
                               retrying=attempt > 0)
         request = WSGIRequest(environ)
-        context = request.context = install(
-            request, site.registry, manager, site, cookies=request)
+        context = request.context = environ[CONTEXT_KEY] = RequestContext(
+            request, site.registry, manager, site, cookies=request,
+            hosted=True)
         environ[REQUEST_KEY] = request
-        environ[SESSION_KEY] = Session(request)
+        environ[SESSION_KEY] = Session.for_context(context)
         environ[ATTEMPT_KEY] = attempt
-        _start(manager)
+        if getattr(manager, 'explicit', False) or has_transaction(manager):
+            _start(manager)
         forget_conflicts()
         token = current.enter(request)
         try:
@@ -172,16 +198,18 @@ class SessionMiddleware:
                     annotate_conflict(error)
                     manager.abort()
                 raise
-            site.close_if_unchanged()
+            if site.connection is not None:
+                site.close_if_unchanged()
             if not end_transaction(
                     manager, before_abort=annotate_conflict,
-                    under_way=context.takes_part(manager)):
-                if site.opened:
-                    inplace.reads_over(manager)
+                    under_way=context.takes_part(manager)) and (
+                        site.connection is not None):
+                inplace.reads_over(manager)
         finally:
             current.leave(token)
             context.end()
-            site.close()
+            if site.connection is not None:
+                site.close()
         pending = context.pending_if_any
         if pending:
             headers = _merge_headers(headers, pending.header_list())
@@ -189,8 +217,7 @@ class SessionMiddleware:
         # not by the garbage collector (see RequestContext.release), the
         # environ included: its keys of ours and our request refer back
         # to it.
-        context.release()
-        context.detach(environ)
+        context.release(environ)
         request.context = None
         environ.pop(REQUEST_KEY, None)
         environ.pop(SESSION_KEY, None)
@@ -204,7 +231,9 @@ def _has_body(environ):
 
 
 def _start(manager):
-    """Start the request with no transaction left from before it.
+    """Start the request with no transaction left from before it (the
+    request's host calls this when a transaction is under way, or the
+    manager is explicit).
 
     The thread's (implicit) manager starts the request's transaction when
     the first data manager joins, and a connection opened without one
