@@ -356,6 +356,10 @@ class RequestDataManager:
 
     def tpc_finish(self, txn):
         participants, _voted = self._end()
+        if len(participants) == 1:
+            # Most requests: one container changed.
+            participants[0].tpc_finish(txn)
+            return
         _each(participants, lambda participant: participant.tpc_finish(txn))
 
     def tpc_abort(self, txn):

@@ -75,7 +75,9 @@ class JSONSessionData(SessionData):
         return super().__getstate__()
 
     def _check_value(self, pkg_id, key, value):
-        check_json(pkg_id, key, value)
+        if type(value) not in _UNCHANGEABLE:
+            # (A str, int, bool or None is JSON: most values, no walk.)
+            check_json(pkg_id, key, value)
 
     def _set_other(self, name, value):
         # The cookie holds package data only: refuse rather than lose it.

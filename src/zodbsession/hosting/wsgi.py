@@ -106,8 +106,10 @@ class SessionMiddleware:
     def __call__(self, environ, start_response):
         process_counters.count_request()
         policy = self.retry_policy
-        if (policy.enabled and _has_body(environ)) or (
-                policy.turns.contended()):
+        if policy.turns.contended() or ((
+                environ.get('CONTENT_LENGTH')
+                or environ.get('wsgi.input_terminated')) and policy.enabled):
+            # A body to keep for replays (_has_body), or turns to take.
             return self._serve(environ, start_response, policy.start(
                 incoming_client_key, self.db, environ))
         # Most requests: no body to keep for a replay, no client's requests
@@ -340,9 +342,18 @@ def _no_write(data):
 
 
 def _merge_headers(headers, ours):
-    replaced = {name.lower() for name, _ in ours if name != 'Set-Cookie'}
-    kept = [(n, v) for n, v in headers if n.lower() not in replaced]
-    return kept + ours
+    # (Loops, not comprehensions: this runs on every response that sets
+    # a cookie, and a comprehension is a call of its own before 3.12.)
+    replaced = set()
+    for name, _value in ours:
+        if name != 'Set-Cookie':
+            replaced.add(name.lower())
+    merged = []
+    for header in headers:
+        if header[0].lower() not in replaced:
+            merged.append(header)
+    merged.extend(ours)
+    return merged
 
 
 def make_filter(app, global_conf=None, **local_conf):
