@@ -390,3 +390,25 @@ def test_maintenance_runs_under_asgi_as_under_every_host(db):
     assert maintenance_of(db).pack_interval == 3600
     with pytest.raises(ValueError, match='pack_interval'):
         SessionMiddleware(None, db=db, pack_interval=-1)
+
+
+def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):
+    # Each transaction's context lets go of what it made, so reference
+    # counting frees the request's objects: no collector pass is needed
+    # for them.
+    from zodbsession.testing.garbage import cycles_left_by
+    app = make_app(db, State())
+
+    def requests(count):
+        async def scenario():
+            async with client_for(app) as client:
+                client.cookies.update(jar)
+                for _ in range(count):
+                    response = await client.get('/set/a/1')
+                    assert response.status_code == 200
+                jar.update(client.cookies)
+        run(scenario())
+
+    jar = {}
+    requests(1)
+    assert cycles_left_by(lambda: requests(3)) == []

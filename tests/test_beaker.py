@@ -269,3 +269,18 @@ def test_dbm_is_file_sessions_and_environ_key_is_honoured(tmp_path):
     assert (tmp_path / 'data' / 'sessions.fs').exists()
     assert client.cookies
     middleware.db.close()
+
+
+def test_a_request_leaves_nothing_of_ours_in_reference_cycles(middleware):
+    # The middleware takes Beaker's session out of the environ once it is
+    # written, so reference counting frees the request's objects.
+    from zodbsession.testing.garbage import cycles_left_by
+    client = SessionTestClient()
+    call(client, middleware, 'set=a:1&save')
+
+    def requests():
+        for value in '234':
+            data, _headers = call(client, middleware, f'set=a:{value}&save')
+            assert data == {'a': value}
+
+    assert cycles_left_by(requests) == []

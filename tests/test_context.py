@@ -261,6 +261,49 @@ def test_an_optimistic_savepoint_passes_a_participant_without_savepoints():
     assert log == [('a', 'abort'), ('b', 'abort')]
 
 
+def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):
+    import webtest
+
+    from zodbsession import CookieSessionDataContainer
+    from zodbsession import ISession
+    from zodbsession import RAMSessionDataContainer
+    from zodbsession.site import change_site
+    from zodbsession.testing.garbage import cycles_left_by
+    from zodbsession.wsgi import SessionMiddleware
+
+    middleware = SessionMiddleware(None, db=db)
+
+    def register(site):
+        site.register_container('cookie', CookieSessionDataContainer(
+            secret='cycles-test-secret-0001'))
+        site.register_container('ram', RAMSessionDataContainer())
+    change_site(db, register)
+
+    def app(environ, start_response):
+        session = ISession(environ['zodbsession.request'])
+        for pkg_id in ('cookie', 'ram', 'persistent'):
+            data = session[pkg_id]
+            if environ['PATH_INFO'] == '/read':
+                value = data.get('n', 0)
+            else:
+                value = data['n'] = data.get('n', 0) + 1
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [str(value).encode()]
+
+    middleware.app = app
+    browser = webtest.TestApp(middleware)
+    browser.get('/')
+
+    def requests():
+        for expected in ('2', '3', '4'):
+            assert browser.get('/').text == expected
+            assert browser.get('/read').text == expected
+        # A crawler: no cookie, it only reads (its sessions stay pending).
+        assert webtest.TestApp(middleware).get('/read').text == '0'
+
+    assert cycles_left_by(requests) == []
+
+
 def test_a_session_kept_after_its_request_reads_every_kind_of_container(db):
     # The middleware lets go of the request's context when the response
     # is complete; a Session kept beyond that finds it all the same, for

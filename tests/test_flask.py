@@ -269,3 +269,16 @@ def test_a_request_context_without_a_request_has_an_empty_session(app):
         assert dict(flask.session) == {}
         with pytest.raises(RuntimeError, match='test_client'):
             flask.session['a'] = 1
+
+
+def test_a_request_leaves_nothing_of_ours_in_reference_cycles(app):
+    from zodbsession.testing.garbage import cycles_left_by
+    client = app.test_client()
+    client.get('/set/a/0')
+
+    def requests():
+        for value in '123':
+            client.get(f'/set/a/{value}')
+            assert client.get('/read').json['data'] == {'a': value}
+
+    assert cycles_left_by(requests) == []

@@ -929,3 +929,42 @@ def test_pyramid_session_outside_pyramid(sessions):
         assert repr(session) == "<PyramidSession 'pyramid.session' keys=[]>"
     finally:
         transaction.abort()
+
+
+# -- what a request leaves behind --------------------------------------------
+
+def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db, mode):
+    # Pyramid's own session lets go of its request once its cookie is
+    # set; ours lets go when Pyramid has finished the request, so
+    # reference counting frees the request, its session, context and
+    # connection site, and no collector pass is needed for them.
+    from zodbsession.testing.garbage import cycles_left_by
+    app = make_app(db, mode)
+    app.get('/count')
+
+    def requests():
+        for expected in (2, 3, 4):
+            assert app.get('/count').json == {'count': expected}
+
+    assert cycles_left_by(requests) == []
+
+
+def test_a_session_kept_after_its_request_reads_and_refuses_changes(db):
+    kept = []
+
+    def keep(request):
+        request.session['colour'] = 'teal'
+        kept.append(request.session)
+        return {}
+
+    config = make_config(db)
+    config.add_route('keep', '/keep')
+    config.add_view(keep, route_name='keep', renderer='json')
+    app = webtest.TestApp(config.make_wsgi_app())
+    app.get('/keep')
+    session = kept[0]
+    assert session['colour'] == 'teal'
+    assert session.request is None
+    with pytest.raises(RuntimeError, match='request that is over'):
+        session['colour'] = 'red'
+    assert session['colour'] == 'teal'

@@ -266,7 +266,9 @@ class RequestContext:
                     release(proxy)
         self._containers = self._data_managers = None
         self._pending = self.parsed_cookies = self._at_end = None
-        self.session = None
+        session, self.session = self.session, None
+        if session is not None:
+            session.release()
         if state is not None:
             if state.get(CONTEXT_KEY) is self:
                 del state[CONTEXT_KEY]

@@ -326,6 +326,13 @@ class RAMTransaction:
         self.tracked.clear()
         self.held.clear()
 
+    def sessions_handed_out(self):
+        """The SessionData copies this transaction handed out (loaded or
+        held)."""
+        loaded = [tracked.data for tracked in self.tracked.values()
+                  if tracked is not None and tracked.data is not None]
+        return loaded + list(self.held.values())
+
     def _release(self):
         self._changes = None
         if self._locked:
@@ -579,10 +586,15 @@ class _RequestRAMContainer(_RAMMapping):
             current.view is self) else None
 
     def _request_ended(self):
-        # Nothing of it was committed: its copies go.
+        # Nothing of it was committed: its copies go, and let go of what
+        # they refer to (their package views, their callbacks into the
+        # transaction), so that reference counting frees them.
         current = self._current()
         if current is not None:
+            handed_out = current.sessions_handed_out()
             current.abort(None)
+            for data in handed_out:
+                data.release()
         self._enlisted = False
 
     # -- its part in the transaction (zodbsession.context) ------------

@@ -117,6 +117,14 @@ class Session:
             self._client_id = None
             self._renewed = False
 
+    def release(self):
+        """The request is over (``RequestContext.release``): the pending
+        sessions it read and never stored go, with the callbacks that
+        would have stored them (they refer back to this Session)."""
+        pending, self._pending = self._pending, {}
+        for data in pending.values():
+            data.release()
+
     def _hold_pending(self):
         # The client has an id now: its pending sessions are found under
         # it in their containers.

@@ -73,6 +73,10 @@ class AttemptHosting:
             self.manager.abort()
         self.site.close()
         self.context.end()
+        # What the transaction's context made is freed by reference
+        # counting, not left in cycles for the garbage collector.
+        self.context.release(self.environ)
+        self.request.context = None
 
     def load(self, session):
         """Fill the dict ``session`` with the package's data (the client

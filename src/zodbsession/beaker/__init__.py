@@ -62,4 +62,9 @@ class SessionMiddleware:
         environ[self.environ_key] = session
         body = wsgi.collected(self.wrap_app(environ, start_response))
         session.finish()
+        # Written: the environ need not hold it any more (it refers to
+        # the request, which refers to the environ: a cycle the garbage
+        # collector would have to find).
+        if environ.get(self.environ_key) is session:
+            del environ[self.environ_key]
         return body

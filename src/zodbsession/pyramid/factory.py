@@ -45,8 +45,10 @@ class SessionFactory:
                 "zodbsession's session factory needs its tween: call"
                 " config.include('zodbsession.pyramid') in the application's"
                 ' configuration')
-        prepare_request(request, self.db)
-        return PyramidSession(request, self.pkg_id)
+        hosting = prepare_request(request, self.db)
+        session = PyramidSession(request, self.pkg_id)
+        hosting.on_finish(session.release)
+        return session
 
     def close(self):
         """Close the database if this factory opened it."""

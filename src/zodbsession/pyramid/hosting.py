@@ -62,6 +62,7 @@ class RequestHosting:
                                self.transaction_manager, self.site)
         self.pending = self.context.pending
         self._turn = None
+        self._at_finish = []
 
     def take_turn(self, contending, db):
         """Under another retry policy (pyramid_retry): run this attempt
@@ -80,7 +81,14 @@ class RequestHosting:
         if self.pending:
             self.pending.apply(response)
 
+    def on_finish(self, callback):
+        """Call ``callback()`` when Pyramid has finished the request."""
+        self._at_finish.append(callback)
+
     def finish(self, request):
+        at_finish, self._at_finish = self._at_finish, []
+        for callback in at_finish:
+            callback()
         client_turns.give_back(self._turn)
         self._turn = None
         # The request's cookies no longer follow its manager (the
@@ -94,6 +102,9 @@ class RequestHosting:
             if environ.get(CONTEXT_KEY) is self.context:
                 del environ[CONTEXT_KEY]
         self.site.close()
+        # What the request made is freed by reference counting, not left
+        # in cycles for the garbage collector (RequestContext.release).
+        self.context.release(environ)
 
 
 def _attempt_number(environ):

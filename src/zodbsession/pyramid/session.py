@@ -42,16 +42,36 @@ class PyramidSession(MutableMapping):
 
     # -- where the data is ---------------------------------------------
 
+    def release(self):
+        """The request is over (its host's finished callback): let go of
+        it and of its zodbsession Session, which refer back to this
+        object through ``request.session``, so that reference counting
+        frees them (Pyramid's own sessions let go of their request too,
+        once their cookie is set). What was read stays readable; a
+        change raises, as nothing would store it."""
+        self.request = self._session = None
+
+    def _live_session(self):
+        session = self._session
+        if session is None:
+            raise RuntimeError(
+                'this Pyramid session belongs to a request that is over:'
+                ' nothing would store the change; use request.session'
+                ' of a request being served')
+        return session
+
     def _existing(self):
         """The stored package data, or None (creates nothing)."""
-        if self._data is None:
+        if self._data is None and self._session is not None:
             self._data = self._session.get(self.pkg_id)
         return self._data
 
     def _writable(self):
         data = self._existing()
         if data is None:
-            data = self._data = self._session[self.pkg_id]
+            data = self._data = self._live_session()[self.pkg_id]
+        elif self._session is None:
+            self._live_session()
         if CREATED_KEY not in data:
             data[CREATED_KEY] = self._created
         return data
@@ -67,7 +87,7 @@ class PyramidSession(MutableMapping):
     @property
     def client_id(self):
         """The client's zodbsession id (issuing one if it has none)."""
-        return self._session.client_id
+        return self._live_session().client_id
 
     # -- the mapping ------------------------------------------------------
 
@@ -122,14 +142,14 @@ class PyramidSession(MutableMapping):
 
         Afterwards this object is an empty, new session.
         """
-        self._session.invalidate()
+        self._live_session().invalidate()
         self._data = None
         self.new = True
         self._created = clock.now()
 
     def regenerate(self):
         """Keep the data under a new client id (call it after login)."""
-        self._session.regenerate()
+        self._live_session().regenerate()
         # A container may have stored a copy under the new id.
         self._data = None
 
