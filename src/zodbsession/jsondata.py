@@ -91,10 +91,13 @@ class JSONSessionData(SessionData):
         # are the data: no copy, no view per package. (Unpickled data,
         # whose values are not all live, takes the general way.)
         live, stored = self._live, self._stored
-        for pkg_id, items in stored.items():
-            if len(live.get(pkg_id, ())) != len(items):
+        packages = {}
+        for pkg_id, keys in stored.items():
+            items = live.get(pkg_id)
+            if items is None or len(items) != len(keys):
                 return super().to_plain()
-        return {pkg_id: live[pkg_id] for pkg_id in stored}
+            packages[pkg_id] = items
+        return packages
 
     def check_all(self):
         """Check every value again (lists may have been mutated).
