@@ -180,7 +180,7 @@ class FloorPeer(Peer):
     def request(self, variant, index):
         manager = self.transaction_manager
         manager.begin()
-        connection = self.db.open()
+        connection = self.db.open(transaction_manager=manager)
         counter = connection.root()['objects'][self.keys[index]]
         if variant == 'rw':
             counter.n += 1
