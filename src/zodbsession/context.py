@@ -40,6 +40,7 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.lookup import FrozenRegistry
 from zodbsession.lookup import container_in
 from zodbsession.lookup import query_in
 from zodbsession.lookup import utility_in
@@ -129,8 +130,11 @@ class RequestContext:
         """The IClientIdManager that serves the request, or None."""
         manager = self._client_id_manager
         if manager is _UNKNOWN:
-            manager = self._client_id_manager = query_in(
-                self._registry or self.registry, IClientIdManager)
+            registry = self._registry or self.registry
+            manager = self._client_id_manager = (
+                registry.query(IClientIdManager)
+                if type(registry) is FrozenRegistry   # (query_in's way)
+                else query_in(registry, IClientIdManager))
         return manager
 
     @property
@@ -151,8 +155,11 @@ class RequestContext:
             containers = self._containers = {}
         container = containers.get(pkg_id)
         if container is None:
+            registry = self._registry or self.registry
             container = containers[pkg_id] = self.bound(
-                container_in(self._registry or self.registry, pkg_id))
+                registry.container(pkg_id)
+                if type(registry) is FrozenRegistry   # (container_in's way)
+                else container_in(registry, pkg_id))
         return container
 
     def all_containers(self):

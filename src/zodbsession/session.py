@@ -50,7 +50,10 @@ class Session:
         """The Session of the request whose host just made ``context``
         (the first: the host puts it where the application finds it)."""
         session = object.__new__(cls)
-        session._start(context.request, context)
+        # (_start, inlined: this runs for every request.)
+        session.request = context.request
+        session._context = context
+        session._pending = {}
         context.session = session
         return session
 
@@ -148,6 +151,8 @@ class Session:
         it has no stored session in any container. (False when the
         client id manager cannot say without issuing one: zope.session's
         own.)"""
+        if self._client_id is not None:
+            return False        # (most requests: it was read already)
         return (ISessionClientIdManager.providedBy(self._manager)
                 and self.existing_client_id() is None)
 
