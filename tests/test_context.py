@@ -341,3 +341,46 @@ def test_a_session_kept_after_its_request_reads_every_kind_of_container(db):
     assert 'zodbsession.session' not in kept[-1].request.environ
     assert [kept[-1][pkg_id]['n'] for pkg_id in (
         'cookie', 'ram', 'persistent')] == [2, 2, 2]
+
+
+def test_a_request_kept_after_its_response_reads_what_it_committed(db):
+    # Nothing but the request is kept (not its Session): ISession and
+    # IClientId of it still read what the request committed, as they did
+    # before the middleware let go of the context, rather than finding
+    # no container at all (ComponentLookupError).
+    import webtest
+
+    from zodbsession import CookieSessionDataContainer
+    from zodbsession import IClientId
+    from zodbsession import ISession
+    from zodbsession import RAMSessionDataContainer
+    from zodbsession.site import change_site
+    from zodbsession.wsgi import SessionMiddleware
+
+    middleware = SessionMiddleware(None, db=db)
+
+    def register(site):
+        site.register_container('cookie', CookieSessionDataContainer(
+            secret='kept-request-secret-0001'))
+        site.register_container('ram', RAMSessionDataContainer())
+    change_site(db, register)
+    kept = []
+
+    def app(environ, start_response):
+        request = environ['zodbsession.request']
+        session = ISession(request)
+        for pkg_id in ('cookie', 'ram', 'persistent'):
+            data = session[pkg_id]
+            data['n'] = data.get('n', 0) + 1
+        kept[:] = [request, str(IClientId(request))]
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'ok']
+
+    middleware.app = app
+    browser = webtest.TestApp(middleware)
+    browser.get('/')
+    browser.get('/')
+    request, client_id = kept
+    assert str(IClientId(request)) == client_id
+    assert [ISession(request)[pkg_id]['n'] for pkg_id in (
+        'cookie', 'ram', 'persistent')] == [2, 2, 2]

@@ -263,7 +263,8 @@ class RequestContext:
         ``state`` (the request's environ, where the host put the
         context), the context leaves it, and the request keeps only a
         weak reference to it (a Session kept after the request still
-        finds it; nothing else keeps it alive)."""
+        finds it; nothing else keeps it alive), with what makes it again
+        for a request kept without its Session (``_Released``)."""
         views = self._views
         if views:
             proxy = weakref.proxy(self)
@@ -279,7 +280,37 @@ class RequestContext:
         if state is not None:
             if state.get(CONTEXT_KEY) is self:
                 del state[CONTEXT_KEY]
-            self.request.released_context = weakref.ref(self)
+            self.request.released_context = _Released(self)
+
+
+class _Released:
+    """What a released context leaves with its request: the context
+    while something (a kept Session) keeps it, else the means to serve
+    the request, kept after its response, again (ISession and IClientId
+    of it) with the same registry, site and views. It refers to nothing
+    that refers back to the request, so it makes no cycle."""
+
+    def __init__(self, context):
+        self._context = weakref.ref(context)
+        self._made = (context._load_registry, context.transaction_manager,
+                      context.site, context.hosted)
+        self._views = context._views
+
+    def context_for(self, request):
+        context = self._context()
+        if context is None:
+            registry, manager, site, hosted = self._made
+            context = RequestContext(request, registry, manager, site,
+                                     hosted=hosted)
+            views = context._views = self._views
+            if views:
+                proxy = weakref.proxy(context)
+                for view in views.values():
+                    release = getattr(view, 'release', None)
+                    if release is not None:
+                        release(proxy)
+            self._context = weakref.ref(context)
+        return context
 
 
 class RequestDataManager:
@@ -451,9 +482,8 @@ def context_of(request):
             return context
     # A request kept after its host let go of its context (``release``).
     released = getattr(request, 'released_context', None)
-    context = released() if released is not None else None
-    if context is not None:
-        return context
+    if released is not None:
+        return released.context_for(request)
     context = RequestContext(request)
     if state is not None:
         state[CONTEXT_KEY] = context

@@ -213,8 +213,13 @@ class CookieSessionView:
     def __init__(self, container, context):
         self.container = container
         self.context = context
-        self.request = context.request
         self.transaction_manager = context.transaction_manager_for(container)
+
+    @property
+    def request(self):
+        # (Through the context: a view its request's state keeps after the
+        # request, RequestContext.release, refers to no request itself.)
+        return self.context.request
 
     @property
     def timeout(self):
