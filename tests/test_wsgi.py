@@ -1,5 +1,6 @@
 """SessionMiddleware over a real FileStorage, driven through WebTest."""
 import io
+import sys
 import threading
 
 import pytest
@@ -328,6 +329,29 @@ def test_a_conflict_is_retried_with_the_same_body(db):
     assert stored(db, app.cookies[COOKIE]) == {'attempt': 1}
     # Only the committed attempt's cookie reaches the client.
     assert len(set_cookies(response)) == 1
+
+
+def test_a_retried_attempt_runs_apart_from_the_conflict_before_it(db):
+    # The conflict of the first attempt is over when the next one runs:
+    # the application sees no exception being handled, and what a retry
+    # raises is not chained to the conflict it followed.
+    handled = []
+
+    def handle(request):
+        handled.append(sys.exc_info()[1])
+        if request.environ[ATTEMPT_KEY] == 0:
+            raise ConflictError('first attempt conflicts')
+        if request.path == '/fail':
+            raise ValueError('the retry fails')
+        return 'done'
+
+    app = browser(db, handle)
+    assert app.get('/').text == 'done'
+    assert handled == [None, None]
+    with pytest.raises(ValueError, match='the retry fails') as raised:
+        app.get('/fail')
+    assert raised.value.__context__ is None
+    assert handled == [None, None, None, None]
 
 
 def test_a_large_body_is_replayed_from_a_spool_file(db, monkeypatch):

@@ -118,10 +118,14 @@ class SessionMiddleware:
         try:
             status, headers, body, exc_info = self._attempt(dict(environ), 0)
         except Exception as exc:
-            return self._serve(environ, start_response, policy.start(
-                incoming_client_key, self.db, environ, started=started), exc)
-        start_response(status, headers, exc_info)
-        return body
+            failure = exc
+        else:
+            start_response(status, headers, exc_info)
+            return body
+        # (Outside the handler: a retry runs with no exception being
+        # handled, and what it raises is not chained to this failure.)
+        return self._serve(environ, start_response, policy.start(
+            incoming_client_key, self.db, environ, started=started), failure)
 
     def _serve(self, environ, start_response, run, failure=None):
         """Serve the request with retries (``failure``: how its first
