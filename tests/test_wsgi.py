@@ -354,6 +354,35 @@ def test_a_retried_attempt_runs_apart_from_the_conflict_before_it(db):
     assert handled == [None, None, None, None]
 
 
+def test_the_retry_budget_starts_after_the_body_is_read(db):
+    # retry_timeout counts from the start of the first attempt: a slow
+    # client's upload, read before it, does not use up the budget.
+    import time
+    attempts = []
+
+    class SlowUpload(io.BytesIO):
+        def read(self, *args):
+            time.sleep(0.3)      # the client's upload, not a race
+            return super().read(*args)
+
+    def handle(request):
+        attempts.append(request.environ[ATTEMPT_KEY])
+        if request.environ[ATTEMPT_KEY] == 0:
+            raise ConflictError('first attempt conflicts')
+        return 'done'
+
+    body = b'x=1'
+    environ = webob.Request.blank('/', method='POST', body=body).environ
+    environ['wsgi.input'] = SlowUpload(body)
+    started = []
+    middleware = SessionMiddleware(view(handle), db=db, secret=TEST_SECRET,
+                                   retry_timeout=0.2)
+    result = middleware(environ, lambda *args: started.append(args))
+    assert started[0][0] == '200 OK'
+    assert b''.join(result) == b'done'
+    assert attempts == [0, 1]
+
+
 def test_a_large_body_is_replayed_from_a_spool_file(db, monkeypatch):
     import zodbsession.wsgi
     monkeypatch.setattr(zodbsession.wsgi, 'MAX_MEMORY_BODY', 10)

@@ -110,8 +110,7 @@ class SessionMiddleware:
                 environ.get('CONTENT_LENGTH')
                 or environ.get('wsgi.input_terminated')) and policy.enabled):
             # A body to keep for replays (_has_body), or turns to take.
-            return self._serve(environ, start_response, policy.start(
-                incoming_client_key, self.db, environ))
+            return self._serve(environ, start_response)
         # Most requests: no body to keep for a replay, no client's requests
         # taking turns; the first attempt needs no retry state.
         started = time.monotonic()
@@ -127,12 +126,17 @@ class SessionMiddleware:
         return self._serve(environ, start_response, policy.start(
             incoming_client_key, self.db, environ, started=started), failure)
 
-    def _serve(self, environ, start_response, run, failure=None):
-        """Serve the request with retries (``failure``: how its first
-        attempt, already made, failed)."""
+    def _serve(self, environ, start_response, run=None, failure=None):
+        """Serve the request with retries (``run``: its retry state when
+        its first attempt, already made, failed with ``failure``)."""
         replay_body = None
-        if failure is None and run.policy.enabled and _has_body(environ):
-            replay_body = _buffered_body(environ)
+        if run is None:
+            policy = self.retry_policy
+            if policy.enabled and _has_body(environ):
+                replay_body = _buffered_body(environ)
+            # The budget starts with the first attempt, after the body
+            # was read: a slow upload does not use it up.
+            run = policy.start(incoming_client_key, self.db, environ)
         while True:
             if failure is None:
                 if replay_body is not None:
