@@ -968,3 +968,29 @@ def test_a_session_kept_after_its_request_reads_and_refuses_changes(db):
     with pytest.raises(RuntimeError, match='request that is over'):
         session['colour'] = 'red'
     assert session['colour'] == 'teal'
+
+
+def test_a_session_kept_after_its_request_refuses_deletions_too(db):
+    # Deleting is a change like setting: refused with the same clear
+    # error, and what was read stays as it was (not a ZODB error from
+    # the closed connection, with the key gone from the kept copy).
+    kept = []
+
+    def keep(request):
+        request.session['colour'] = 'teal'
+        request.session.flash('saved')
+        kept.append(request.session)
+        return {}
+
+    config = make_config(db)
+    config.add_route('keep', '/keep')
+    config.add_view(keep, route_name='keep', renderer='json')
+    app = webtest.TestApp(config.make_wsgi_app())
+    app.get('/keep')
+    session = kept[0]
+    for change in (lambda: session.__delitem__('colour'), session.pop_flash,
+                   session.clear, session.changed):
+        with pytest.raises(RuntimeError, match='request that is over'):
+            change()
+    assert session['colour'] == 'teal'
+    assert session.peek_flash() == ['saved']

@@ -105,6 +105,7 @@ class PyramidSession(MutableMapping):
         data = self._existing()
         if data is None or key == CREATED_KEY:
             raise KeyError(key)
+        self._live_session()    # (a change: refused after the request)
         del data[key]
 
     def __contains__(self, key):
@@ -135,6 +136,7 @@ class PyramidSession(MutableMapping):
     def changed(self):
         data = self._existing()
         if data is not None:
+            self._live_session()    # (refused after the request)
             data.changed()
 
     def invalidate(self):
