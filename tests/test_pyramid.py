@@ -994,3 +994,28 @@ def test_a_session_kept_after_its_request_refuses_deletions_too(db):
             change()
     assert session['colour'] == 'teal'
     assert session.peek_flash() == ['saved']
+
+
+def test_a_request_kept_after_it_finished_opens_no_connection(db):
+    # Pyramid has finished the request and closed its connection: a late
+    # ISession(request) must not open one that nobody would close.
+    from zope.interface.interfaces import ComponentLookupError
+
+    from zodbsession import ISession
+    kept = []
+
+    def keep(request):
+        request.session['colour'] = 'teal'
+        kept.append(request)
+        return {}
+
+    config = make_config(db)
+    config.add_route('keep', '/keep')
+    config.add_view(keep, route_name='keep', renderer='json')
+    app = webtest.TestApp(config.make_wsgi_app())
+    app.get('/keep')
+    try:
+        ISession(kept[0]).get('pyramid.session')
+    except ComponentLookupError:
+        pass    # no site outside a request
+    assert open_connections(db) == []

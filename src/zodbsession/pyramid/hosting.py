@@ -104,7 +104,10 @@ class RequestHosting:
         self.site.close()
         # What the request made is freed by reference counting, not left
         # in cycles for the garbage collector (RequestContext.release).
-        self.context.release(environ)
+        # Not given the environ: nothing of the context stays with the
+        # request, whose late ISession would open a connection through
+        # the site that nobody closes.
+        self.context.release()
 
 
 def _attempt_number(environ):
