@@ -384,3 +384,52 @@ def test_a_request_kept_after_its_response_reads_what_it_committed(db):
     assert str(IClientId(request)) == client_id
     assert [ISession(request)[pkg_id]['n'] for pkg_id in (
         'cookie', 'ram', 'persistent')] == [2, 2, 2]
+
+
+def test_a_bound_container_kept_after_its_request_still_serves(db):
+    # ISessionDataContainer.bind(request) gives the request's view of a
+    # request-bound container; kept after the response, it reads what the
+    # request committed and takes changes, as before the middleware let
+    # go of the context (not a ReferenceError from a dead weak proxy).
+    import transaction
+    import webtest
+    import zope.component
+
+    from zodbsession import CookieSessionDataContainer
+    from zodbsession import ISession
+    from zodbsession import ISessionDataContainer
+    from zodbsession import RAMSessionDataContainer
+    from zodbsession.site import change_site
+    from zodbsession.wsgi import SessionMiddleware
+
+    middleware = SessionMiddleware(None, db=db)
+
+    def register(site):
+        site.register_container('cookie', CookieSessionDataContainer(
+            secret='kept-bound-secret-0001'))
+        site.register_container('ram', RAMSessionDataContainer())
+    change_site(db, register)
+    kept = {}
+
+    def app(environ, start_response):
+        request = environ['zodbsession.request']
+        session = ISession(request)
+        for pkg_id in ('cookie', 'ram'):
+            data = session[pkg_id]
+            data['n'] = data.get('n', 0) + 1
+            kept[pkg_id] = zope.component.getUtility(
+                ISessionDataContainer, pkg_id, context=request).bind(request)
+        kept['client_id'] = session.client_id
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'ok']
+
+    middleware.app = app
+    browser = webtest.TestApp(middleware)
+    browser.get('/')
+    browser.get('/')
+    client_id = kept['client_id']
+    for pkg_id in ('cookie', 'ram'):
+        assert kept[pkg_id][client_id][pkg_id]['n'] == 2
+    kept['ram'][client_id]['ram']['n'] = 3
+    transaction.commit()
+    assert kept['ram'][client_id]['ram']['n'] == 3

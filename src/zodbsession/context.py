@@ -255,25 +255,25 @@ class RequestContext:
         Session and views) is enough for a Session kept after the
         request: it reads what the request committed.
 
-        What stays refers only forward (a Session to this context, this
-        context to its request and views), never back: each view refers
-        to the context through a weak proxy now, and the context lets go
-        of its Session. So a request nothing keeps is freed whole by
-        reference counting, once its host lets go of it too: given
-        ``state`` (the request's environ, where the host put the
-        context), the context leaves it, and the request keeps only a
-        weak reference to it (a Session kept after the request still
-        finds it; nothing else keeps it alive), with what makes it again
-        for a request kept without its Session (``_Released``)."""
+        What stays refers only forward (a Session or a view kept after
+        the request to this context, this context to its request), never
+        back: the context holds its views weakly now, keeps only the
+        pending cookies of its response (what a later read of a cookie
+        finds: what was sent), and lets go of its Session. So a request
+        nothing keeps is freed whole by reference counting, once its host
+        lets go of it too: given ``state`` (the request's environ, where
+        the host put the context), the context leaves it, and the request
+        keeps only a weak reference to it, with what makes it again for a
+        request kept alone (``_Released``)."""
         views = self._views
         if views:
-            proxy = weakref.proxy(self)
             for view in views.values():
                 release = getattr(view, 'release', None)
                 if release is not None:
-                    release(proxy)
+                    release()
+            self._views = weakref.WeakValueDictionary(views)
         self._containers = self._data_managers = None
-        self._pending = self.parsed_cookies = self._at_end = None
+        self.parsed_cookies = self._at_end = None
         session, self.session = self.session, None
         if session is not None:
             session.release()
@@ -285,30 +285,23 @@ class RequestContext:
 
 class _Released:
     """What a released context leaves with its request: the context
-    while something (a kept Session) keeps it, else the means to serve
-    the request, kept after its response, again (ISession and IClientId
-    of it) with the same registry, site and views. It refers to nothing
-    that refers back to the request, so it makes no cycle."""
+    while something (a kept Session or view) keeps it, else the means to
+    serve the request, kept after its response, again (ISession and
+    IClientId of it) with the same registry, site and response cookies.
+    It refers to nothing that refers back to the request, so it makes no
+    cycle."""
 
     def __init__(self, context):
         self._context = weakref.ref(context)
         self._made = (context._load_registry, context.transaction_manager,
-                      context.site, context.hosted)
-        self._views = context._views
+                      context.site, context._pending, context.hosted)
 
     def context_for(self, request):
         context = self._context()
         if context is None:
-            registry, manager, site, hosted = self._made
+            registry, manager, site, pending, hosted = self._made
             context = RequestContext(request, registry, manager, site,
-                                     hosted=hosted)
-            views = context._views = self._views
-            if views:
-                proxy = weakref.proxy(context)
-                for view in views.values():
-                    release = getattr(view, 'release', None)
-                    if release is not None:
-                        release(proxy)
+                                     pending=pending, hosted=hosted)
             self._context = weakref.ref(context)
         return context
 

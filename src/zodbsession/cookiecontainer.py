@@ -213,13 +213,8 @@ class CookieSessionView:
     def __init__(self, container, context):
         self.container = container
         self.context = context
+        self.request = context.request
         self.transaction_manager = context.transaction_manager_for(container)
-
-    @property
-    def request(self):
-        # (Through the context: a view its request's state keeps after the
-        # request, RequestContext.release, refers to no request itself.)
-        return self.context.request
 
     @property
     def timeout(self):
@@ -404,15 +399,13 @@ class CookieSessionView:
         self._data = None
         self._removed = True
 
-    def release(self, context):
+    def release(self):
         # The request is over (RequestContext.release): its session data
-        # goes with it (a later get makes it again from what was sent),
-        # and ``context``, a weak proxy, stands for the request's context.
+        # goes with it (a later get makes it again from what was sent).
         if self._data is not None:
             self._data.release()
             self._data = None
         self._read_data = None
-        self.context = context
 
     # -- its part in the transaction (zodbsession.context) -------------
 

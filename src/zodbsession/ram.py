@@ -534,11 +534,6 @@ class _RequestRAMContainer(_RAMMapping):
         self._enlisted = False
         context.on_end(self._request_ended)
 
-    def release(self, context):
-        # The request is over (RequestContext.release): ``context``, a
-        # weak proxy, stands for the request's context from now on.
-        self._context = context
-
     # The container's settings and store, as the container has them now.
 
     key = property(lambda self: self.container.key)
