@@ -257,21 +257,19 @@ class RequestContext:
 
         What stays refers only forward (a Session or a view kept after
         the request to this context, this context to its request), never
-        back: the context holds its views weakly now, keeps only the
-        pending cookies of its response (what a later read of a cookie
-        finds: what was sent), and lets go of its Session. So a request
+        back: the context lets go of its views (a view made after the
+        request reads what was sent: the context keeps its response's
+        pending cookies) and of its Session. So a request
         nothing keeps is freed whole by reference counting, once its host
         lets go of it too: given ``state`` (the request's environ, where
         the host put the context), the context leaves it, and the request
         keeps only a weak reference to it, with what makes it again for a
         request kept alone (``_Released``)."""
-        views = self._views
-        if views:
-            for view in views.values():
-                release = getattr(view, 'release', None)
-                if release is not None:
-                    release()
-            self._views = weakref.WeakValueDictionary(views)
+        views, self._views = self._views, None
+        for view in (views or {}).values():
+            release = getattr(view, 'release', None)
+            if release is not None:
+                release()
         self._containers = self._data_managers = None
         self.parsed_cookies = self._at_end = None
         session, self.session = self.session, None
