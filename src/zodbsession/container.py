@@ -109,12 +109,10 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
 
     # -- lookup ---------------------------------------------------------
 
-    def _find(self, key, now, limits=None):
-        """(end, slice, data) of the newest live slice holding ``key``
-        (``limits``: ``expiry.idle_limits`` at ``now``, if known)."""
-        idle, age = limits or expiry.idle_limits(self, now)
-        # (expiry.oldest_live_end)
-        oldest = None if age is None else int(idle) - age
+    def _find(self, key, now):
+        """(end, slice, data) of the newest live slice holding ``key``."""
+        oldest = expiry.oldest_live_end(expiry.idle_clock(self, now),
+                                        self.timeout, self.resolution)
         slices = self._slices
         # Newest first: a session in use sits in the newest slice, found
         # with one maxKey and no list of slices built.
@@ -147,15 +145,8 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
 
     def _live(self, client_id, now):
         key = client_key(client_id)
-        limits = expiry.idle_limits(self, now)
-        found = self._find(key, now, limits)
-        if found is None:
-            return key, None
-        # (expiry.session_ended, its idle part with the limits known)
-        idle, age = limits
-        data = found[2]
-        if age is not None and data.getLastAccessTime() + age < idle or (
-                self.lifetime and expiry.session_ended(data, now, self)):
+        found = self._find(key, now)
+        if found is None or expiry.session_ended(found[2], now, self):
             return key, None
         return key, found
 

@@ -40,7 +40,6 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
-from zodbsession.lookup import FrozenRegistry
 from zodbsession.lookup import container_in
 from zodbsession.lookup import query_in
 from zodbsession.lookup import utility_in
@@ -130,11 +129,8 @@ class RequestContext:
         """The IClientIdManager that serves the request, or None."""
         manager = self._client_id_manager
         if manager is _UNKNOWN:
-            registry = self._registry or self.registry
-            manager = self._client_id_manager = (
-                registry.query(IClientIdManager)
-                if type(registry) is FrozenRegistry   # (query_in's way)
-                else query_in(registry, IClientIdManager))
+            manager = self._client_id_manager = query_in(
+                self._registry or self.registry, IClientIdManager)
         return manager
 
     @property
@@ -155,11 +151,8 @@ class RequestContext:
             containers = self._containers = {}
         container = containers.get(pkg_id)
         if container is None:
-            registry = self._registry or self.registry
             container = containers[pkg_id] = self.bound(
-                registry.container(pkg_id)
-                if type(registry) is FrozenRegistry   # (container_in's way)
-                else container_in(registry, pkg_id))
+                container_in(self._registry or self.registry, pkg_id))
         return container
 
     def all_containers(self):
@@ -251,9 +244,10 @@ class RequestContext:
         the data and its package views), and the request, its environ
         and this context do too; so without this they would all wait for
         the garbage collector, whose passes cost a busy process time on
-        every request. What stays (the request, its registry, site,
-        Session and views) is enough for a Session kept after the
-        request: it reads what the request committed.
+        every request. What stays (the request, its registry, site and
+        the response's pending cookies) is enough for a Session, request
+        or view kept after the request: it reads what the request
+        committed.
 
         What stays refers only forward (a Session or a view kept after
         the request to this context, this context to its request), never

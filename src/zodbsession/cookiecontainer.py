@@ -208,7 +208,6 @@ class CookieSessionView:
     _value = None           # cookie value to send after commit
     _sent = None            # ... and (document, packages text, changeable)
     _digests = None         # (client id, its digest)
-    _shared = None          # the container's (codec, remembered reads)
 
     def __init__(self, container, context):
         self.container = container
@@ -247,7 +246,7 @@ class CookieSessionView:
             value = self.context.cookies.get_cookie(container.cookie_name)
             document = None
             if value and len(value) <= container.max_size:
-                reads = self._codec_and_reads()[1]
+                reads = container.remembered_reads
                 # (Exactly str: a subclass could equal a remembered value.)
                 read = reads.get(value) if type(value) is str else None
                 if read is None:
@@ -268,7 +267,7 @@ class CookieSessionView:
         """(issued, created, digest, packages text, changeable, the
         packages if none is changeable) of a valid cookie value, or
         None."""
-        document, text = self._codec_and_reads()[0].decode_text(value)
+        document, text = self.container.codec.decode_text(value)
         if document is None:
             return None
         # Exact types: JSON gives nothing else, and true is not a time.
@@ -298,14 +297,6 @@ class CookieSessionView:
             return False
         timeout = container.timeout
         return not timeout or now - issued <= timeout
-
-    def _codec_and_reads(self):
-        # The container's (shared) codec and remembered reads, found once
-        # per request.
-        shared = self._shared
-        if shared is None:
-            shared = self._shared = self.container._shared()
-        return shared
 
     def _join(self):
         self.context.join(self, self.transaction_manager)
@@ -447,7 +438,7 @@ class CookieSessionView:
             return
         created = int(self._data.getCreated())
         document = {'t': now, 'o': created, 'c': digest}
-        value = self._codec_and_reads()[0].encode_text(
+        value = self.container.codec.encode_text(
             _document_head(now, created, digest) + packages_text + '}')
         size = len(self.container.cookie_name) + 1 + len(value)
         if size > self.container.max_size:

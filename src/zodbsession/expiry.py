@@ -105,16 +105,6 @@ def idle_clock(container, now):
     return container._swept_at if container.disable_implicit_sweeps else now
 
 
-def idle_limits(container, now):
-    """(the time idle expiry is judged at, the idle age at which a session
-    expires or None) for ``container`` at ``now``: ``idle_clock`` and
-    ``max_age`` at once, for lookups that need both."""
-    timeout = container.timeout
-    idle = (container._swept_at if container.disable_implicit_sweeps
-            else now)
-    return idle, (timeout + container.resolution if timeout else None)
-
-
 def session_ended(data, now, container):
     """Whether ``data`` (an ISessionData) is past ``container``'s idle
     timeout or absolute lifetime."""

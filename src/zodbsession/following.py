@@ -77,9 +77,7 @@ def transaction_under_way(manager):
     registering the manager's own again costs no more than that."""
     if isinstance(manager, transaction.ThreadTransactionManager):
         manager = manager.manager
-    last_manager, followers = _last.last
-    if last_manager is not manager:
-        followers = _followers_of(manager)
+    followers = _followers_of(manager)
     followers.told = False
     manager.registerSynch(followers)
     return followers.told

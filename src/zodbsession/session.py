@@ -50,10 +50,7 @@ class Session:
         """The Session of the request whose host just made ``context``
         (the first: the host puts it where the application finds it)."""
         session = object.__new__(cls)
-        # (_start, inlined: this runs for every request.)
-        session.request = context.request
-        session._context = context
-        session._pending = {}
+        session._start(context.request, context)
         context.session = session
         return session
 

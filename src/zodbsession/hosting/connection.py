@@ -193,12 +193,7 @@ def _kept_connection(db, transaction_manager, up_to_date=True):
         return None
     try:
         if up_to_date:
-            # (_wait_for_invalidations, inlined: most requests.)
-            last_db, barrier = _last_barrier
-            if last_db is not db:
-                barrier = _barrier_of(db)
-            if barrier is not None:
-                barrier()
+            _wait_for_invalidations(db)
         # What a transaction's start tells its connections (ISynchronizer):
         # poll for what others committed since, and forget it.
         connection.newTransaction(None)

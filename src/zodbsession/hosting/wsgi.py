@@ -106,10 +106,9 @@ class SessionMiddleware:
     def __call__(self, environ, start_response):
         process_counters.count_request()
         policy = self.retry_policy
-        if policy.turns.contended() or ((
-                environ.get('CONTENT_LENGTH')
-                or environ.get('wsgi.input_terminated')) and policy.enabled):
-            # A body to keep for replays (_has_body), or turns to take.
+        if policy.turns.contended() or (
+                _has_body(environ) and policy.enabled):
+            # Turns to take, or a body to keep for replays.
             return self._serve(environ, start_response)
         # Most requests: no body to keep for a replay, no client's requests
         # taking turns; the first attempt needs no retry state.
@@ -208,18 +207,15 @@ class SessionMiddleware:
                     annotate_conflict(error)
                     manager.abort()
                 raise
-            if site.connection is not None:
-                site.close_if_unchanged()
+            site.close_if_unchanged()
             if not end_transaction(
                     manager, before_abort=annotate_conflict,
-                    under_way=context.takes_part(manager)) and (
-                        site.connection is not None):
+                    under_way=context.takes_part(manager)) and site.opened:
                 inplace.reads_over(manager)
         finally:
             current.leave(token)
             context.end()
-            if site.connection is not None:
-                site.close()
+            site.close()
         pending = context.pending_if_any
         if pending:
             headers = _merge_headers(headers, pending.header_list())
