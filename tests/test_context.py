@@ -261,23 +261,39 @@ def test_an_optimistic_savepoint_passes_a_participant_without_savepoints():
     assert log == [('a', 'abort'), ('b', 'abort')]
 
 
-def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):
+def browser_of_every_container(db, app):
+    """A browser on ``app`` behind SessionMiddleware, whose site keeps
+    package ``cookie`` in a CookieSessionDataContainer, ``ram`` in a
+    RAMSessionDataContainer and any other in the database."""
     import webtest
 
     from zodbsession import CookieSessionDataContainer
-    from zodbsession import ISession
     from zodbsession import RAMSessionDataContainer
     from zodbsession.site import change_site
-    from zodbsession.testing.garbage import cycles_left_by
     from zodbsession.wsgi import SessionMiddleware
 
-    middleware = SessionMiddleware(None, db=db)
+    middleware = SessionMiddleware(app, db=db)
 
     def register(site):
         site.register_container('cookie', CookieSessionDataContainer(
-            secret='cycles-test-secret-0001'))
+            secret='every-container-secret-0001'))
         site.register_container('ram', RAMSessionDataContainer())
     change_site(db, register)
+    return webtest.TestApp(middleware)
+
+
+def count_in(session, pkg_ids):
+    """Add 1 to counter ``n`` of each package of ``session``."""
+    for pkg_id in pkg_ids:
+        data = session[pkg_id]
+        data['n'] = data.get('n', 0) + 1
+
+
+def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):
+    import webtest
+
+    from zodbsession import ISession
+    from zodbsession.testing.garbage import cycles_left_by
 
     def app(environ, start_response):
         session = ISession(environ['zodbsession.request'])
@@ -290,8 +306,7 @@ def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [str(value).encode()]
 
-    middleware.app = app
-    browser = webtest.TestApp(middleware)
+    browser = browser_of_every_container(db, app)
     browser.get('/')
 
     def requests():
@@ -299,7 +314,7 @@ def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):
             assert browser.get('/').text == expected
             assert browser.get('/read').text == expected
         # A crawler: no cookie, it only reads (its sessions stay pending).
-        assert webtest.TestApp(middleware).get('/read').text == '0'
+        assert webtest.TestApp(browser.app).get('/read').text == '0'
 
     assert cycles_left_by(requests) == []
 
@@ -308,34 +323,18 @@ def test_a_session_kept_after_its_request_reads_every_kind_of_container(db):
     # The middleware lets go of the request's context when the response
     # is complete; a Session kept beyond that finds it all the same, for
     # containers in the database, in RAM and in a cookie.
-    import webtest
-
-    from zodbsession import CookieSessionDataContainer
     from zodbsession import ISession
-    from zodbsession import RAMSessionDataContainer
-    from zodbsession.site import change_site
-    from zodbsession.wsgi import SessionMiddleware
 
-    middleware = SessionMiddleware(None, db=db)
-
-    def register(site):
-        site.register_container('cookie', CookieSessionDataContainer(
-            secret='kept-session-secret-0001'))
-        site.register_container('ram', RAMSessionDataContainer())
-    change_site(db, register)
     kept = []
 
     def app(environ, start_response):
         session = ISession(environ['zodbsession.request'])
-        for pkg_id in ('cookie', 'ram', 'persistent'):
-            data = session[pkg_id]
-            data['n'] = data.get('n', 0) + 1
+        count_in(session, ('cookie', 'ram', 'persistent'))
         kept.append(session)
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'ok']
 
-    middleware.app = app
-    browser = webtest.TestApp(middleware)
+    browser = browser_of_every_container(db, app)
     browser.get('/')
     browser.get('/')
     assert 'zodbsession.session' not in kept[-1].request.environ
@@ -348,36 +347,20 @@ def test_a_request_kept_after_its_response_reads_what_it_committed(db):
     # IClientId of it still read what the request committed, as they did
     # before the middleware let go of the context, rather than finding
     # no container at all (ComponentLookupError).
-    import webtest
-
-    from zodbsession import CookieSessionDataContainer
     from zodbsession import IClientId
     from zodbsession import ISession
-    from zodbsession import RAMSessionDataContainer
-    from zodbsession.site import change_site
-    from zodbsession.wsgi import SessionMiddleware
 
-    middleware = SessionMiddleware(None, db=db)
-
-    def register(site):
-        site.register_container('cookie', CookieSessionDataContainer(
-            secret='kept-request-secret-0001'))
-        site.register_container('ram', RAMSessionDataContainer())
-    change_site(db, register)
     kept = []
 
     def app(environ, start_response):
         request = environ['zodbsession.request']
         session = ISession(request)
-        for pkg_id in ('cookie', 'ram', 'persistent'):
-            data = session[pkg_id]
-            data['n'] = data.get('n', 0) + 1
+        count_in(session, ('cookie', 'ram', 'persistent'))
         kept[:] = [request, str(IClientId(request))]
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'ok']
 
-    middleware.app = app
-    browser = webtest.TestApp(middleware)
+    browser = browser_of_every_container(db, app)
     browser.get('/')
     browser.get('/')
     request, client_id = kept
@@ -392,23 +375,11 @@ def test_a_bound_container_kept_after_its_request_still_serves(db):
     # request committed and takes changes, as before the middleware let
     # go of the context (not a ReferenceError from a dead weak proxy).
     import transaction
-    import webtest
     import zope.component
 
-    from zodbsession import CookieSessionDataContainer
     from zodbsession import ISession
     from zodbsession import ISessionDataContainer
-    from zodbsession import RAMSessionDataContainer
-    from zodbsession.site import change_site
-    from zodbsession.wsgi import SessionMiddleware
 
-    middleware = SessionMiddleware(None, db=db)
-
-    def register(site):
-        site.register_container('cookie', CookieSessionDataContainer(
-            secret='kept-bound-secret-0001'))
-        site.register_container('ram', RAMSessionDataContainer())
-    change_site(db, register)
     kept = {}
 
     def app(environ, start_response):
@@ -423,8 +394,7 @@ def test_a_bound_container_kept_after_its_request_still_serves(db):
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'ok']
 
-    middleware.app = app
-    browser = webtest.TestApp(middleware)
+    browser = browser_of_every_container(db, app)
     browser.get('/')
     browser.get('/')
     client_id = kept['client_id']

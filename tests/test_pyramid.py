@@ -949,31 +949,9 @@ def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db, mode):
     assert cycles_left_by(requests) == []
 
 
-def test_a_session_kept_after_its_request_reads_and_refuses_changes(db):
-    kept = []
-
-    def keep(request):
-        request.session['colour'] = 'teal'
-        kept.append(request.session)
-        return {}
-
-    config = make_config(db)
-    config.add_route('keep', '/keep')
-    config.add_view(keep, route_name='keep', renderer='json')
-    app = webtest.TestApp(config.make_wsgi_app())
-    app.get('/keep')
-    session = kept[0]
-    assert session['colour'] == 'teal'
-    assert session.request is None
-    with pytest.raises(RuntimeError, match='request that is over'):
-        session['colour'] = 'red'
-    assert session['colour'] == 'teal'
-
-
-def test_a_session_kept_after_its_request_refuses_deletions_too(db):
-    # Deleting is a change like setting: refused with the same clear
-    # error, and what was read stays as it was (not a ZODB error from
-    # the closed connection, with the key gone from the kept copy).
+def session_kept_after_its_request(db):
+    """The ``request.session`` of a request that is over: it stored
+    ``colour`` and flashed ``saved``."""
     kept = []
 
     def keep(request):
@@ -985,9 +963,24 @@ def test_a_session_kept_after_its_request_refuses_deletions_too(db):
     config = make_config(db)
     config.add_route('keep', '/keep')
     config.add_view(keep, route_name='keep', renderer='json')
-    app = webtest.TestApp(config.make_wsgi_app())
-    app.get('/keep')
-    session = kept[0]
+    webtest.TestApp(config.make_wsgi_app()).get('/keep')
+    return kept[0]
+
+
+def test_a_session_kept_after_its_request_reads_and_refuses_changes(db):
+    session = session_kept_after_its_request(db)
+    assert session['colour'] == 'teal'
+    assert session.request is None
+    with pytest.raises(RuntimeError, match='request that is over'):
+        session['colour'] = 'red'
+    assert session['colour'] == 'teal'
+
+
+def test_a_session_kept_after_its_request_refuses_deletions_too(db):
+    # Deleting is a change like setting: refused with the same clear
+    # error, and what was read stays as it was (not a ZODB error from
+    # the closed connection, with the key gone from the kept copy).
+    session = session_kept_after_its_request(db)
     for change in (lambda: session.__delitem__('colour'), session.pop_flash,
                    session.clear, session.changed):
         with pytest.raises(RuntimeError, match='request that is over'):
