@@ -12,6 +12,14 @@ package in a ``CookieSessionDataContainer``, the requests of
 ``bench_cookies.py`` (the read-only one on cookies within the cookie's
 resolution, so nothing is re-sent; checked).
 
+Then the breadth of those two cookie requests beside Pyramid's doing the
+same (bench_cookies' Pyramid peers): every Python function the request
+runs, whoever's (ours, the transaction package's, WebOb's, the standard
+library's), the calls to them, and the size of their bytecode. A path
+that runs more distinct functions touches more memory per request (code
+objects, their bytecode and caches, the module dictionaries they read),
+and pays for it in cache misses that no count of instructions shows.
+
 Run:  python bench/path_length.py
 """
 import os
@@ -94,6 +102,48 @@ def _measure_cookies(directory, warm):
     return result
 
 
+def count_breadth(call):
+    """(distinct Python functions, calls to them, bytes of their
+    bytecode) of ``call()``, every module's."""
+    seen = {}
+
+    def profile(frame, event, arg):
+        if event == 'call':
+            code = frame.f_code
+            seen[code] = seen.get(code, 0) + 1
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return (len(seen), sum(seen.values()),
+            sum(len(code.co_code) for code in seen))
+
+
+def measure_breadth(warm=50):
+    """{(peer, variant): (functions, calls, bytecode bytes)} of the
+    signed-cookie requests, ours and Pyramid's."""
+    result = {}
+    with common.temp_dir(prefix='zodbsession-path-') as directory:
+        for variant, read_only in (('read-write', False),
+                                   ('read-only', True)):
+            peers = {
+                'zodbsession': bench_cookies.ZodbsessionPeer(
+                    directory, encrypted=False, read_only=read_only),
+                'Pyramid': bench_cookies.PyramidPeer(read_only=read_only)}
+            for name, peer in peers.items():
+                try:
+                    peer.before_batch()
+                    for _ in range(warm):
+                        peer.one_request()
+                    result[name, variant] = count_breadth(peer.one_request)
+                    peer.after_batch()
+                finally:
+                    peer.close()
+    return result
+
+
 LABELS = {'ro': 'a returning read-only request',
           'new': "a new client's write",
           'cookie_rw': 'a signed-cookie read-write request',
@@ -106,6 +156,11 @@ def main():
     for variant, (functions, calls) in figures.items():
         print(f'{LABELS[variant]}: {functions} distinct zodbsession'
               f' functions, {calls} calls')
+    print('\nsigned-cookie requests, every Python function they run:')
+    for (peer, variant), (functions, calls, size) in (
+            measure_breadth().items()):
+        print(f'  {peer} {variant}: {functions} distinct functions,'
+              f' {calls} calls, {size:,} bytes of bytecode')
 
 
 if __name__ == '__main__':

@@ -272,6 +272,56 @@ def test_a_cookie_session_response_is_kept_out_of_caches(registry):
                              for name, value in NO_CACHE_HEADERS]
 
 
+def test_a_session_cookie_is_set_with_its_no_cache_headers(registry):
+    # Through our adapters in one call (ISessionCookies), with attributes
+    # prepared once ...
+    from zodbsession.clientid import set_session_cookie
+    from zodbsession.interfaces import ISessionCookies
+    from zodbsession.pending import NO_CACHE_HEADERS
+    from zodbsession.pending import SessionCookieAttributes
+    attributes = SessionCookieAttributes(
+        path='/app', domain=None, secure=True, httponly=True,
+        samesite='Strict', max_age=60)
+    request = wsgi_request()
+    cookies = IRequestCookies(request)
+    assert ISessionCookies.providedBy(cookies)
+    set_session_cookie(cookies, 'sid', 'v1', attributes)
+    headers = response_headers(request)
+    [cookie] = [value for name, value in headers if name == 'Set-Cookie']
+    assert cookie.startswith('sid=v1; ')
+    assert 'Path=/app' in cookie and 'secure' in cookie
+    assert 'SameSite=strict' in cookie and 'Max-Age=60' in cookie
+    assert [header for header in headers if header[0] != 'Set-Cookie'] == (
+        list(NO_CACHE_HEADERS))
+    # The same as set_cookie with those attributes, then forbid_caching.
+    plain_request = wsgi_request()
+    plain_cookies = IRequestCookies(plain_request)
+    plain_cookies.set_cookie('sid', 'v1', **attributes.keywords)
+    plain_cookies.forbid_caching()
+    assert response_headers(plain_request) == headers
+
+    # ... and through an IRequestCookies without it: set_cookie, then the
+    # headers one by one.
+    from zope.interface import implementer
+
+    @implementer(IRequestCookies)
+    class PlainCookies:
+        def __init__(self):
+            self.calls = []
+
+        def set_cookie(self, name, value, committed=False, **attributes):
+            self.calls.append(('cookie', name, value, committed, attributes))
+
+        def set_header(self, name, value, committed=False):
+            self.calls.append(('header', name, value, committed))
+
+    plain = PlainCookies()
+    set_session_cookie(plain, 'sid', 'v2', attributes, committed=True)
+    assert plain.calls == [
+        ('cookie', 'sid', 'v2', True, attributes.keywords)] + [
+        ('header', name, value, True) for name, value in NO_CACHE_HEADERS]
+
+
 def test_a_cookie_header_read_lately_is_read_once_and_memory_is_bounded():
     # A returning client sends the same Cookie header with each request:
     # it is read (split, each value checked) once, then found again.

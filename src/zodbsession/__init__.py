@@ -21,6 +21,7 @@ from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import IResponseCaching
+from zodbsession.interfaces import ISessionCookies
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionData
 from zodbsession.interfaces import ISessionClientIdManager
@@ -49,7 +50,7 @@ __all__ = [
     'expire_session', 'IRequestBoundContainer', 'ISessionLifecycle',
     'SessionData', 'SessionPkgData', 'Session', 'WSGIRequest',
     'IClientId', 'IClientIdManager', 'ICookieClientIdManager',
-    'IPendingSessions', 'IRequestCookies', 'IResponseCaching', 'ISession', 'ISessionData', 'ISessionDataContainer',
+    'IPendingSessions', 'IRequestCookies', 'IResponseCaching', 'ISessionCookies', 'ISession', 'ISessionData', 'ISessionDataContainer',
     'ISessionPkgData', 'register_adapters', 'register_session_utilities',
     'ISessionClientIdManager', 'ISessionDataCreated', 'InvalidSetting',
 ]

@@ -14,8 +14,10 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import ISession
 from zodbsession.interfaces import IResponseCaching
+from zodbsession.interfaces import ISessionCookies
 from zodbsession.interfaces import ISessionLifecycle
 from zodbsession.pending import NO_CACHE_HEADERS
+from zodbsession.pending import SessionCookieAttributes
 from zodbsession.context import cookies_of
 from zodbsession.context import utility_for
 from zodbsession.signing import normalize_secrets
@@ -82,6 +84,26 @@ def forbid_caching(cookies, committed=False):
         return
     for name, value in NO_CACHE_HEADERS:
         cookies.set_header(name, value, committed=committed)
+
+
+# Classes that implement ISessionCookies (the adapters we ship): asked
+# once per class, not once per cookie.
+_SESSION_COOKIE_CLASSES = set()
+
+
+def set_session_cookie(cookies, name, value, attributes, committed=False):
+    """Set a cookie that carries a session (``attributes``: prepared, a
+    SessionCookieAttributes) and keep caches from storing the response."""
+    cls = type(cookies)
+    if cls not in _SESSION_COOKIE_CLASSES:
+        if ISessionCookies.implementedBy(cls):
+            _SESSION_COOKIE_CLASSES.add(cls)
+        elif not ISessionCookies.providedBy(cookies):
+            cookies.set_cookie(name, value, committed=committed,
+                               **attributes.keywords)
+            forbid_caching(cookies, committed)
+            return
+    cookies.set_session_cookie(name, value, attributes, committed)
 
 
 @implementer(ICookieClientIdManager)
@@ -222,16 +244,17 @@ class CookieClientIdManager(persistent.Persistent):
                             else lifetime), None
         if max_age == 0:
             max_age, expires = _FOREVER, _FOREVER_EXPIRES
-        cookies.set_cookie(
-            self.namespace, client_id,
-            path=self.path or cookies.application_path or '/',
-            domain=self.domain or None,
-            secure=self.secure or self.sameSite == 'None',
-            httponly=self.httpOnly,
-            samesite=self.sameSite,
-            max_age=max_age,
-            expires=expires)
-        forbid_caching(cookies)
+        set_session_cookie(cookies, self.namespace, client_id,
+                           SessionCookieAttributes(
+                               path=(self.path or cookies.application_path
+                                     or '/'),
+                               domain=self.domain or None,
+                               secure=(self.secure
+                                       or self.sameSite == 'None'),
+                               httponly=self.httpOnly,
+                               samesite=self.sameSite,
+                               max_age=max_age,
+                               expires=expires))
 
     def deleteRequestId(self, request):
         """Make the client forget its id (and so its session)."""

@@ -21,13 +21,14 @@ from zodbsession import clock
 from zodbsession import expiry
 from zodbsession.cookiecodec import CookieCodec
 from zodbsession.cookiecodec import normalize_encryption_keys
-from zodbsession.clientid import forbid_caching
+from zodbsession.clientid import set_session_cookie
 from zodbsession.clientid import generate_secret
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.jsondata import JSONSessionData
 from zodbsession.context import context_of
+from zodbsession.pending import SessionCookieAttributes
 from zodbsession.signing import normalize_secrets
 
 BROWSER_COOKIE_LIMIT = 4096
@@ -464,9 +465,8 @@ class CookieSessionView:
                 # The transaction has committed: nothing may take the
                 # cookie back (and the response need not follow later
                 # transactions for it).
-                cookies.set_cookie(name, self._value, committed=True,
-                                   **attributes)
-                forbid_caching(cookies, committed=True)
+                set_session_cookie(cookies, name, self._value, attributes,
+                                   committed=True)
                 # What the browser now holds (the live values stay the
                 # session's).
                 (self._document, self._packages_text,
@@ -525,7 +525,7 @@ class CookieSessionView:
         settings = dict(zip(COOKIE_ATTRIBUTES, inherited or ()))
         settings.update(own)
         same_site = settings.get('sameSite', 'Lax')
-        return dict(
+        return SessionCookieAttributes(
             path=settings.get('path') or application_path or '/',
             domain=settings.get('domain') or None,
             secure=bool(settings.get('secure')) or same_site == 'None',

@@ -441,6 +441,18 @@ class IResponseCaching(IRequestCookies):
         ``set_cookie``)."""
 
 
+class ISessionCookies(IResponseCaching):
+    """Request cookies that set a session's cookie in one call (the
+    adapters zodbsession ships provide it; other IRequestCookies get
+    ``set_cookie`` and then the no-cache headers)."""
+
+    def set_session_cookie(name, value, attributes, committed=False):
+        """``set_cookie`` of a cookie that carries a session, then
+        ``forbid_caching``: ``attributes`` is a
+        ``zodbsession.pending.SessionCookieAttributes``, prepared once
+        for many requests (``committed``: as for ``set_cookie``)."""
+
+
 class IInspectableContainer(ISessionDataContainer):
     """A container whose layout an operator may look at (statistics,
     the principal index), without recording accesses."""

@@ -48,6 +48,18 @@ class PendingResponse:
         if committed:
             self._kept[1][name] = value
 
+    def add_session_cookie(self, name, entry, committed=False):
+        """``add_cookie`` of a cookie that carries a session, with the
+        NO_CACHE_HEADERS: a cached response setting it would hand the
+        session to whoever is served the copy."""
+        self.cookies[name] = entry
+        headers = self.headers
+        headers.update(NO_CACHE_HEADERS)
+        if committed:
+            kept_cookies, kept_headers = self._kept
+            kept_cookies[name] = entry
+            kept_headers.update(NO_CACHE_HEADERS)
+
     def forbid_caching(self, committed=False):
         """Add the NO_CACHE_HEADERS."""
         self.headers.update(NO_CACHE_HEADERS)
@@ -114,6 +126,33 @@ class PendingResponse:
                 response.headerlist.append((name, value))
             else:
                 response.headers[name] = value
+
+
+def cookie_attributes(max_age=None, path='/', domain=None, secure=False,
+                      httponly=True, samesite='Lax', expires=None):
+    """A cookie's attributes as pending cookies keep them (what WebOb's
+    ``make_cookie`` takes), from ``IRequestCookies.set_cookie``'s
+    arguments. (WebOb writes Expires itself, ``max_age`` from now; a
+    given ``expires`` differs only for clients that ignore Max-Age.)"""
+    return dict(max_age=max_age, path=path, domain=domain, secure=secure,
+                httponly=httponly,
+                samesite=samesite.lower() if samesite else None)
+
+
+class SessionCookieAttributes:
+    """The attributes of a session cookie, prepared once for as long as
+    its settings stay: ``keywords``, what ``IRequestCookies.set_cookie``
+    takes, and ``pending``, what a PendingResponse keeps (see
+    ``zodbsession.clientid.set_session_cookie``)."""
+
+    __slots__ = ('keywords', 'pending')
+
+    def __init__(self, **keywords):
+        self.keywords = keywords
+        self.pending = cookie_attributes(**keywords)
+
+    def __getitem__(self, name):
+        return self.keywords[name]
 
 
 # The attributes part of Set-Cookie headers WebOb wrote during the current

@@ -10,9 +10,10 @@ import re
 from zope.interface import implementer
 
 from zodbsession.context import context_of
-from zodbsession.interfaces import IResponseCaching
+from zodbsession.interfaces import ISessionCookies
 from zodbsession.pending import PLAIN_COOKIE_VALUE as _PLAIN_COOKIE_VALUE
 from zodbsession.pending import PendingResponse  # noqa: F401 (old home)
+from zodbsession.pending import cookie_attributes
 from zodbsession.pending import set_cookie_header  # noqa: F401 (old home)
 
 _COOKIE_SEPARATORS = re.compile('[;,]')
@@ -110,7 +111,7 @@ def _unescape(match):
     return bytes((int(escaped, 8),)) if len(escaped) == 3 else escaped
 
 
-@implementer(IResponseCaching)
+@implementer(ISessionCookies)
 class EnvironCookies:
     """IRequestCookies for anything with a WSGI ``environ``.
 
@@ -184,13 +185,14 @@ class EnvironCookies:
     def set_cookie(self, name, value, max_age=None, path='/', domain=None,
                    secure=False, httponly=True, samesite='Lax',
                    committed=False, expires=None):
-        # WebOb writes Expires itself, max_age from now; a given
-        # ``expires`` differs only for clients that ignore Max-Age.
-        attributes = dict(max_age=max_age, path=path, domain=domain,
-                          secure=secure, httponly=httponly,
-                          samesite=samesite.lower() if samesite else None)
+        attributes = cookie_attributes(max_age, path, domain, secure,
+                                       httponly, samesite)
         self._pending_response(committed).add_cookie(
             name, (value, attributes), committed)
+
+    def set_session_cookie(self, name, value, attributes, committed=False):
+        self._pending_response(committed).add_session_cookie(
+            name, (value, attributes.pending), committed)
 
     def delete_cookie(self, name, path='/', domain=None):
         self._pending_response(False).cookies[name] = (
