@@ -39,6 +39,13 @@ Signed-cookie request:
 - the middleware around an application whose only work is to join a
   data manager that does nothing to the request's transaction (the
   transactional frame of every request that changes something);
+- the middleware, its transaction and the cookie work fused into one
+  application with one data manager: what any design that keeps our
+  frame, our transaction and our remembered cookie reads costs at least
+  (the client id through the manager, the data cookie verified and
+  decoded once and then remembered, as the container does, add 1, at the vote the canonical JSON
+  encoded and signed, at the finish the cookie put in the response's
+  pending cookies; no ISession, no Session, no session data objects);
 - the whole request (bench_cookies' zodbsession peer, signed).
 
 Signed-cookie read-only request (bench_cookies.py's read-only peers),
@@ -67,6 +74,7 @@ Run:  python bench/anatomy.py [--rounds 15] [--calls 1000] [--sessions 10000]
 """
 import argparse
 import itertools
+import json
 import os
 import statistics
 import sys
@@ -279,6 +287,70 @@ class NothingDataManager:
         return 'anatomy.nothing'
 
 
+class FusedCookieWork:
+    """The data manager of ``fused_cookie_app``: it encodes at the vote
+    and sets the cookie at the finish, as our cookie container does."""
+
+    # One spelling of JSON data, as the container writes it.
+    encode = json.JSONEncoder(sort_keys=True, separators=(',', ':'),
+                              ensure_ascii=False, allow_nan=False).encode
+
+    def __init__(self, transaction_manager, context, container, document,
+                 attributes):
+        self.transaction_manager = transaction_manager
+        self.context = context
+        self.container = container
+        self.document = document
+        self.attributes = attributes
+        self.value = None
+
+    def abort(self, transaction):
+        pass
+
+    tpc_begin = commit = tpc_abort = abort
+
+    def sortKey(self):
+        return 'anatomy.fused'
+
+    def tpc_vote(self, transaction):
+        document = dict(self.document, t=int(time.time()))
+        self.value = self.container.codec.encode_text(self.encode(document))
+
+    def tpc_finish(self, transaction):
+        self.context.cookies.set_session_cookie(
+            self.container.cookie_name, self.value, self.attributes,
+            committed=True)
+
+
+def fused_cookie_app(container, package):
+    """A WSGI application doing the signed-cookie request's work in one
+    function, under the middleware (see FusedCookieWork)."""
+    from zodbsession.pending import SessionCookieAttributes
+    reads = {}      # cookie value -> document, as the container remembers
+    attributes = SessionCookieAttributes(
+        path='/', domain=None, secure=False, httponly=True, samesite='Lax',
+        max_age=container.timeout)
+
+    def app(environ, start_response):
+        context = environ['zodbsession.context']
+        if context.client_id_manager.getRequestId(context.request) is None:
+            raise AssertionError('the client id did not verify')
+        value = context.cookies.get_request_cookie(container.cookie_name)
+        document = reads.get(value)
+        if document is None:
+            document = reads[value] = container.codec.decode(value)
+        packages = {pkg_id: dict(items)
+                    for pkg_id, items in document['d'].items()}
+        items = packages[package]
+        items['n'] = items.get('n', 0) + 1
+        manager = context.transaction_manager
+        manager.get().join(FusedCookieWork(
+            manager, context, container, dict(document, d=packages),
+            attributes))
+        return _no_session_app(environ, start_response)
+    return app
+
+
 def cookie_rows(directory):
     import transaction
 
@@ -307,6 +379,11 @@ def cookie_rows(directory):
         _app_that(lambda environ: manager.get().join(nothing)),
         db=ours.db))
     framed.environ = ours.environ
+    fused = bench_cookies.WSGIPeer(SessionMiddleware(
+        fused_cookie_app(ours.container, bench_cookies.PKG_ID), db=ours.db))
+    fused.environ = ours.environ
+    fused.check_counter = ours.check_counter
+    fused.check()
 
     return {
         'Pyramid': pyramid.one_request,
@@ -314,6 +391,8 @@ def cookie_rows(directory):
         'a transaction with a data manager': one_transaction,
         'middleware, session untouched': middleware_only.one_request,
         'middleware + a transaction with a data manager': framed.one_request,
+        'middleware + transaction + the cookie work, fused':
+            fused.one_request,
         'the whole request': ours.one_request,
     }, (ours,)
 
