@@ -67,7 +67,13 @@ commits wait for fsync as in the benchmark:
 - ZODB alone adding one new small object to an OOBTree, and to the
   SessionTree (small buckets) our container files sessions in: what ZODB
   alone costs to add one record to an index, before any session logic;
-- the whole request (no cookie in, a session of one key created).
+- the middleware around an application that does not touch the session,
+  for a client that brings no cookie; then one that also gets the
+  package's data (it creates nothing); then one that also asks for the
+  client id, so that one is issued (its cookie set; nothing is stored,
+  so nothing is committed);
+- the whole request (no cookie in, a session of one key created): what
+  it spends above the last row is storing the session and committing.
 
 Run:  python bench/anatomy.py [--rounds 15] [--calls 1000] [--sessions 10000]
       [--dir DIR] [--disk-dir DIR] [--new-calls 200]
@@ -211,6 +217,7 @@ def new_client_rows(directory, sessions):
     from BTrees.OOBTree import OOBTree
 
     from zodbsession.container import SessionTree
+    from zodbsession.wsgi import SessionMiddleware
 
     floor, ours = _built_peers(directory, sessions)
     with floor.db.transaction() as connection:
@@ -229,12 +236,29 @@ def new_client_rows(directory, sessions):
             connection.close()
         return request
 
+    def through(step):
+        middleware = SessionMiddleware(_app_that(step), db=ours.db)
+        return lambda: middleware(dict(ours.new_environ),
+                                  bench_requests._start_response)
+
+    def package(environ):
+        return environ['zodbsession.session'][bench_requests.PKG_ID]
+
+    def client_id(environ):
+        package(environ)
+        return environ['zodbsession.session'].client_id
+
     return {
         'floor (read-write)': lambda: floor.request('rw', next(indexes)),
         'ZODB alone: a new object in an OOBTree': add_one_object(
             'new in OOBTree'),
         'ZODB alone: a new object in a SessionTree': add_one_object(
             'new in SessionTree'),
+        'middleware, session untouched (no cookie)': through(
+            lambda environ: None),
+        'middleware + session[pkg] (creates nothing)': through(package),
+        'middleware + session[pkg] + issue the client id': through(
+            client_id),
         'the whole request': lambda: ours.request('new', 0),
     }, (floor, ours)
 
