@@ -247,11 +247,11 @@ class CookieSessionView:
             value = self.context.cookies.get_cookie(container.cookie_name)
             document = None
             if value and len(value) <= container.max_size:
-                reads = container.remembered_reads
+                codec, reads = container._shared()
                 # (Exactly str: a subclass could equal a remembered value.)
                 read = reads.get(value) if type(value) is str else None
                 if read is None:
-                    read = self._decode(value)
+                    read = self._decode(codec, value)
                     if read is not None and type(value) is str:
                         if len(reads) >= REMEMBERED_COOKIES:
                             reads.clear()
@@ -264,11 +264,12 @@ class CookieSessionView:
             self._document = document
         return self._document
 
-    def _decode(self, value):
+    @staticmethod
+    def _decode(codec, value):
         """(issued, created, digest, packages text, changeable, the
         packages if none is changeable) of a valid cookie value, or
         None."""
-        document, text = self.container.codec.decode_text(value)
+        document, text = codec.decode_text(value)
         if document is None:
             return None
         # Exact types: JSON gives nothing else, and true is not a time.
@@ -439,7 +440,7 @@ class CookieSessionView:
             return
         created = int(self._data.getCreated())
         document = {'t': now, 'o': created, 'c': digest}
-        value = self.container.codec.encode_text(
+        value = self.container._shared()[0].encode_text(
             _document_head(now, created, digest) + packages_text + '}')
         size = len(self.container.cookie_name) + 1 + len(value)
         if size > self.container.max_size:
@@ -506,19 +507,23 @@ class CookieSessionView:
 
     def _cookie_attributes(self, cookies):
         manager = self.context.query_client_id_manager()
-        inherited = None
-        if ICookieClientIdManager.providedBy(manager):
-            inherited = _manager_attributes(manager)
         container = self.container
-        # What the attributes are made of; they are made again only when
-        # it changes (settings rarely do).
-        sources = (inherited, container.cookie_attributes,
-                   cookies.application_path, container.timeout)
+        # (manager, whether it has cookie attributes, what the attributes
+        # are made of, the attributes): made again only when a source
+        # changes (settings rarely do).
         made = getattr(container, '_v_cookie_attributes', None)
-        if made is None or made[0] != sources:
+        if made is not None and made[0] is manager:
+            inherits = made[1]
+        else:
+            inherits = ICookieClientIdManager.providedBy(manager)
+        sources = (_manager_attributes(manager) if inherits else None,
+                   container.cookie_attributes, cookies.application_path,
+                   container.timeout)
+        if made is None or made[0] is not manager or made[2] != sources:
             made = container._v_cookie_attributes = (
-                sources, self._make_cookie_attributes(*sources))
-        return made[1]
+                manager, inherits, sources,
+                self._make_cookie_attributes(*sources))
+        return made[3]
 
     @staticmethod
     def _make_cookie_attributes(inherited, own, application_path, timeout):
