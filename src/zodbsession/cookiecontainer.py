@@ -440,7 +440,7 @@ class CookieSessionView:
             return
         created = int(self._data.getCreated())
         document = {'t': now, 'o': created, 'c': digest}
-        value = self.container._shared()[0].encode_text(
+        value = self.container.codec.encode_text(
             _document_head(now, created, digest) + packages_text + '}')
         size = len(self.container.cookie_name) + 1 + len(value)
         if size > self.container.max_size:
