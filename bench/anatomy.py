@@ -42,10 +42,11 @@ Signed-cookie request:
 - the middleware, its transaction and the cookie work fused into one
   application with one data manager: what any design that keeps our
   frame, our transaction and our remembered cookie reads costs at least
-  (the client id through the manager, the data cookie verified and
-  decoded once and then remembered, as the container does, add 1, at the vote the canonical JSON
-  encoded and signed, at the finish the cookie put in the response's
-  pending cookies; no ISession, no Session, no session data objects);
+  (the client id through the manager; the data cookie verified and
+  decoded once, then remembered, as the container does; add 1; at the
+  vote the canonical JSON encoded and signed; at the finish the cookie
+  put in the response's pending cookies; no ISession, no Session, no
+  session data objects);
 - the whole request (bench_cookies' zodbsession peer, signed).
 
 Signed-cookie read-only request (bench_cookies.py's read-only peers),
