@@ -322,6 +322,40 @@ def test_a_session_cookie_is_set_with_its_no_cache_headers(registry):
         ('header', name, value, True) for name, value in NO_CACHE_HEADERS]
 
 
+def test_a_sites_own_cookies_adapter_sets_session_cookies_its_way(registry):
+    # A site registers its own IRequestCookies, made from ours, that
+    # changes how cookies are set (every cookie Secure, behind a TLS
+    # proxy) and which headers keep caches away: the session cookies (the
+    # client id's, a cookie container's) are set its way too.
+    import transaction
+    from zope.component import provideAdapter
+    from zodbsession import CookieSessionDataContainer
+    from zodbsession import testing
+
+    class SecureCookies(EnvironCookies):
+        def set_cookie(self, name, value, secure=False, **attributes):
+            super().set_cookie(name, value, secure=True, **attributes)
+
+        def forbid_caching(self, committed=False):
+            self.set_header('Cache-Control', 'no-store', committed)
+
+    testing.setUpSessions(prefs=CookieSessionDataContainer(
+        secret='a-sites-own-adapter-secret-1'))
+    provideAdapter(SecureCookies, (webob.Request,), IRequestCookies)
+    request = webob.Request.blank('/')
+    assert isinstance(IRequestCookies(request), SecureCookies)
+    ISession(request)['prefs']['theme'] = 'dark'
+    transaction.commit()
+    headers = response_headers(request)
+    cookies = [value for name, value in headers if name == 'Set-Cookie']
+    assert sorted(value.split('=', 1)[0] for value in cookies) == [
+        'zodbsession', 'zodbsession_data']
+    for value in cookies:
+        assert '; secure' in value.lower(), value
+    assert [header for header in headers if header[0] != 'Set-Cookie'] == [
+        ('Cache-Control', 'no-store')]
+
+
 def test_a_cookie_header_read_lately_is_read_once_and_memory_is_bounded():
     # A returning client sends the same Cookie header with each request:
     # it is read (split, each value checked) once, then found again.

@@ -194,6 +194,24 @@ class EnvironCookies:
         self._pending_response(committed).add_session_cookie(
             name, (value, attributes.pending), committed)
 
+    def _set_session_cookie_by_parts(self, name, value, attributes,
+                                     committed=False):
+        self.set_cookie(name, value, committed=committed,
+                        **attributes.keywords)
+        self.forbid_caching(committed)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A site's own adapter made from this one may change how a cookie
+        # is set or which headers keep caches away: its session cookies
+        # go its way too (set_session_cookie is its set_cookie, then its
+        # forbid_caching), unless it says how to set them in one call.
+        if cls.set_session_cookie is EnvironCookies.set_session_cookie and (
+                cls.set_cookie is not EnvironCookies.set_cookie
+                or cls.forbid_caching is not EnvironCookies.forbid_caching):
+            cls.set_session_cookie = (
+                EnvironCookies._set_session_cookie_by_parts)
+
     def delete_cookie(self, name, path='/', domain=None):
         self._pending_response(False).cookies[name] = (
             None, dict(path=path, domain=domain))
