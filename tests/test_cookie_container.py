@@ -870,6 +870,39 @@ def test_same_site_none_forces_secure(make_site):
     assert 'samesite=none' in attributes and 'secure' in attributes
 
 
+def test_cookie_attributes_follow_settings_changed_between_requests():
+    # A container and manager used as they are (registered globally, no
+    # database): a setting changed between requests, on the manager or on
+    # the container (its cookie attributes changed in place too), reaches
+    # the next cookie.
+    container = CookieSessionDataContainer(secret=SECRET)
+    manager, _ = testing.setUpSessions(**{PREFS: container})
+    client = testing.SessionTestClient()
+
+    def attributes_sent(n):
+        request = client.request()
+        ISession(request)[PREFS]['n'] = n
+        transaction.commit()
+        client.receive(request)
+        [sent] = [value for value in testing.set_cookie_headers(
+            testing.response_headers(request))
+            if value.startswith(DATA + '=')]
+        return sent.lower()
+
+    try:
+        assert '; path=/;' in attributes_sent(1)
+        manager.secure = True
+        assert '; secure' in attributes_sent(2)
+        container.cookie_attributes['path'] = '/prefs'
+        assert '; path=/prefs;' in attributes_sent(3)
+        container.cookie_attributes['sameSite'] = 'Strict'
+        assert '; samesite=strict' in attributes_sent(4)
+        container.cookie_attributes = {}
+        assert '; path=/;' in attributes_sent(5)
+    finally:
+        testing.tearDown()
+
+
 # -- invalidate and regenerate ------------------------------------------------
 
 def test_invalidate_clears_the_cookie_data(site):

@@ -520,8 +520,12 @@ class CookieSessionView:
                    container.cookie_attributes, cookies.application_path,
                    container.timeout)
         if made is None or made[0] is not manager or made[2] != sources:
+            inherited, own, application_path, timeout = sources
+            # A copy of the container's own attributes: compared with the
+            # live dict next time, it sees a change made in place.
             made = container._v_cookie_attributes = (
-                manager, inherits, sources,
+                manager, inherits,
+                (inherited, dict(own), application_path, timeout),
                 self._make_cookie_attributes(*sources))
         return made[3]
 
