@@ -507,27 +507,25 @@ class CookieSessionView:
 
     def _cookie_attributes(self, cookies):
         manager = self.context.query_client_id_manager()
+        inherited = None
+        if ICookieClientIdManager.providedBy(manager):
+            inherited = _manager_attributes(manager)
         container = self.container
-        # (manager, whether it has cookie attributes, what the attributes
-        # are made of, the attributes): made again only when a source
-        # changes (settings rarely do).
+        # What the attributes are made of; they are made again only when
+        # it changes (settings rarely do). (Nothing here keeps the manager
+        # alive: with a manager per connection, that would keep its
+        # connection.)
+        sources = (inherited, container.cookie_attributes,
+                   cookies.application_path, container.timeout)
         made = getattr(container, '_v_cookie_attributes', None)
-        if made is not None and made[0] is manager:
-            inherits = made[1]
-        else:
-            inherits = ICookieClientIdManager.providedBy(manager)
-        sources = (_manager_attributes(manager) if inherits else None,
-                   container.cookie_attributes, cookies.application_path,
-                   container.timeout)
-        if made is None or made[0] is not manager or made[2] != sources:
-            inherited, own, application_path, timeout = sources
+        if made is None or made[0] != sources:
             # A copy of the container's own attributes: compared with the
             # live dict next time, it sees a change made in place.
+            _inherited, own, application_path, timeout = sources
             made = container._v_cookie_attributes = (
-                manager, inherits,
                 (inherited, dict(own), application_path, timeout),
                 self._make_cookie_attributes(*sources))
-        return made[3]
+        return made[1]
 
     @staticmethod
     def _make_cookie_attributes(inherited, own, application_path, timeout):
