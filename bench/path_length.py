@@ -36,22 +36,28 @@ PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(
     __import__('zodbsession').__file__))) + os.sep + 'zodbsession' + os.sep
 
 
-def count_path(call):
-    """(distinct zodbsession functions, calls to them) of ``call()``."""
+def calls_by_function(call):
+    """{code object: calls} of every Python function ``call()`` runs."""
     seen = {}
 
     def profile(frame, event, arg):
         if event == 'call':
             code = frame.f_code
-            if code.co_filename.startswith(PACKAGE_DIR):
-                key = (code.co_filename, code.co_firstlineno, code.co_name)
-                seen[key] = seen.get(key, 0) + 1
+            seen[code] = seen.get(code, 0) + 1
 
     sys.setprofile(profile)
     try:
         call()
     finally:
         sys.setprofile(None)
+    return seen
+
+
+def count_path(call):
+    """(distinct zodbsession functions, calls to them) of ``call()``."""
+    seen = {(code.co_filename, code.co_firstlineno, code.co_name): calls
+            for code, calls in calls_by_function(call).items()
+            if code.co_filename.startswith(PACKAGE_DIR)}
     return len(seen), sum(seen.values()), seen
 
 
@@ -105,18 +111,7 @@ def _measure_cookies(directory, warm):
 def count_breadth(call):
     """(distinct Python functions, calls to them, bytes of their
     bytecode) of ``call()``, every module's."""
-    seen = {}
-
-    def profile(frame, event, arg):
-        if event == 'call':
-            code = frame.f_code
-            seen[code] = seen.get(code, 0) + 1
-
-    sys.setprofile(profile)
-    try:
-        call()
-    finally:
-        sys.setprofile(None)
+    seen = calls_by_function(call)
     return (len(seen), sum(seen.values()),
             sum(len(code.co_code) for code in seen))
 
