@@ -24,6 +24,22 @@ def test_signature_is_hmac_sha256_of_the_payload_with_a_salted_key():
     assert signing.b64decode(signature) == expected
 
 
+@pytest.mark.parametrize('key_length', [0, 1, 32, 63, 64, 65, 200])
+@pytest.mark.parametrize('message', [b'', b'payload', b'x' * 1000])
+def test_our_keyed_sha256_is_the_hmac_modules_hmac_sha256(key_length,
+                                                           message):
+    # The signer keeps its own small HMAC (hashlib, pads hashed once);
+    # it must give exactly what the standard library's does, for keys
+    # shorter than, as long as and longer than SHA-256's block.
+    key = bytes(range(256))[:key_length] if key_length <= 256 else b''
+    mac = signing.KeyedSha256(key)
+    assert mac.digest(message) == hmac.new(
+        key, message, hashlib.sha256).digest()
+    # Used again, it starts from its key each time.
+    assert mac.digest(message) == mac.digest(message)
+    assert 'KeyedSha256' in repr(mac) and repr(key) not in repr(mac)
+
+
 def test_salt_separates_uses_of_one_secret():
     signed = Signer(SECRET, 'one').sign('payload')
     assert Signer(SECRET, 'two').unsign(signed) is None

@@ -192,7 +192,7 @@ class CookieSessionView:
     # What a view starts with; a request that reads a cookie sets little
     # more.
     _loaded = False
-    # What the browser holds, if valid: its 't', 'o' and 'c' ...
+    # What the browser holds, if valid: (issued, created, digest) ...
     _document = None
     # ... its packages as canonical JSON text (for change detection and
     # fresh copies) ...
@@ -208,7 +208,7 @@ class CookieSessionView:
     _held = None            # (client id, pending JSONSessionData)
     _value = None           # cookie value to send after commit
     _sent = None            # ... and (document, packages text, changeable)
-    _digests = None         # (client id, its digest)
+    _due = False            # whether the cookie is due to be sent again
 
     def __init__(self, container, context):
         self.container = container
@@ -241,11 +241,12 @@ class CookieSessionView:
     # -- reading the cookie -------------------------------------------
 
     def _read(self):
+        """What the browser holds, if valid and live: (issued, created,
+        digest); the packages' text and what goes with it are set too."""
         if not self._loaded:
             self._loaded = True
             container = self.container
             value = self.context.cookies.get_cookie(container.cookie_name)
-            document = None
             if value and len(value) <= container.max_size:
                 codec, reads = container._shared()
                 # (Exactly str: a subclass could equal a remembered value.)
@@ -256,12 +257,19 @@ class CookieSessionView:
                         if len(reads) >= REMEMBERED_COOKIES:
                             reads.clear()
                         reads[value] = read
-                if read is not None and self._live(read[0], read[1]):
-                    document = {'t': read[0], 'o': read[1], 'c': read[2]}
-                    self._packages_text = read[3]
-                    self._changeable = read[4]
-                    self._flat_packages = read[5]
-            self._document = document
+                if read is not None:
+                    now = clock.now()
+                    issued, created = read[0], read[1]
+                    timeout = container.timeout
+                    if not (expiry.outlived(created, now, container.lifetime)
+                            or timeout and now - issued > timeout):
+                        self._document = read[:3]
+                        self._packages_text = read[3]
+                        self._changeable = read[4]
+                        self._flat_packages = read[5]
+                        # Due to be sent again (its resolution is over)?
+                        self._due = (int(now) - issued
+                                     > container.resolution)
         return self._document
 
     @staticmethod
@@ -287,37 +295,21 @@ class CookieSessionView:
         # Packages of flat values only are kept decoded: SessionData takes
         # copies of their dicts, and the values themselves cannot change.
         return (issued, created, digest,
-                _packages_text(document, text, packages), changeable,
-                None if changeable else packages)
-
-    def _live(self, issued, created):
-        """Whether a cookie issued (last sent) and created then is still
-        in use: neither timed out nor past its lifetime."""
-        container = self.container
-        now = clock.now()
-        if expiry.outlived(created, now, container.lifetime):
-            return False
-        timeout = container.timeout
-        return not timeout or now - issued <= timeout
+                _packages_text(issued, created, digest, text, packages),
+                changeable, None if changeable else packages)
 
     def _join(self):
         self.context.join(self, self.transaction_manager)
-
-    def _digest(self, client_id):
-        # The client's digest, computed once per client id and view.
-        known = self._digests
-        if known is None or known[0] != client_id:
-            known = self._digests = (client_id, _client_digest(client_id))
-        return known[1]
 
     def get(self, client_id, default=None):
         if self._removed:
             return default
         client_id = str(client_id)
-        if self._data is not None and self._client_id == client_id:
-            return self._data
-        document = self._read()
-        if document is None or document['c'] != self._digest(client_id):
+        data = self._data
+        if data is not None and self._client_id == client_id:
+            return data
+        document = self._document if self._loaded else self._read()
+        if document is None or document[2] != _client_digest(client_id):
             held = self._held
             return held[1] if held and held[0] == client_id else default
         self._client_id = client_id
@@ -331,8 +323,11 @@ class CookieSessionView:
         if packages is None:
             packages = json.loads(self._packages_text)
         data = self._data = self._read_data = JSONSessionData.from_plain(
-            packages, document['t'], document.get('o', 0))
-        if self._needs_commit(document):
+            packages, document[0], document[1])
+        if self._changeable or self._due:
+            # The commit has to look at this data although nothing may
+            # change it: it holds values that can change in place (then
+            # the commit compares), or the cookie is due to be sent again.
             self._join()
         else:
             # A request that only reads flat values, within the cookie's
@@ -340,13 +335,6 @@ class CookieSessionView:
             # no commit) unless it changes something.
             data.store_on_change(self._joined_on_change)
         return data
-
-    def _needs_commit(self, document):
-        """Whether the commit has to look at this data although nothing
-        may change it: it holds values that can change in place (then
-        the commit compares), or the cookie is due to be sent again."""
-        return self._changeable or (
-            int(clock.now()) - document['t'] > self.container.resolution)
 
     def _joined_on_change(self, data):
         self.context.join(self, self.transaction_manager)
@@ -432,14 +420,14 @@ class CookieSessionView:
         packages_text = _canonical(plain)
         now = int(clock.now())
         previous = self._document
-        digest = self._digest(self._client_id)
+        digest = _client_digest(self._client_id)
         unchanged = (previous is not None
-                     and previous['c'] == digest
+                     and previous[2] == digest
                      and self._packages_text == packages_text)
-        if unchanged and now - previous['t'] <= self.container.resolution:
+        if unchanged and now - previous[0] <= self.container.resolution:
             return
         created = int(self._data.getCreated())
-        document = {'t': now, 'o': created, 'c': digest}
+        document = (now, created, digest)
         value = self.container.codec.encode_text(
             _document_head(now, created, digest) + packages_text + '}')
         size = len(self.container.cookie_name) + 1 + len(value)
@@ -473,6 +461,7 @@ class CookieSessionView:
                 (self._document, self._packages_text,
                  self._changeable) = self._sent
                 self._flat_packages = None
+                self._due = False
         finally:
             self._value = self._sent = None
             self._held = None
@@ -497,7 +486,7 @@ class CookieSessionView:
             packages = self._flat_packages
             if packages is None:
                 packages = json.loads(self._packages_text)
-            data.set_plain(packages, self._document['t'])
+            data.set_plain(packages, self._document[0])
             data.store_on_change(self._joined_on_change)
             data.on_mutable_read(self._joined_on_change)
             self._data = data
@@ -582,12 +571,11 @@ def _holds_changeable(packages):
     return False
 
 
-def _packages_text(document, text, packages):
+def _packages_text(issued, created, digest, text, packages):
     """The canonical text of a valid cookie's packages: as written, when
     the cookie has the layout tpc_vote writes (then no encoding is
     needed), else encoded again."""
-    head = _document_head(document['t'], document.get('o', 0),
-                          document['c'])
+    head = _document_head(issued, created, digest)
     if text.startswith(head) and text.endswith('}'):
         return text[len(head):-1]
     return _canonical(packages)

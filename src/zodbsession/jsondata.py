@@ -1,7 +1,10 @@
 """The JSON restriction of client-side sessions."""
 import math
 
+from zodbsession import clock
+from zodbsession.data import _LIVE
 from zodbsession.data import SessionData
+from zodbsession.data import SessionPkgData
 
 _SCALARS = (str, bool, int, type(None))
 _UNCHANGEABLE = frozenset(_SCALARS)
@@ -54,8 +57,83 @@ def _problem(value, depth, where=''):
     return (f' at {where}' if where else ''), value
 
 
+class JSONPkgData(SessionPkgData):
+    """One package of a cookie session: a view onto its values, which
+    are JSON and live in one plain dict (a cookie is encoded whole, so
+    nothing is kept pickled beside them)."""
+
+    def __init__(self, owner, pkg_id):
+        self._owner = owner
+        self._pkg_id = pkg_id
+        self._own = None
+
+    def _dicts(self, create=False):
+        items = self._owner._packages.get(self._pkg_id)
+        if items is None:
+            if not create:
+                return {}, {}
+            items = self._owner._create_package(self._pkg_id)
+        return items, items
+
+    def __getitem__(self, key):
+        items = self._owner._packages.get(self._pkg_id)
+        if items is None:
+            raise KeyError(key)
+        value = items[key]
+        if type(value) not in _UNCHANGEABLE:
+            self._owner._watch()
+        return value
+
+    def get(self, key, default=None):
+        items = self._owner._packages.get(self._pkg_id)
+        if items is None or key not in items:
+            return default
+        value = items[key]
+        if type(value) not in _UNCHANGEABLE:
+            self._owner._watch()
+        return value
+
+    def __setitem__(self, key, value):
+        owner = self._owner
+        if type(value) not in _UNCHANGEABLE:
+            check_json(self._pkg_id, key, value)
+        items = owner._packages.get(self._pkg_id)
+        if items is None:
+            items = owner._create_package(self._pkg_id)
+        else:
+            owner._changed()
+        items[key] = value
+
+    def __delitem__(self, key):
+        items = self._owner._packages.get(self._pkg_id)
+        if items is None or key not in items:
+            raise KeyError(key)
+        self._owner._changed()
+        del items[key]
+
+    def changed(self):
+        if self._owner._packages.get(self._pkg_id):
+            self._owner._changed()
+
+    def __contains__(self, key):
+        items = self._owner._packages.get(self._pkg_id)
+        return items is not None and key in items
+
+    def __iter__(self):
+        return iter(list(self._owner._packages.get(self._pkg_id, ())))
+
+    def __len__(self):
+        return len(self._owner._packages.get(self._pkg_id, ()))
+
+
 class JSONSessionData(SessionData):
-    """SessionData that accepts JSON values only, checked on assignment."""
+    """SessionData that accepts JSON values only, checked on assignment.
+
+    Its values are kept as they are, one plain dict per package
+    (``{pkg_id: {key: value}}``, what the cookie's JSON decodes to), with
+    nothing pickled beside them: the whole session is encoded again when
+    it is sent, so there is no stored form to keep per value.
+    """
 
     # It lives in a cookie, never in a database: it is never a ghost and
     # has no jar to tell of changes. Plain attribute access then does all
@@ -65,6 +143,11 @@ class JSONSessionData(SessionData):
     __setattr__ = object.__setattr__
     __delattr__ = object.__delattr__
 
+    def __init__(self):
+        self._last_access = 0
+        self._created = int(clock.now())
+        self._packages = {}
+
     def __getstate__(self):
         if self._p_jar is not None:
             # Loaded back, it could not be brought out of its ghost state.
@@ -72,7 +155,52 @@ class JSONSessionData(SessionData):
                 'a cookie session (JSONSessionData) cannot be stored in a'
                 ' database; store SessionData.from_plain(data.to_plain())'
                 ' instead')
-        return super().__getstate__()
+        return {'t': self._last_access, 'c': self._created,
+                'p': {pkg_id: dict(items)
+                      for pkg_id, items in self._packages.items()}}
+
+    def __setstate__(self, state):
+        self._last_access = state.get('t', 0)
+        self._created = state.get('c', 0)
+        self._packages = {pkg_id: dict(items)
+                          for pkg_id, items in state.get('p', {}).items()}
+
+    def _changed(self):
+        store = self._v_store
+        if store is not None:
+            self._v_store = None
+            try:
+                store(self)
+            except BaseException:
+                self._v_store = store
+                raise
+
+    def _watch(self):
+        # A value that may change in place was handed out: whoever keeps
+        # this data compares it at commit (a cookie view compares texts).
+        notify = self._v_mutable_read
+        if notify is not None:
+            self._v_mutable_read = None
+            notify(self)
+
+    def keep_in_place_changes(self):
+        """Nothing to mark: the whole session is compared when sent."""
+
+    def _create_package(self, pkg_id):
+        # First: a pending session is stored before it changes, so that
+        # a failure to store it leaves it as it was.
+        self._changed()
+        return self._packages.setdefault(pkg_id, {})
+
+    def _package_dicts(self, pkg_id, create):
+        # For a plain SessionPkgData adopted by ``data[pkg_id] = pkg``:
+        # its keys (as stored forms, all live) and its values.
+        items = self._packages.get(pkg_id)
+        if items is None:
+            if not create:
+                return {}, {}
+            items = self._create_package(pkg_id)
+        return dict.fromkeys(items, _LIVE), items
 
     def _check_value(self, pkg_id, key, value):
         if type(value) not in _UNCHANGEABLE:
@@ -86,18 +214,93 @@ class JSONSessionData(SessionData):
             f' {_type_name(value)} as its {name!r}; store it in the'
             f' package, session[{name!r}][key] = value')
 
+    # -- the mapping of package ids --------------------------------------
+
+    def _view(self, pkg_id):
+        views = self._v_views
+        if views is None:
+            views = self._v_views = {}
+        view = views.get(pkg_id)
+        if view is None:
+            view = views[pkg_id] = JSONPkgData(self, pkg_id)
+        return view
+
+    def package(self, pkg_id):
+        """The package's data, stored once a value is stored in it."""
+        views = self._v_views
+        if views is not None:
+            view = views.get(pkg_id)
+            if view is not None:
+                return view
+        return self._view(pkg_id)
+
+    def __getitem__(self, pkg_id):
+        # A package handed out (``package``) exists for the data's
+        # lifetime (its request): a cookie session outlives no request.
+        views = self._v_views
+        if pkg_id not in self._packages and (
+                views is None or pkg_id not in views):
+            raise KeyError(pkg_id)
+        return self._view(pkg_id)
+
+    def __setitem__(self, pkg_id, pkg_data):
+        if not isinstance(pkg_data, SessionPkgData):
+            self._set_other(pkg_id, pkg_data)
+            return
+        contents = dict(pkg_data.items())
+        for key, value in contents.items():
+            self._check_value(pkg_id, key, value)
+        self._changed()
+        self._packages[pkg_id] = contents
+        if pkg_data._owner is None:
+            # Adopt it: from now on it is a view onto this session.
+            pkg_data._owner, pkg_data._pkg_id, pkg_data._own = (
+                self, pkg_id, None)
+            if self._v_views is None:
+                self._v_views = {}
+            self._v_views[pkg_id] = pkg_data
+        elif self._v_views is not None:
+            self._v_views.pop(pkg_id, None)
+
+    def __delitem__(self, pkg_id):
+        del self._packages[pkg_id]
+        if self._v_views is not None:
+            self._v_views.pop(pkg_id, None)
+        self._changed()
+
+    def __contains__(self, pkg_id):
+        return pkg_id in self._packages
+
+    def __iter__(self):
+        return iter(list(self._packages))
+
+    def __len__(self):
+        return len(self._packages)
+
+    def __repr__(self):
+        return f'<JSONSessionData packages={list(self._packages)!r}>'
+
+    # -- plain data ----------------------------------------------------------
+
     def to_plain(self):
-        # Values set here are kept live (never pickled), so the live dicts
-        # are the data: no copy, no view per package. (Unpickled data,
-        # whose values are not all live, takes the general way.)
-        live, stored = self._live, self._stored
-        packages = {}
-        for pkg_id, keys in stored.items():
-            items = live.get(pkg_id)
-            if items is None or len(items) != len(keys):
-                return super().to_plain()
-            packages[pkg_id] = items
-        return packages
+        # The live dicts are the data: no copy (callers only read it).
+        return self._packages
+
+    def set_plain(self, packages, last_access):
+        """Hold ``{pkg_id: {key: value}}`` (the dicts are copied, not the
+        values) and nothing else, last accessed at ``last_access``."""
+        self._packages = {pkg_id: dict(items)
+                          for pkg_id, items in packages.items()}
+        self._last_access = last_access
+
+    @classmethod
+    def from_plain(cls, packages, last_access=0, created=None):
+        data = cls.__new__(cls)
+        data._created = int(clock.now()) if created is None else created
+        data._last_access = last_access
+        data._packages = {pkg_id: dict(items)
+                          for pkg_id, items in packages.items()}
+        return data
 
     def check_all(self):
         """Check every value again (lists may have been mutated).
@@ -105,7 +308,7 @@ class JSONSessionData(SessionData):
         Returns what was checked, ``to_plain()``, so callers need not
         build it twice.
         """
-        packages = self.to_plain()
+        packages = self._packages
         for pkg_id, items in packages.items():
             for key, value in items.items():
                 # A str, int, bool or None cannot have changed since it
