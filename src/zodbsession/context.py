@@ -65,7 +65,9 @@ class RequestContext:
 
     # What a context starts with; a request sets only what it uses.
     _registry = None
-    _pending = None             # made on first use
+    # The response's pending cookies and headers if the request set any
+    # (``pending`` makes them on first use).
+    pending_if_any = None
     session = None              # the request's Session, once made
     _client_id_manager = _UNKNOWN
     _containers = None          # pkg_id -> container, bound
@@ -83,7 +85,7 @@ class RequestContext:
         self.site = site
         self._cookies = cookies
         if pending is not None:
-            self._pending = pending
+            self.pending_if_any = pending
         self.hosted = hosted
         # Whether someone puts ``pending`` on the response.
         self.pending_applied = hosted
@@ -91,15 +93,10 @@ class RequestContext:
     @property
     def pending(self):
         """The response's pending cookies and headers."""
-        pending = self._pending
+        pending = self.pending_if_any
         if pending is None:
-            pending = self._pending = PendingResponse()
+            pending = self.pending_if_any = PendingResponse()
         return pending
-
-    @property
-    def pending_if_any(self):
-        """``pending`` if the request set anything, else None."""
-        return self._pending
 
     # -- what serves the request ------------------------------------------
 
@@ -139,7 +136,8 @@ class RequestContext:
         (ComponentLookupError if there is none)."""
         manager = self._client_id_manager
         if manager is _UNKNOWN:
-            manager = self.query_client_id_manager()
+            manager = self._client_id_manager = query_in(
+                self._registry or self.registry, IClientIdManager)
         if manager is None:
             raise ComponentLookupError(IClientIdManager, '')
         return manager
@@ -234,8 +232,8 @@ class RequestContext:
         at_end, self._at_end = self._at_end, None
         for callback in at_end or ():
             callback()
-        if self._pending is not None:
-            self._pending.stop_following()
+        if self.pending_if_any is not None:
+            self.pending_if_any.stop_following()
 
     def release(self, state=None):
         """Let go of what the request resolved and made, once its response
@@ -286,7 +284,7 @@ class _Released:
     def __init__(self, context):
         self._context = weakref.ref(context)
         self._made = (context._load_registry, context.transaction_manager,
-                      context.site, context._pending, context.hosted)
+                      context.site, context.pending_if_any, context.hosted)
 
     def context_for(self, request):
         context = self._context()

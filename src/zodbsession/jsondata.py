@@ -156,14 +156,12 @@ class JSONSessionData(SessionData):
                 ' database; store SessionData.from_plain(data.to_plain())'
                 ' instead')
         return {'t': self._last_access, 'c': self._created,
-                'p': {pkg_id: dict(items)
-                      for pkg_id, items in self._packages.items()}}
+                'p': _copied(self._packages)}
 
     def __setstate__(self, state):
         self._last_access = state.get('t', 0)
         self._created = state.get('c', 0)
-        self._packages = {pkg_id: dict(items)
-                          for pkg_id, items in state.get('p', {}).items()}
+        self._packages = _copied(state.get('p', {}))
 
     def _changed(self):
         store = self._v_store
@@ -216,7 +214,8 @@ class JSONSessionData(SessionData):
 
     # -- the mapping of package ids --------------------------------------
 
-    def _view(self, pkg_id):
+    def package(self, pkg_id):
+        """The package's data, stored once a value is stored in it."""
         views = self._v_views
         if views is None:
             views = self._v_views = {}
@@ -225,15 +224,6 @@ class JSONSessionData(SessionData):
             view = views[pkg_id] = JSONPkgData(self, pkg_id)
         return view
 
-    def package(self, pkg_id):
-        """The package's data, stored once a value is stored in it."""
-        views = self._v_views
-        if views is not None:
-            view = views.get(pkg_id)
-            if view is not None:
-                return view
-        return self._view(pkg_id)
-
     def __getitem__(self, pkg_id):
         # A package handed out (``package``) exists for the data's
         # lifetime (its request): a cookie session outlives no request.
@@ -241,7 +231,7 @@ class JSONSessionData(SessionData):
         if pkg_id not in self._packages and (
                 views is None or pkg_id not in views):
             raise KeyError(pkg_id)
-        return self._view(pkg_id)
+        return self.package(pkg_id)
 
     def __setitem__(self, pkg_id, pkg_data):
         if not isinstance(pkg_data, SessionPkgData):
@@ -289,8 +279,7 @@ class JSONSessionData(SessionData):
     def set_plain(self, packages, last_access):
         """Hold ``{pkg_id: {key: value}}`` (the dicts are copied, not the
         values) and nothing else, last accessed at ``last_access``."""
-        self._packages = {pkg_id: dict(items)
-                          for pkg_id, items in packages.items()}
+        self._packages = _copied(packages)
         self._last_access = last_access
 
     @classmethod
@@ -298,8 +287,7 @@ class JSONSessionData(SessionData):
         data = cls.__new__(cls)
         data._created = int(clock.now()) if created is None else created
         data._last_access = last_access
-        data._packages = {pkg_id: dict(items)
-                          for pkg_id, items in packages.items()}
+        data._packages = _copied(packages)
         return data
 
     def check_all(self):
@@ -316,3 +304,11 @@ class JSONSessionData(SessionData):
                 if type(value) not in _UNCHANGEABLE:
                     check_json(pkg_id, key, value)
         return packages
+
+
+def _copied(packages):
+    """{pkg_id: a copy of its dict} (the values themselves are shared)."""
+    copied = {}
+    for pkg_id, items in packages.items():
+        copied[pkg_id] = dict(items)
+    return copied
