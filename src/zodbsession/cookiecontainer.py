@@ -414,32 +414,33 @@ class CookieSessionView:
         # Everything that can fail fails here, before any storage
         # finishes and before any header exists.
         self._value = None
-        if self._removed or self._data is None:
+        data = self._data
+        if self._removed or data is None:
             return
-        plain = self._data.check_all()
+        plain, changeable = data.checked_packages()
         packages_text = _canonical(plain)
         now = int(clock.now())
+        container = self.container
         previous = self._document
         digest = _client_digest(self._client_id)
-        unchanged = (previous is not None
-                     and previous[2] == digest
-                     and self._packages_text == packages_text)
-        if unchanged and now - previous[0] <= self.container.resolution:
-            return
-        created = int(self._data.getCreated())
-        document = (now, created, digest)
-        value = self.container.codec.encode_text(
+        if (previous is not None and previous[2] == digest
+                and self._packages_text == packages_text
+                and now - previous[0] <= container.resolution):
+            return      # the browser holds this, and it is fresh enough
+        created = int(data.getCreated())
+        codec, _reads = container._shared()
+        value = codec.encode_text(
             _document_head(now, created, digest) + packages_text + '}')
-        size = len(self.container.cookie_name) + 1 + len(value)
-        if size > self.container.max_size:
+        name = container.cookie_name
+        size = len(name) + 1 + len(value)
+        if size > container.max_size:
             raise SessionTooLarge(
-                f'cookie session container {self.container.cookie_name!r}:'
-                f' the encoded session is {size} bytes, over the'
-                f' {self.container.max_size}-byte cookie limit; store less'
-                ' in it, or register a server-side container for the'
-                ' package')
+                f'cookie session container {name!r}: the encoded session'
+                f' is {size} bytes, over the {container.max_size}-byte'
+                ' cookie limit; store less in it, or register a'
+                ' server-side container for the package')
         self._value = value
-        self._sent = (document, packages_text, _holds_changeable(plain))
+        self._sent = ((now, created, digest), packages_text, changeable)
 
     def tpc_finish(self, txn):
         try:

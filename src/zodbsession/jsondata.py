@@ -8,6 +8,8 @@ from zodbsession.data import SessionPkgData
 
 _SCALARS = (str, bool, int, type(None))
 _UNCHANGEABLE = frozenset(_SCALARS)
+# JSON values a request can change without assigning them.
+_CHANGEABLE_IN_PLACE = frozenset((list, dict))
 
 
 def _type_name(value):
@@ -296,15 +298,22 @@ class JSONSessionData(SessionData):
         Returns what was checked, ``to_plain()``, so callers need not
         build it twice.
         """
+        return self.checked_packages()[0]
+
+    def checked_packages(self):
+        """``check_all()``, and whether a value can change in place (a
+        list or dict): ({pkg_id: {key: value}}, bool)."""
         packages = self._packages
+        changeable = False
         for pkg_id, items in packages.items():
             for key, value in items.items():
                 # A str, int, bool or None cannot have changed since it
                 # was checked; anything else is checked again.
                 if type(value) not in _UNCHANGEABLE:
                     check_json(pkg_id, key, value)
-        return packages
-
+                    if type(value) in _CHANGEABLE_IN_PLACE:
+                        changeable = True
+        return packages, changeable
 
 def _copied(packages):
     """{pkg_id: a copy of its dict} (the values themselves are shared)."""
