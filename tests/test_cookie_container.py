@@ -1013,6 +1013,29 @@ def test_a_value_beside_the_packages_is_refused_not_lost():
     assert 'name' not in data
 
 
+def test_a_package_given_to_a_cookie_session_becomes_a_view_onto_it():
+    # zope.session's idiom, data[pkg_id] = SessionPkgData(): the package
+    # object given stays the session's (JSON is still enforced on it).
+    from zodbsession import SessionPkgData
+    from zodbsession.jsondata import JSONSessionData
+    data = JSONSessionData()
+    package = SessionPkgData()
+    package['theme'] = 'dark'
+    data[PREFS] = package
+    package['tabs'] = [1, 2]
+    del package['theme']
+    assert data.to_plain() == {PREFS: {'tabs': [1, 2]}}
+    assert data[PREFS]['tabs'] == [1, 2] and 'theme' not in data[PREFS]
+    with pytest.raises(TypeError, match=r"\(1, 2\)|tuple"):
+        package['pair'] = (1, 2)
+    assert data.to_plain() == {PREFS: {'tabs': [1, 2]}}
+    # A package read from the session is one object per package id.
+    assert data.package('other') is data.package('other')
+    assert 'other' not in data          # handed out, nothing stored
+    data['other']['n'] = 1
+    assert data.to_plain()['other'] == {'n': 1}
+
+
 def test_copies_of_a_container_share_the_cookie_values_they_verified():
     # As a site's snapshot copies its cookie containers every few
     # seconds: what one copy verified and decoded, the next finds.

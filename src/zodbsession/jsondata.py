@@ -69,14 +69,6 @@ class JSONPkgData(SessionPkgData):
         self._pkg_id = pkg_id
         self._own = None
 
-    def _dicts(self, create=False):
-        items = self._owner._packages.get(self._pkg_id)
-        if items is None:
-            if not create:
-                return {}, {}
-            items = self._owner._create_package(self._pkg_id)
-        return items, items
-
     def __getitem__(self, key):
         items = self._owner._packages.get(self._pkg_id)
         if items is None:
