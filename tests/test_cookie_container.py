@@ -418,6 +418,42 @@ def test_bad_cookie_settings_are_rejected():
         CookieSessionDataContainer(secret=SECRET, cookie_name='bad name!')
 
 
+@pytest.mark.parametrize('setting, value', [
+    ('max_size', -5), ('max_size', 0), ('max_size', 'big'),
+    ('max_size', 10 ** 9), ('cookie_name', 'bad name;'), ('cookie_name', ''),
+    ('secure', 'yes'), ('httpOnly', 'no'), ('sameSite', 'Loose'),
+    ('timeout', -1), ('resolution', -3), ('lifetime', -1),
+])
+def test_each_bad_setting_is_refused_naming_the_setting_and_value(
+        setting, value):
+    # One error type for every setting: zope.schema's ValidationError
+    # (which zope.session code catches) and a ValueError, whose message
+    # names the setting and the value it refused.
+    with pytest.raises(ValidationError) as refused:
+        CookieSessionDataContainer(secret=SECRET, **{setting: value})
+    assert isinstance(refused.value, ValueError)
+    assert f"setting {setting!r}: {value!r} is not allowed" in str(
+        refused.value)
+    # Set later, on a container in use, the same; the old value stays.
+    container = CookieSessionDataContainer(secret=SECRET)
+    if hasattr(container, setting):
+        before = getattr(container, setting)
+        with pytest.raises(ValidationError):
+            setattr(container, setting, value)
+        assert getattr(container, setting) == before
+
+
+def test_the_smallest_cookie_size_limit_allowed_holds_a_small_session(
+        make_site):
+    # A limit below 256 bytes is refused (above): at 256, a session of a
+    # few small values still fits, and is read back.
+    site = make_site(max_size=256)
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark', n=1))
+    assert len(DATA) + 1 + len(browser.cookies[DATA]) <= 256
+    assert visit(browser).json[PREFS] == {'theme': 'dark', 'n': 1}
+
+
 # -- size limit ---------------------------------------------------------------
 
 def test_too_large_fails_the_whole_transaction(site):

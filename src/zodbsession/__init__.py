@@ -17,6 +17,7 @@ from zodbsession.data import SessionPkgData
 from zodbsession.interfaces import IClientId
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import ICookieSessionDataContainer
 from zodbsession.interfaces import IPendingSessions
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
@@ -50,6 +51,7 @@ __all__ = [
     'expire_session', 'IRequestBoundContainer', 'ISessionLifecycle',
     'SessionData', 'SessionPkgData', 'Session', 'WSGIRequest',
     'IClientId', 'IClientIdManager', 'ICookieClientIdManager',
+    'ICookieSessionDataContainer',
     'IPendingSessions', 'IRequestCookies', 'IResponseCaching', 'ISessionCookies', 'ISession', 'ISessionData', 'ISessionDataContainer',
     'ISessionPkgData', 'register_adapters', 'register_session_utilities',
     'ISessionClientIdManager', 'ISessionDataCreated', 'InvalidSetting',

@@ -24,12 +24,14 @@ from zodbsession.cookiecodec import normalize_encryption_keys
 from zodbsession.clientid import set_session_cookie
 from zodbsession.clientid import generate_secret
 from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import ICookieSessionDataContainer
 from zodbsession.interfaces import IPendingSessions
-from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.jsondata import JSONSessionData
 from zodbsession.context import context_of
 from zodbsession.pending import SessionCookieAttributes
 from zodbsession.signing import normalize_secrets
+from zodbsession.validated import Setting
+from zodbsession.validated import check
 
 BROWSER_COOKIE_LIMIT = 4096
 # Cookie values read lately, remembered with what reading them found, so
@@ -80,7 +82,7 @@ def _document_head(issued, created, digest):
     return '{"t":%d,"o":%d,"c":"%s","d":' % (issued, created, digest)
 
 
-@implementer(IRequestBoundContainer)
+@implementer(ICookieSessionDataContainer)
 class CookieSessionDataContainer(expiry.ExpirySettings,
                                  persistent.Persistent):
     """Session data kept client-side, in one cookie per container.
@@ -95,6 +97,10 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
     ``domain``, ``secure``, ``httpOnly`` and ``sameSite`` override them.
     """
 
+    # Validated when set (zodbsession.validated), read as plain attributes.
+    cookie_name = Setting(ICookieSessionDataContainer['cookie_name'])
+    max_size = Setting(ICookieSessionDataContainer['max_size'])
+
     def __init__(self, secret=None, encryption_key=None,
                  cookie_name='zodbsession_data', timeout=3600, resolution=60,
                  max_size=BROWSER_COOKIE_LIMIT, lifetime=0,
@@ -104,8 +110,7 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
                 raise TypeError(
                     f'CookieSessionDataContainer has no setting {name!r};'
                     f' cookie attributes: {", ".join(COOKIE_ATTRIBUTES)}')
-            ICookieClientIdManager[name].bind(self).validate(value)
-        ICookieClientIdManager['namespace'].validate(cookie_name)
+            check(ICookieClientIdManager[name], value, context=self)
         self.secret = secret if secret is not None else generate_secret()
         self.encryption_key = encryption_key
         self.cookie_name = cookie_name

@@ -275,6 +275,39 @@ class IRequestBoundContainer(ISessionDataContainer):
         """Return an ISessionDataContainer for this request's data."""
 
 
+class ICookieSessionDataContainer(IRequestBoundContainer):
+    """A container that keeps each client's data in a signed (optionally
+    encrypted) cookie of its own: the settings it validates.
+
+    Its cookie attributes (``path``, ``domain``, ``secure``, ``httpOnly``,
+    ``sameSite``) are those of ICookieClientIdManager, and default to the
+    client id manager's.
+    """
+
+    cookie_name = schema.ASCIILine(
+        title="Cookie Name",
+        description=(
+            "Name of the cookie that holds the data. ASCII letters,"
+            " digits and '_' only."),
+        required=True,
+        min_length=1,
+        max_length=30,
+        constraint=re.compile(r"^[A-Za-z0-9_]+$").search,
+    )
+
+    max_size = schema.Int(
+        title="Cookie size limit",
+        description=(
+            "The most bytes the cookie (its name, '=' and value) may take;"
+            " a commit whose session does not fit fails. Browsers keep"
+            " cookies of up to 4096."),
+        min=256,
+        max=65536,
+        required=True,
+        default=4096,
+    )
+
+
 class ISession(Interface):
     """Retrieves the ISessionPkgData of the current client for a package.
 
