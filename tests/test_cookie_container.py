@@ -757,6 +757,33 @@ def test_a_change_after_persist_is_sent_too(site):
     assert visit(browser).json == {PREFS: {'step': 2}, CART: {'x': 1}}
 
 
+def test_an_in_place_change_after_persist_is_sent_too(site):
+    # The list read (or set) before persist() and changed in place in the
+    # request's next transaction: sent like the database session's.
+    browser = site.browser()
+    visit(browser, setter(PREFS, tabs=[1]))
+    visit(browser, setter(CART, tabs=[1]))
+
+    def read_persist_then_append(session):
+        session[PREFS]['tabs']
+        session[CART]['tabs']
+        session.persist()
+        session[PREFS]['tabs'].append(2)
+        session[CART]['tabs'].append(2)
+
+    visit(browser, read_persist_then_append)
+    assert visit(browser).json == {PREFS: {'tabs': [1, 2]},
+                                   CART: {'tabs': [1, 2]}}
+
+    def set_persist_then_append(session):
+        session[PREFS]['more'] = [1]
+        session.persist()
+        session[PREFS]['more'].append(2)
+
+    visit(browser, set_persist_then_append)
+    assert visit(browser).json[PREFS] == {'tabs': [1, 2], 'more': [1, 2]}
+
+
 def test_a_committed_cookie_deletion_outlives_a_later_abort(site):
     from zodbsession.context import container_for
     browser = site.browser()

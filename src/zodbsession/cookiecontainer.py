@@ -468,8 +468,12 @@ class CookieSessionView:
             self._held = None
             if self._data is not None:
                 # The session goes on in the request's next transaction
-                # (after persist()): its next change takes part in that.
+                # (after persist()): its next change takes part in that,
+                # and so does a value read there that can change in place
+                # (``session[pkg]['tabs'].append(2)``), as a database
+                # session's does.
                 self._data.store_on_change(self._joined_on_change)
+                self._data.on_mutable_read(self._joined_on_change)
 
     def tpc_abort(self, txn):
         self._reset()
