@@ -5,7 +5,9 @@ temporary directory) with WebTest: package ``demo.prefs`` lives in the
 cookie, ``shop.cart`` in the database's unnamed container. A test action
 travels in the WSGI environ and is called with the request's session.
 """
+import copy
 import json
+import pickle
 
 import pytest
 import transaction
@@ -1061,6 +1063,24 @@ def test_a_package_given_to_a_cookie_session_becomes_a_view_onto_it():
     assert 'other' not in data          # handed out, nothing stored
     data['other']['n'] = 1
     assert data.to_plain()['other'] == {'n': 1}
+
+
+@pytest.mark.parametrize('copied', [
+    copy.copy, copy.deepcopy, lambda data: pickle.loads(pickle.dumps(data))])
+def test_a_copy_of_a_cookie_session_is_independent_of_it(copied):
+    # As a SessionData's copy is: changing the copy's lists and dicts in
+    # place leaves the original (what the cookie will carry) as it was.
+    from zodbsession.jsondata import JSONSessionData
+    data = JSONSessionData.from_plain(
+        {PREFS: {'tabs': [1], 'layout': {'w': 1}}}, 5, 3)
+    twin = copied(data)
+    twin[PREFS]['tabs'].append(2)
+    twin[PREFS]['layout']['h'] = 2
+    twin[PREFS]['theme'] = 'dark'
+    assert data.to_plain() == {PREFS: {'tabs': [1], 'layout': {'w': 1}}}
+    assert twin.to_plain() == {
+        PREFS: {'tabs': [1, 2], 'layout': {'w': 1, 'h': 2}, 'theme': 'dark'}}
+    assert (twin.getLastAccessTime(), twin.getCreated()) == (5, 3)
 
 
 def test_copies_of_a_container_share_the_cookie_values_they_verified():

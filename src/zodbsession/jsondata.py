@@ -1,4 +1,5 @@
 """The JSON restriction of client-side sessions."""
+import copy
 import math
 
 from zodbsession import clock
@@ -149,8 +150,11 @@ class JSONSessionData(SessionData):
                 'a cookie session (JSONSessionData) cannot be stored in a'
                 ' database; store SessionData.from_plain(data.to_plain())'
                 ' instead')
+        # The values themselves copied too: a copy (copy.copy, a pickle)
+        # changed in place must leave this session as it is, as a
+        # SessionData's copy (made from pickled values) does.
         return {'t': self._last_access, 'c': self._created,
-                'p': _copied(self._packages)}
+                'p': copy.deepcopy(self._packages)}
 
     def __setstate__(self, state):
         self._last_access = state.get('t', 0)
