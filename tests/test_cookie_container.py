@@ -493,6 +493,36 @@ def test_non_json_value_is_refused_at_assignment(
     assert 'bad' not in data
 
 
+@pytest.mark.parametrize('key', [1, None, ('a', 1), b'raw'],
+                         ids=['int', 'None', 'tuple', 'bytes'])
+def test_a_key_json_cannot_carry_is_refused_at_assignment(
+        cookie_sessions, key):
+    # JSON names values with str only: an int key came back as a str (the
+    # value lost under its key), a tuple failed the commit unexplained.
+    request = testing.SessionTestClient().request()
+    data = ISession(request)[PREFS]
+    data['kept'] = 1
+    with pytest.raises(TypeError) as raised:
+        data[key] = 'value'
+    message = str(raised.value)
+    assert f"'demo.prefs'[{key!r}]" in message and 'keys must be str' in (
+        message)
+    assert key not in data and dict(data) == {'kept': 1}
+    with pytest.raises(TypeError, match='keys must be str'):
+        data.update({key: 'value'})
+    # The same for a package handed over whole (zope.session's idiom).
+    from zodbsession import SessionPkgData
+    from zodbsession.jsondata import JSONSessionData
+    package = SessionPkgData()
+    package[key] = 'value'
+    whole = JSONSessionData()
+    with pytest.raises(TypeError, match='keys must be str'):
+        whole[PREFS] = package
+    assert PREFS not in whole
+    transaction.commit()
+    assert dict(ISession(request)[PREFS]) == {'kept': 1}
+
+
 def test_json_values_round_trip_exactly(site):
     value = {'s': 'Zoë ☃', 'i': 2 ** 60, 'f': 0.1, 'b': False, 'n': None,
              'l': [1, [2, {'x': []}]]}

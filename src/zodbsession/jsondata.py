@@ -35,6 +35,16 @@ def check_json(pkg_id, key, value):
             f' str keys); found {_type_name(offender)}{where}')
 
 
+def check_key(pkg_id, key):
+    """Raise TypeError unless ``key`` can name a value in a cookie: JSON
+    has str keys only (an int would come back as a str, a tuple not at
+    all)."""
+    if not isinstance(key, str):
+        raise TypeError(
+            f'cannot store {pkg_id!r}[{key!r}] in a cookie session: keys'
+            f' must be str (JSON); found {_type_name(key)}')
+
+
 def _problem(value, depth, where=''):
     if depth > 64:
         return ' nested too deeply', value
@@ -90,6 +100,8 @@ class JSONPkgData(SessionPkgData):
 
     def __setitem__(self, key, value):
         owner = self._owner
+        if type(key) is not str:
+            check_key(self._pkg_id, key)
         if type(value) not in _UNCHANGEABLE:
             check_json(self._pkg_id, key, value)
         items = owner._packages.get(self._pkg_id)
@@ -199,6 +211,8 @@ class JSONSessionData(SessionData):
         return dict.fromkeys(items, _LIVE), items
 
     def _check_value(self, pkg_id, key, value):
+        if type(key) is not str:
+            check_key(pkg_id, key)
         if type(value) not in _UNCHANGEABLE:
             # (A str, int, bool or None is JSON: most values, no walk.)
             check_json(pkg_id, key, value)
