@@ -1113,6 +1113,26 @@ def test_a_copy_of_a_cookie_session_is_independent_of_it(copied):
     assert (twin.getLastAccessTime(), twin.getCreated()) == (5, 3)
 
 
+def test_a_package_written_back_stays_the_one_package_object(
+        cookie_sessions):
+    # zope.session's idiom, data[pkg_id] = package, with the session's
+    # own package (or another session's): session[pkg_id] is still the
+    # one object the request was handed.
+    from zodbsession.jsondata import JSONSessionData
+    request = testing.SessionTestClient().request()
+    prefs = ISession(request)[PREFS]
+    prefs['theme'] = 'dark'
+    data = cookie_sessions.bind(request)[IClientId(request)]
+    data[PREFS] = prefs
+    assert ISession(request)[PREFS] is prefs
+    other = JSONSessionData.from_plain({PREFS: {'theme': 'light'}})
+    data[PREFS] = other[PREFS]
+    assert ISession(request)[PREFS] is prefs
+    assert dict(prefs) == {'theme': 'light'}
+    transaction.commit()
+    assert dict(ISession(request)[PREFS]) == {'theme': 'light'}
+
+
 def test_copies_of_a_container_share_the_cookie_values_they_verified():
     # As a site's snapshot copies its cookie containers every few
     # seconds: what one copy verified and decoded, the next finds.

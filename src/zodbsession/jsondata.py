@@ -261,8 +261,8 @@ class JSONSessionData(SessionData):
             if self._v_views is None:
                 self._v_views = {}
             self._v_views[pkg_id] = pkg_data
-        elif self._v_views is not None:
-            self._v_views.pop(pkg_id, None)
+        # (Else a view handed out for pkg_id stays the package's one
+        # object: it shows what was just stored.)
 
     def __delitem__(self, pkg_id):
         del self._packages[pkg_id]
