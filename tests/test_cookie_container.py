@@ -816,6 +816,29 @@ def test_an_in_place_change_after_persist_is_sent_too(site):
     assert visit(browser).json[PREFS] == {'tabs': [1, 2], 'more': [1, 2]}
 
 
+def test_a_cookie_read_again_later_in_the_request_is_sent_when_due(
+        make_site, clock):
+    # The session made again from the cookie (after the deletion was
+    # aborted) is due by the time it is read again: the refreshed cookie
+    # goes out, as for a request that first read it then.
+    site = make_site(timeout=600, resolution=60)
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark'))
+    clock.advance(10)
+
+    def read_delete_abort_wait_read(session):
+        assert session[PREFS]['theme'] == 'dark'     # not due yet
+        session.delete()
+        transaction.abort()
+        clock.advance(61)
+        assert session[PREFS]['theme'] == 'dark'     # due now
+
+    response = visit(browser, read_delete_abort_wait_read)
+    document = site.codec.decode(data_cookie(response))
+    assert document['t'] == 1_700_000_071
+    assert document['d'] == {PREFS: {'theme': 'dark'}}
+
+
 def test_a_committed_cookie_deletion_outlives_a_later_abort(site):
     from zodbsession.context import container_for
     browser = site.browser()

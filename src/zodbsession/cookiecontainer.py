@@ -308,7 +308,15 @@ class CookieSessionView:
         data = self._data
         if data is not None and self._client_id == client_id:
             return data
-        document = self._document if self._loaded else self._read()
+        if self._loaded:
+            document = self._document
+            if document is not None:
+                # Made again (after a deletion, an abort, another commit):
+                # due or not by now, not when the cookie was read.
+                self._due = (int(clock.now()) - document[0]
+                             > self.container.resolution)
+        else:
+            document = self._read()
         if document is None or document[2] != _client_digest(client_id):
             held = self._held
             return held[1] if held and held[0] == client_id else default
