@@ -5,7 +5,9 @@ temporary directory) with WebTest: package ``demo.prefs`` lives in the
 cookie, ``shop.cart`` in the database's unnamed container. A test action
 travels in the WSGI environ and is called with the request's session.
 """
+import copy
 import json
+import pickle
 
 import pytest
 import transaction
@@ -527,6 +529,36 @@ def test_non_json_value_is_refused_at_assignment(
     assert 'bad' not in data
 
 
+@pytest.mark.parametrize('key', [1, None, ('a', 1), b'raw'],
+                         ids=['int', 'None', 'tuple', 'bytes'])
+def test_a_key_json_cannot_carry_is_refused_at_assignment(
+        cookie_sessions, key):
+    # JSON names values with str only: an int key came back as a str (the
+    # value lost under its key), a tuple failed the commit unexplained.
+    request = testing.SessionTestClient().request()
+    data = ISession(request)[PREFS]
+    data['kept'] = 1
+    with pytest.raises(TypeError) as raised:
+        data[key] = 'value'
+    message = str(raised.value)
+    assert f"'demo.prefs'[{key!r}]" in message and 'keys must be str' in (
+        message)
+    assert key not in data and dict(data) == {'kept': 1}
+    with pytest.raises(TypeError, match='keys must be str'):
+        data.update({key: 'value'})
+    # The same for a package handed over whole (zope.session's idiom).
+    from zodbsession import SessionPkgData
+    from zodbsession.jsondata import JSONSessionData
+    package = SessionPkgData()
+    package[key] = 'value'
+    whole = JSONSessionData()
+    with pytest.raises(TypeError, match='keys must be str'):
+        whole[PREFS] = package
+    assert PREFS not in whole
+    transaction.commit()
+    assert dict(ISession(request)[PREFS]) == {'kept': 1}
+
+
 def test_json_values_round_trip_exactly(site):
     value = {'s': 'Zoë ☃', 'i': 2 ** 60, 'f': 0.1, 'b': False, 'n': None,
              'l': [1, [2, {'x': []}]]}
@@ -791,6 +823,56 @@ def test_a_change_after_persist_is_sent_too(site):
 
     visit(browser, persist_then_change)
     assert visit(browser).json == {PREFS: {'step': 2}, CART: {'x': 1}}
+
+
+def test_an_in_place_change_after_persist_is_sent_too(site):
+    # The list read (or set) before persist() and changed in place in the
+    # request's next transaction: sent like the database session's.
+    browser = site.browser()
+    visit(browser, setter(PREFS, tabs=[1]))
+    visit(browser, setter(CART, tabs=[1]))
+
+    def read_persist_then_append(session):
+        session[PREFS]['tabs']
+        session[CART]['tabs']
+        session.persist()
+        session[PREFS]['tabs'].append(2)
+        session[CART]['tabs'].append(2)
+
+    visit(browser, read_persist_then_append)
+    assert visit(browser).json == {PREFS: {'tabs': [1, 2]},
+                                   CART: {'tabs': [1, 2]}}
+
+    def set_persist_then_append(session):
+        session[PREFS]['more'] = [1]
+        session.persist()
+        session[PREFS]['more'].append(2)
+
+    visit(browser, set_persist_then_append)
+    assert visit(browser).json[PREFS] == {'tabs': [1, 2], 'more': [1, 2]}
+
+
+def test_a_cookie_read_again_later_in_the_request_is_sent_when_due(
+        make_site, clock):
+    # The session made again from the cookie (after the deletion was
+    # aborted) is due by the time it is read again: the refreshed cookie
+    # goes out, as for a request that first read it then.
+    site = make_site(timeout=600, resolution=60)
+    browser = site.browser()
+    visit(browser, setter(PREFS, theme='dark'))
+    clock.advance(10)
+
+    def read_delete_abort_wait_read(session):
+        assert session[PREFS]['theme'] == 'dark'     # not due yet
+        session.delete()
+        transaction.abort()
+        clock.advance(61)
+        assert session[PREFS]['theme'] == 'dark'     # due now
+
+    response = visit(browser, read_delete_abort_wait_read)
+    document = site.codec.decode(data_cookie(response))
+    assert document['t'] == 1_700_000_071
+    assert document['d'] == {PREFS: {'theme': 'dark'}}
 
 
 def test_a_committed_cookie_deletion_outlives_a_later_abort(site):
@@ -1070,6 +1152,44 @@ def test_a_package_given_to_a_cookie_session_becomes_a_view_onto_it():
     assert 'other' not in data          # handed out, nothing stored
     data['other']['n'] = 1
     assert data.to_plain()['other'] == {'n': 1}
+
+
+@pytest.mark.parametrize('copied', [
+    copy.copy, copy.deepcopy, lambda data: pickle.loads(pickle.dumps(data))])
+def test_a_copy_of_a_cookie_session_is_independent_of_it(copied):
+    # As a SessionData's copy is: changing the copy's lists and dicts in
+    # place leaves the original (what the cookie will carry) as it was.
+    from zodbsession.jsondata import JSONSessionData
+    data = JSONSessionData.from_plain(
+        {PREFS: {'tabs': [1], 'layout': {'w': 1}}}, 5, 3)
+    twin = copied(data)
+    twin[PREFS]['tabs'].append(2)
+    twin[PREFS]['layout']['h'] = 2
+    twin[PREFS]['theme'] = 'dark'
+    assert data.to_plain() == {PREFS: {'tabs': [1], 'layout': {'w': 1}}}
+    assert twin.to_plain() == {
+        PREFS: {'tabs': [1, 2], 'layout': {'w': 1, 'h': 2}, 'theme': 'dark'}}
+    assert (twin.getLastAccessTime(), twin.getCreated()) == (5, 3)
+
+
+def test_a_package_written_back_stays_the_one_package_object(
+        cookie_sessions):
+    # zope.session's idiom, data[pkg_id] = package, with the session's
+    # own package (or another session's): session[pkg_id] is still the
+    # one object the request was handed.
+    from zodbsession.jsondata import JSONSessionData
+    request = testing.SessionTestClient().request()
+    prefs = ISession(request)[PREFS]
+    prefs['theme'] = 'dark'
+    data = cookie_sessions.bind(request)[IClientId(request)]
+    data[PREFS] = prefs
+    assert ISession(request)[PREFS] is prefs
+    other = JSONSessionData.from_plain({PREFS: {'theme': 'light'}})
+    data[PREFS] = other[PREFS]
+    assert ISession(request)[PREFS] is prefs
+    assert dict(prefs) == {'theme': 'light'}
+    transaction.commit()
+    assert dict(ISession(request)[PREFS]) == {'theme': 'light'}
 
 
 def test_copies_of_a_container_share_the_cookie_values_they_verified():

@@ -313,7 +313,15 @@ class CookieSessionView:
         data = self._data
         if data is not None and self._client_id == client_id:
             return data
-        document = self._document if self._loaded else self._read()
+        if self._loaded:
+            document = self._document
+            if document is not None:
+                # Made again (after a deletion, an abort, another commit):
+                # due or not by now, not when the cookie was read.
+                self._due = (int(clock.now()) - document[0]
+                             > self.container.resolution)
+        else:
+            document = self._read()
         if document is None or document[2] != _client_digest(client_id):
             held = self._held
             return held[1] if held and held[0] == client_id else default
@@ -473,8 +481,12 @@ class CookieSessionView:
             self._held = None
             if self._data is not None:
                 # The session goes on in the request's next transaction
-                # (after persist()): its next change takes part in that.
+                # (after persist()): its next change takes part in that,
+                # and so does a value read there that can change in place
+                # (``session[pkg]['tabs'].append(2)``), as a database
+                # session's does.
                 self._data.store_on_change(self._joined_on_change)
+                self._data.on_mutable_read(self._joined_on_change)
 
     def tpc_abort(self, txn):
         self._reset()

@@ -1,4 +1,5 @@
 """The JSON restriction of client-side sessions."""
+import copy
 import math
 
 from zodbsession import clock
@@ -32,6 +33,16 @@ def check_json(pkg_id, key, value):
             f'cannot store {pkg_id!r}[{key!r}] in a cookie session: values'
             f' must be JSON (str, int, float, bool, None, list, dict with'
             f' str keys); found {_type_name(offender)}{where}')
+
+
+def check_key(pkg_id, key):
+    """Raise TypeError unless ``key`` can name a value in a cookie: JSON
+    has str keys only (an int would come back as a str, a tuple not at
+    all)."""
+    if not isinstance(key, str):
+        raise TypeError(
+            f'cannot store {pkg_id!r}[{key!r}] in a cookie session: keys'
+            f' must be str (JSON); found {_type_name(key)}')
 
 
 def _problem(value, depth, where=''):
@@ -89,6 +100,8 @@ class JSONPkgData(SessionPkgData):
 
     def __setitem__(self, key, value):
         owner = self._owner
+        if type(key) is not str:
+            check_key(self._pkg_id, key)
         if type(value) not in _UNCHANGEABLE:
             check_json(self._pkg_id, key, value)
         items = owner._packages.get(self._pkg_id)
@@ -149,8 +162,11 @@ class JSONSessionData(SessionData):
                 'a cookie session (JSONSessionData) cannot be stored in a'
                 ' database; store SessionData.from_plain(data.to_plain())'
                 ' instead')
+        # The values themselves copied too: a copy (copy.copy, a pickle)
+        # changed in place must leave this session as it is, as a
+        # SessionData's copy (made from pickled values) does.
         return {'t': self._last_access, 'c': self._created,
-                'p': _copied(self._packages)}
+                'p': copy.deepcopy(self._packages)}
 
     def __setstate__(self, state):
         self._last_access = state.get('t', 0)
@@ -195,6 +211,8 @@ class JSONSessionData(SessionData):
         return dict.fromkeys(items, _LIVE), items
 
     def _check_value(self, pkg_id, key, value):
+        if type(key) is not str:
+            check_key(pkg_id, key)
         if type(value) not in _UNCHANGEABLE:
             # (A str, int, bool or None is JSON: most values, no walk.)
             check_json(pkg_id, key, value)
@@ -243,8 +261,8 @@ class JSONSessionData(SessionData):
             if self._v_views is None:
                 self._v_views = {}
             self._v_views[pkg_id] = pkg_data
-        elif self._v_views is not None:
-            self._v_views.pop(pkg_id, None)
+        # (Else a view handed out for pkg_id stays the package's one
+        # object: it shows what was just stored.)
 
     def __delitem__(self, pkg_id):
         del self._packages[pkg_id]
