@@ -1195,7 +1195,6 @@ def test_a_package_written_back_stays_the_one_package_object(
 def test_copies_of_a_container_share_the_cookie_values_they_verified():
     # As a site's snapshot copies its cookie containers every few
     # seconds: what one copy verified and decoded, the next finds.
-    import copy
 
     container = CookieSessionDataContainer(secret=SECRET)
     twin = copy.deepcopy(container)

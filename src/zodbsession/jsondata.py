@@ -325,6 +325,7 @@ class JSONSessionData(SessionData):
                         changeable = True
         return packages, changeable
 
+
 def _copied(packages):
     """{pkg_id: a copy of its dict} (the values themselves are shared)."""
     copied = {}
