@@ -219,6 +219,31 @@ def test_configured_cookie_attributes(sessions):
     assert attributes['samesite'].lower() == 'strict'
 
 
+def test_settings_changed_on_a_manager_in_use_reach_its_next_cookie(
+        sessions):
+    # The manager remembers its cookie's attributes between requests; a
+    # setting changed since (each in turn, then back) shows in the next
+    # cookie all the same.
+    manager, container = sessions
+    issue(manager)
+    changes = [('secure', True, 'secure', True),
+               ('domain', '.example.org', 'domain', '.example.org'),
+               ('path', '/app', 'path', '/app'),
+               ('httpOnly', False, 'httponly', None),
+               ('sameSite', 'Strict', 'samesite', 'strict'),
+               ('cookieLifetime', 600, 'max-age', '600')]
+    for setting, value, attribute, shown in changes:
+        before = getattr(manager, setting)
+        setattr(manager, setting, value)
+        _, request = issue(manager)
+        attributes = cookie_attributes(set_cookie_headers(request)[0])
+        assert attributes.get(attribute) == shown, setting
+        setattr(manager, setting, before)
+        _, request = issue(manager)
+        attributes = cookie_attributes(set_cookie_headers(request)[0])
+        assert attributes.get(attribute) != shown, setting
+
+
 def test_cookie_path_defaults_to_the_application_root(sessions):
     manager, container = sessions
     request = SessionTestClient().request(SCRIPT_NAME='/site')

@@ -245,16 +245,24 @@ class CookieClientIdManager(persistent.Persistent):
         if max_age == 0:
             max_age, expires = _FOREVER, _FOREVER_EXPIRES
         set_session_cookie(cookies, self.namespace, client_id,
-                           SessionCookieAttributes(
-                               path=(self.path or cookies.application_path
-                                     or '/'),
-                               domain=self.domain or None,
-                               secure=(self.secure
-                                       or self.sameSite == 'None'),
-                               httponly=self.httpOnly,
-                               samesite=self.sameSite,
-                               max_age=max_age,
-                               expires=expires))
+                           self._cookie_attributes(
+                               self.path or cookies.application_path or '/',
+                               max_age, expires))
+
+    def _cookie_attributes(self, path, max_age, expires):
+        # The cookie's attributes, made again only when they change (as
+        # settings rarely do; a new client's request sets the cookie).
+        made = getattr(self, '_v_cookie_attributes', None)
+        settings = (path, self.domain, self.secure, self.httpOnly,
+                    self.sameSite, max_age, expires)
+        if made is None or made[0] != settings:
+            made = self._v_cookie_attributes = (
+                settings, SessionCookieAttributes(
+                    path=path, domain=self.domain or None,
+                    secure=self.secure or self.sameSite == 'None',
+                    httponly=self.httpOnly, samesite=self.sameSite,
+                    max_age=max_age, expires=expires))
+        return made[1]
 
     def deleteRequestId(self, request):
         """Make the client forget its id (and so its session)."""
