@@ -11,6 +11,8 @@ from zodbsession import ISessionPkgData
 from zodbsession import PersistentSessionDataContainer
 from zodbsession import RAMSessionDataContainer
 from zodbsession import Session
+from zodbsession import SessionData
+from zodbsession import SessionPkgData
 from zodbsession.testing import SessionTestClient
 from zodbsession.testing import response_headers
 
@@ -43,6 +45,29 @@ def test_get_never_creates_anything(sessions):
     assert session.get('shop.cart', 'default') == 'default'
     assert response_headers(request) == []
     assert container.count() == 0
+
+
+def test_an_id_issued_by_the_manager_directly_is_the_sessions_id(sessions):
+    # zope.session code may ask the manager itself for the client's id
+    # (getUtility(IClientIdManager).getClientId(request)) after the
+    # session found the client had none: the session then uses that id,
+    # and the response carries that one cookie.
+    manager, container = sessions
+    client = SessionTestClient()
+    request = client.request()
+    session = ISession(request)
+    assert session.get('shop.cart') is None         # no id sent
+    issued = manager.getClientId(request)
+    container[issued] = SessionData()
+    container[issued]['shop.prefs'] = SessionPkgData()
+    container[issued]['shop.prefs']['theme'] = 'dark'
+    assert session.get('shop.prefs')['theme'] == 'dark'
+    session['shop.cart']['items'] = ['apple']
+    assert IClientId(request) == issued
+    assert container[issued]['shop.cart']['items'] == ['apple']
+    cookies = [value for name, value in response_headers(request)
+               if name == 'Set-Cookie']
+    assert len(cookies) == 1 and issued in cookies[0]
 
 
 def test_get_for_a_known_client_without_that_package(sessions):

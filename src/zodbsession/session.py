@@ -65,6 +65,9 @@ class Session:
     # Whether the manager has the whole contract of ours
     # (ISessionClientIdManager), not only zope.session's.
     _extended = False
+    # Whether the manager said the request has no id while the response
+    # had no cookie pending (a new client's request asks more than once).
+    _sent_none = False
 
     def _start(self, request, context):
         self.request = request
@@ -138,9 +141,15 @@ class Session:
             if not self._extended:
                 # A manager that can only issue ids.
                 return self.client_id
+            if self._sent_none and self._context.pending_if_any is None:
+                # Asked already, and no cookie set since (by us or by
+                # anyone calling the manager): still none.
+                return None
             client_id = manager.getRequestId(self.request)
             if client_id is not None:
                 self._client_id = str(client_id)
+            else:
+                self._sent_none = self._context.pending_if_any is None
         return self._client_id
 
     def sent_no_client_id(self):

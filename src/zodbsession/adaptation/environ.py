@@ -17,6 +17,9 @@ from zodbsession.pending import cookie_attributes
 from zodbsession.pending import set_cookie_header  # noqa: F401 (old home)
 
 _COOKIE_SEPARATORS = re.compile('[;,]')
+# What a request without a Cookie header (or an empty one) holds; shared,
+# as every result of cookie_texts is.
+_NO_COOKIES = {}
 _COOKIE_SPACE = ' \t'
 # A cookie value as the old (RFC 2109) grammar browsers and WebOb accept
 # reads it, matched once at the start of one value (linear time): a
@@ -55,6 +58,8 @@ def cookie_texts(header):
     """{name: value as text, or None if invalid} of a raw Cookie header,
     the last of repeated names. Shared between requests: never change
     it."""
+    if not header:
+        return _NO_COOKIES      # (a new client's: nothing to split)
     # (Exactly str: a subclass could equal a remembered header.)
     remembered = type(header) is str
     texts = _read_headers.get(header) if remembered else None
