@@ -209,6 +209,13 @@ class SessionData(persistent.Persistent, MutableMapping):
                 self._live.setdefault(pkg_id, {}))
 
     def _changed(self):
+        self._store_if_pending()
+        self._p_changed = True
+
+    def _store_if_pending(self):
+        # A pending session is stored (by the ``store_on_change``
+        # callback) before its first change; if storing fails, it stays
+        # pending.
         store = self._v_store
         if store is not None:
             self._v_store = None
@@ -217,7 +224,6 @@ class SessionData(persistent.Persistent, MutableMapping):
             except BaseException:
                 self._v_store = store
                 raise
-        self._p_changed = True
 
     def store_on_change(self, store):
         """Call ``store(self)`` before the first change (once)."""
@@ -237,10 +243,7 @@ class SessionData(persistent.Persistent, MutableMapping):
         self._v_mutable_read = notify
 
     def _watch(self):
-        notify = self._v_mutable_read
-        if notify is not None:
-            self._v_mutable_read = None
-            notify(self)
+        self._notify_mutable_read()
         manager = self._transaction_manager()
         if manager is None:
             # Never stored (its values are all written when it is), kept
@@ -253,6 +256,12 @@ class SessionData(persistent.Persistent, MutableMapping):
                 or watched[1] != watch.generation):
             self._v_watched = (watch, watch.generation)
             watch.add(self)
+
+    def _notify_mutable_read(self):
+        notify = self._v_mutable_read
+        if notify is not None:
+            self._v_mutable_read = None
+            notify(self)
 
     def keep_in_place_changes(self):
         """Mark changed the values read and changed in place (and only
@@ -346,8 +355,12 @@ class SessionData(persistent.Persistent, MutableMapping):
         self._changed()
         self._stored[pkg_id] = dict.fromkeys(contents, _LIVE)
         self._live[pkg_id] = contents
+        self._adopt(pkg_id, pkg_data)
+
+    def _adopt(self, pkg_id, pkg_data):
+        """Make a package object given on its own (``data[pkg_id] =
+        SessionPkgData()``) the view of ``pkg_id`` onto this session."""
         if pkg_data._owner is None:
-            # Adopt it: from now on it is a view onto this record.
             pkg_data._owner, pkg_data._pkg_id, pkg_data._own = (
                 self, pkg_id, None)
             if self._v_views is None:

@@ -69,6 +69,11 @@ class IClientId(Interface):
         """As a unique ASCII string."""
 
 
+# What our cookies may be named: word characters only, so the name needs
+# no quoting in any header.
+_is_cookie_name = re.compile(r"^[A-Za-z0-9_]+$").search
+
+
 class ICookieClientIdManager(ISessionClientIdManager):
     """A client id manager that keeps the id in a signed cookie.
 
@@ -86,7 +91,7 @@ class ICookieClientIdManager(ISessionClientIdManager):
         required=True,
         min_length=1,
         max_length=30,
-        constraint=re.compile(r"^[A-Za-z0-9_]+$").search,
+        constraint=_is_cookie_name,
     )
 
     cookieLifetime = schema.Int(
@@ -292,7 +297,7 @@ class ICookieSessionDataContainer(IRequestBoundContainer):
         required=True,
         min_length=1,
         max_length=30,
-        constraint=re.compile(r"^[A-Za-z0-9_]+$").search,
+        constraint=_is_cookie_name,
     )
 
     max_size = schema.Int(

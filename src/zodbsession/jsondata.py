@@ -173,23 +173,12 @@ class JSONSessionData(SessionData):
         self._created = state.get('c', 0)
         self._packages = _copied(state.get('p', {}))
 
-    def _changed(self):
-        store = self._v_store
-        if store is not None:
-            self._v_store = None
-            try:
-                store(self)
-            except BaseException:
-                self._v_store = store
-                raise
-
-    def _watch(self):
-        # A value that may change in place was handed out: whoever keeps
-        # this data compares it at commit (a cookie view compares texts).
-        notify = self._v_mutable_read
-        if notify is not None:
-            self._v_mutable_read = None
-            notify(self)
+    # No jar to tell of a change: storing a pending session is all.
+    _changed = SessionData._store_if_pending
+    # A value that may change in place was handed out: whoever keeps this
+    # data compares it at commit (a cookie view compares texts); no
+    # connection watches it.
+    _watch = SessionData._notify_mutable_read
 
     def keep_in_place_changes(self):
         """Nothing to mark: the whole session is compared when sent."""
@@ -254,15 +243,9 @@ class JSONSessionData(SessionData):
             self._check_value(pkg_id, key, value)
         self._changed()
         self._packages[pkg_id] = contents
-        if pkg_data._owner is None:
-            # Adopt it: from now on it is a view onto this session.
-            pkg_data._owner, pkg_data._pkg_id, pkg_data._own = (
-                self, pkg_id, None)
-            if self._v_views is None:
-                self._v_views = {}
-            self._v_views[pkg_id] = pkg_data
-        # (Else a view handed out for pkg_id stays the package's one
-        # object: it shows what was just stored.)
+        # (A view handed out for pkg_id stays the package's one object:
+        # it shows what was just stored.)
+        self._adopt(pkg_id, pkg_data)
 
     def __delitem__(self, pkg_id):
         del self._packages[pkg_id]
