@@ -213,7 +213,6 @@ class CookieSessionView:
     _held = None            # (client id, pending JSONSessionData)
     _value = None           # cookie value to send after commit
     _sent = None            # ... and (document, packages text, changeable)
-    _due = False            # whether the cookie is due to be sent again
 
     def __init__(self, container, context):
         self.container = container
@@ -272,9 +271,6 @@ class CookieSessionView:
                         self._packages_text = read[3]
                         self._changeable = read[4]
                         self._flat_packages = read[5]
-                        # Due to be sent again (its resolution is over)?
-                        self._due = (int(now) - issued
-                                     > container.resolution)
         return self._document
 
     @staticmethod
@@ -313,15 +309,7 @@ class CookieSessionView:
         data = self._data
         if data is not None and self._client_id == client_id:
             return data
-        if self._loaded:
-            document = self._document
-            if document is not None:
-                # Made again (after a deletion, an abort, another commit):
-                # due or not by now, not when the cookie was read.
-                self._due = (int(clock.now()) - document[0]
-                             > self.container.resolution)
-        else:
-            document = self._read()
+        document = self._read()
         if document is None or document[2] != _client_digest(client_id):
             held = self._held
             return held[1] if held and held[0] == client_id else default
@@ -337,10 +325,13 @@ class CookieSessionView:
             packages = json.loads(self._packages_text)
         data = self._data = self._read_data = JSONSessionData.from_plain(
             packages, document[0], document[1])
-        if self._changeable or self._due:
+        if self._changeable or (int(clock.now()) - document[0]
+                                > self.container.resolution):
             # The commit has to look at this data although nothing may
             # change it: it holds values that can change in place (then
-            # the commit compares), or the cookie is due to be sent again.
+            # the commit compares), or the cookie is due to be sent again
+            # (by now: the session may be made again later in the
+            # request, after a deletion or an abort).
             self._join()
         else:
             # A request that only reads flat values, within the cookie's
@@ -475,7 +466,6 @@ class CookieSessionView:
                 (self._document, self._packages_text,
                  self._changeable) = self._sent
                 self._flat_packages = None
-                self._due = False
         finally:
             self._value = self._sent = None
             self._held = None

@@ -100,10 +100,7 @@ class JSONPkgData(SessionPkgData):
 
     def __setitem__(self, key, value):
         owner = self._owner
-        if type(key) is not str:
-            check_key(self._pkg_id, key)
-        if type(value) not in _UNCHANGEABLE:
-            check_json(self._pkg_id, key, value)
+        owner._check_value(self._pkg_id, key, value)
         items = owner._packages.get(self._pkg_id)
         if items is None:
             items = owner._create_package(self._pkg_id)

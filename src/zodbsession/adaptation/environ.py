@@ -172,16 +172,9 @@ class EnvironCookies:
         return pending
 
     def get_cookie(self, name):
-        context = self._context or self.context
-        pending = context.pending_if_any
+        pending = (self._context or self.context).pending_if_any
         if pending is not None and name in pending.cookies:
             return pending.cookies[name][0]
-        parsed = context.parsed_cookies
-        if parsed is not None and parsed[0] is self.environ.get(
-                'HTTP_COOKIE'):
-            # (The header split already: the second cookie read of a
-            # request, a cookie container's after the client id's.)
-            return parsed[1].get(name)
         return self.get_request_cookie(name)
 
     def get_request_cookie(self, name):
