@@ -68,6 +68,10 @@ commits wait for fsync as in the benchmark:
 - ZODB alone adding one new small object to an OOBTree, and to the
   SessionTree (small buckets) our container files sessions in: what ZODB
   alone costs to add one record to an index, before any session logic;
+- the same with our session data class (SessionData, one package of one
+  key) in place of the small object; then that SessionData filed by our
+  container (``store_new``: its time slice, its tree) on a connection
+  kept open, with no request, client id or cookie;
 - the middleware around an application that does not touch the session,
   for a client that brings no cookie; then one that also gets the
   package's data (it creates nothing); then one that also asks for the
@@ -217,7 +221,10 @@ def new_client_rows(directory, sessions):
     import transaction
     from BTrees.OOBTree import OOBTree
 
+    from zodbsession import placement
     from zodbsession.container import SessionTree
+    from zodbsession.data import SessionData
+    from zodbsession.site import site_of
     from zodbsession.wsgi import SessionMiddleware
 
     floor, ours = _built_peers(directory, sessions)
@@ -237,6 +244,33 @@ def new_client_rows(directory, sessions):
             connection.close()
         return request
 
+    def add_session_data():
+        # Our data class in place of the small object.
+        manager.begin()
+        connection = floor.db.open(transaction_manager=manager)
+        data = SessionData()
+        data.package(bench_requests.PKG_ID)['n'] = 1
+        connection.root()['new in SessionTree'][os.urandom(16)] = data
+        manager.commit()
+        connection.close()
+
+    # Our container on a connection kept open, as the middleware keeps
+    # one per thread; its sessions filed in a tree other than the one the
+    # middleware's rows fill (ids of another placement), so that neither
+    # connection's commits invalidate what the other has loaded.
+    kept = ours.db.open(transaction_manager=transaction.TransactionManager())
+    container = site_of(kept).container
+    home = placement.ALPHABET.index(placement.home_character())
+    elsewhere = placement.ALPHABET[(home + 1) % len(placement.ALPHABET)]
+
+    def store_new_session():
+        # No request, no client id, no cookie.
+        kept.transaction_manager.begin()
+        data = SessionData()
+        data.package(bench_requests.PKG_ID)['n'] = 1
+        container.store_new(elsewhere + os.urandom(32).hex(), data)
+        kept.transaction_manager.commit()
+
     def through(step):
         middleware = SessionMiddleware(_app_that(step), db=ours.db)
         return lambda: middleware(dict(ours.new_environ),
@@ -255,6 +289,8 @@ def new_client_rows(directory, sessions):
             'new in OOBTree'),
         'ZODB alone: a new object in a SessionTree': add_one_object(
             'new in SessionTree'),
+        'ZODB alone: a SessionData in a SessionTree': add_session_data,
+        "our container alone: store_new, commit": store_new_session,
         'middleware, session untouched (no cookie)': through(
             lambda environ: None),
         'middleware + session[pkg] (creates nothing)': through(package),

@@ -20,7 +20,7 @@ from zodbsession.pending import NO_CACHE_HEADERS
 from zodbsession.pending import SessionCookieAttributes
 from zodbsession.context import cookies_of
 from zodbsession.context import utility_for
-from zodbsession.signing import normalize_secrets
+from zodbsession.signing import SecretsSetting
 from zodbsession.signing import b64encode
 from zodbsession.signing import shared_signer
 from zodbsession.validated import Setting
@@ -145,16 +145,7 @@ class CookieClientIdManager(persistent.Persistent):
     def __repr__(self):
         return f'<{type(self).__name__} namespace={self.namespace!r}>'
 
-    @property
-    def secret(self):
-        return self._secrets
-
-    @secret.setter
-    def secret(self, value):
-        normalize_secrets(value, 'secret')       # validates now
-        self._secrets = tuple(value) if isinstance(
-            value, (list, tuple)) else (value,)
-        self._v_signer = None
+    secret = SecretsSetting(forget='_v_signer')
 
     @property
     def _signer(self):

@@ -29,7 +29,7 @@ from zodbsession.interfaces import IPendingSessions
 from zodbsession.jsondata import JSONSessionData
 from zodbsession.context import context_of
 from zodbsession.pending import SessionCookieAttributes
-from zodbsession.signing import normalize_secrets
+from zodbsession.signing import SecretsSetting
 from zodbsession.validated import Setting
 from zodbsession.validated import check
 
@@ -124,16 +124,7 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
         return (f'<{type(self).__name__} cookie={self.cookie_name!r}'
                 f' encrypted={bool(self._encryption_keys)}>')
 
-    @property
-    def secret(self):
-        return self._secrets
-
-    @secret.setter
-    def secret(self, value):
-        normalize_secrets(value, 'secret')       # validates now
-        self._secrets = tuple(value) if isinstance(
-            value, (list, tuple)) else (value,)
-        self._v_shared = None
+    secret = SecretsSetting(forget='_v_shared')
 
     @property
     def encryption_key(self):

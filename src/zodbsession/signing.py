@@ -79,6 +79,27 @@ def normalize_secrets(secrets, setting='secret'):
     return tuple(result)
 
 
+class SecretsSetting:
+    """A component's ``secret`` setting: one secret or a list of them (the
+    first signs, every one is accepted), validated when set and kept as
+    given, in a tuple. Setting it drops the component's volatile
+    ``forget`` attribute: what it built from the old secrets."""
+
+    def __init__(self, forget):
+        self.forget = forget
+
+    def __get__(self, component, owner=None):
+        if component is None:
+            return self
+        return component._secrets
+
+    def __set__(self, component, value):
+        normalize_secrets(value, 'secret')       # validates now
+        component._secrets = tuple(value) if isinstance(
+            value, (list, tuple)) else (value,)
+        setattr(component, self.forget, None)
+
+
 # RFC 2104's inner and outer pads, as translation tables.
 _INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
 _OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
