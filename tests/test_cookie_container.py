@@ -6,6 +6,7 @@ cookie, ``shop.cart`` in the database's unnamed container. A test action
 travels in the WSGI environ and is called with the request's session.
 """
 import copy
+import enum
 import json
 import pickle
 
@@ -557,6 +558,37 @@ def test_a_key_json_cannot_carry_is_refused_at_assignment(
     assert PREFS not in whole
     transaction.commit()
     assert dict(ISession(request)[PREFS]) == {'kept': 1}
+
+
+class _Tag(str):
+    """A str that JSON would bring back as a plain str."""
+
+
+def test_values_json_would_change_or_not_write_are_refused(cookie_sessions):
+    request = testing.SessionTestClient().request()
+    data = ISession(request)[PREFS]
+    refused = {
+        # More digits than Python writes: the commit failed with a
+        # ValueError naming no key.
+        'huge': (10 ** 5000, r"'demo.prefs'\['huge'\].*found int \(too many"
+                             r" digits"),
+        'huge_inside': ([1, -10 ** 5000], r"found int at \[1\] \(too many"),
+        # A subclass came back as its base type.
+        'tag': (_Tag('x'), r"'demo.prefs'\['tag'\].*found [\w.]*_Tag"),
+        'flag': ([enum.IntFlag('F', 'A')(1)], r"found [\w.]*F at \[0\]"),
+        'nan_inside': ([float('nan')], r"found float at \[0\] \(not finite"),
+    }
+    for key, (value, message) in refused.items():
+        with pytest.raises(TypeError, match=message):
+            data[key] = value
+    data['big'] = 10 ** 4000       # what Python writes is kept
+    data['items'] = []
+    data['items'].append(10 ** 5000)
+    with pytest.raises(TypeError, match=r"'demo.prefs'\['items'\].*found"
+                                        r" int at \[0\] \(too many"):
+        transaction.commit()
+    transaction.abort()
+    assert list(ISession(request)[PREFS]) == []
 
 
 def test_json_values_round_trip_exactly(site):
