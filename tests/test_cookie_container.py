@@ -577,10 +577,22 @@ def test_values_json_would_change_or_not_write_are_refused(cookie_sessions):
         'tag': (_Tag('x'), r"'demo.prefs'\['tag'\].*found [\w.]*_Tag"),
         'flag': ([enum.IntFlag('F', 'A')(1)], r"found [\w.]*F at \[0\]"),
         'nan_inside': ([float('nan')], r"found float at \[0\] \(not finite"),
+        # A lone surrogate (what json.loads makes of a client's "\ud800"):
+        # UTF-8 cannot carry it, and the commit failed naming nothing.
+        'lone': ('caf\ud800', r"'demo.prefs'\['lone'\].*found str \(a lone"
+                              r" surrogate"),
+        'lone_inside': ({'a': ['\udfff']}, r"found str at \['a'\]\[0\] \(a"
+                                         r" lone surrogate"),
+        'lone_key_inside': ({'\ud800': 1}, r"found str as a key \(a lone"
+                                           r" surrogate"),
     }
     for key, (value, message) in refused.items():
         with pytest.raises(TypeError, match=message):
             data[key] = value
+    with pytest.raises(TypeError, match=r"\['\\ud800'\].*the key holds a"
+                                        r" lone surrogate"):
+        data['\ud800'] = 1
+    data['café ☃'] = 'Zoë'      # what UTF-8 carries is kept
     data['big'] = 10 ** 4000       # what Python writes is kept
     data['items'] = []
     data['items'].append(10 ** 5000)
@@ -589,6 +601,13 @@ def test_values_json_would_change_or_not_write_are_refused(cookie_sessions):
         transaction.commit()
     transaction.abort()
     assert list(ISession(request)[PREFS]) == []
+    data = ISession(request)[PREFS]
+    data['items'] = []
+    data['items'].append('\ud800')
+    with pytest.raises(TypeError, match=r"'demo.prefs'\['items'\].*found"
+                                        r" str at \[0\] \(a lone"):
+        transaction.commit()
+    transaction.abort()
 
 
 def test_json_values_round_trip_exactly(site):
