@@ -199,6 +199,14 @@ def _resigned(site, good, change):
     return CookieCodec(SECRET, max_length=100_000).encode(document)
 
 
+def _retexted(site, good, old, new):
+    """``good``'s JSON text with ``old`` replaced by ``new``, signed with
+    our own keys: what only a holder of the secret can make."""
+    text = site.codec.decode_text(good)[1]
+    assert old in text
+    return CookieCodec(SECRET).encode_text(text.replace(old, new))
+
+
 def _flip(text, index):
     return text[:index] + ('B' if text[index] != 'B' else 'C') + \
         text[index + 1:]
@@ -239,6 +247,19 @@ BAD_COOKIES = {
         site, good, lambda document: document['d'][PREFS].update(
             pad='x' * 5000)),
     'non-ASCII garbage': lambda site, good: 'p\xe9\xff' + good[3:],
+    # JSON's proper text only, and one document in the layout written:
+    # these read back as data no commit could store again, or failed.
+    'NaN, validly signed': lambda site, good: _retexted(
+        site, good, '{"n":1}', '{"n":NaN}'),
+    'Infinity in a list, validly signed': lambda site, good: _retexted(
+        site, good, '{"n":1}', '{"n":[-Infinity]}'),
+    'a lone surrogate, validly signed': lambda site, good: _retexted(
+        site, good, '{"n":1}', '{"n":["\\ud800"]}'),
+    'a key after the data, validly signed': lambda site, good: _retexted(
+        site, good, '{"n":1}}}', '{"n":[1]}},"x":1}'),
+    'the data twice, validly signed': lambda site, good: _retexted(
+        site, good, '"d":{"demo.prefs":{"n":1}}',
+        '"d":{},"d":{"demo.prefs":{"n":[1]}}'),
 }
 
 

@@ -287,17 +287,31 @@ class CookieSessionView:
         digest = document.get('c')
         packages = document.pop('d', None)
         if (type(issued) is not int or type(created) is not int
-                or type(packages) is not dict or type(digest) is not str):
+                or type(packages) is not dict or type(digest) is not str
+                or len(document) != 3):     # (t, o, c; nothing else)
             return None
         for items in packages.values():
             if type(items) is not dict:
                 return None
+        if ('\\ud' in text or '\\uD' in text) and not _utf8(packages):
+            # An escaped lone surrogate: data no commit could send again.
+            # (Only text that holds the escape's letters is checked.)
+            return None
         changeable = _holds_changeable(packages)
+        packages_text = _packages_text(issued, created, digest, text,
+                                       packages)
+        if changeable:
+            # Made again from this text on each use: it must be the
+            # packages alone (a key twice in the document, or one after
+            # them, leaves more).
+            try:
+                json.loads(packages_text)
+            except ValueError:
+                return None
         # Packages of flat values only are kept decoded: SessionData takes
         # copies of their dicts, and the values themselves cannot change.
-        return (issued, created, digest,
-                _packages_text(issued, created, digest, text, packages),
-                changeable, None if changeable else packages)
+        return (issued, created, digest, packages_text, changeable,
+                None if changeable else packages)
 
     def _join(self):
         self.context.join(self, self.transaction_manager)
@@ -568,6 +582,15 @@ class _ViewSavepoint:
                 pending.set_plain(copy.deepcopy(packages), last_access)
                 pending.store_on_change(
                     lambda pending: view.__setitem__(client_id, pending))
+
+
+def _utf8(packages):
+    """Whether UTF-8 carries the text of ``packages``."""
+    try:
+        _canonical(packages).encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _holds_changeable(packages):
