@@ -509,6 +509,25 @@ def test_negative_retries_are_rejected(db):
         SessionMiddleware(view(read_items), db=db, retries=-1)
 
 
+@pytest.mark.parametrize('setting, value', [
+    # Sent as "Retry-After: -5" or "2.5": not HTTP's delay-seconds.
+    ('retry_after', -5), ('retry_after', 2.5), ('retry_after', '5'),
+    # A conflict that never clears held its worker for ever.
+    ('retry_timeout', float('inf')), ('retry_timeout', float('nan')),
+])
+def test_hosting_settings_out_of_bounds_are_rejected(db, setting, value):
+    with pytest.raises(ValueError, match=f'{setting} must be'):
+        SessionMiddleware(view(read_items), db=db, **{setting: value})
+
+
+def test_hosting_settings_from_text_are_checked_too(tmp_path):
+    from zodbsession.wsgi import make_filter
+    with pytest.raises(ValueError, match='retry_after must be'):
+        make_filter(view(read_items), {}, retry_after='-5',
+                    db_uri=f'file://{tmp_path}/s.fs')
+    assert list(tmp_path.iterdir()) == []       # nothing opened
+
+
 def run_in_threads(targets):
     testing.run_in_threads(targets, 60)
 
