@@ -211,3 +211,21 @@ def test_memory_read_only_is_an_empty_database():
     from zodbsession.db import DatabaseNotFound
     with pytest.raises(DatabaseNotFound, match='empty'):
         open_database('memory://', create=False, read_only=True)
+
+
+def test_an_existing_database_with_a_missing_blob_directory_is_refused(
+        tmp_path):
+    # BlobStorage made the directory (a typo: an empty blob store beside
+    # the database) when only an existing database was to be opened.
+    from zodbsession.db import DatabaseNotFound
+    uri = f'file://{tmp_path}/s.fs'
+    open_database(uri).close()
+    before = all_paths(tmp_path)
+    with pytest.raises(DatabaseNotFound, match='there is no blob directory'
+                                               f' {tmp_path}/blobs'):
+        open_database(f'{uri}?blobstorage_dir={tmp_path}/blobs',
+                      create=False, read_only=True)
+    assert all_paths(tmp_path) == before
+    (tmp_path / 'blobs').mkdir()
+    open_database(f'{uri}?blobstorage_dir={tmp_path}/blobs',
+                  create=False).close()

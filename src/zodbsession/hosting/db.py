@@ -76,6 +76,12 @@ def _check_file(uri, filename, create):
         raise DatabaseNotFound(
             f'cannot open session database {redact(uri)}: there is no file'
             f' {filename}')
+    blobs = _query(uri).get('blobstorage_dir')
+    if not create and blobs and not os.path.isdir(blobs):
+        # (BlobStorage would make it, and so an empty blob store.)
+        raise DatabaseNotFound(
+            f'cannot open session database {redact(uri)}: there is no blob'
+            f' directory {blobs}')
 
 
 def _make_directories(filename):
@@ -104,11 +110,17 @@ def _remove_directories(made):
             return
 
 
+def _query(uri):
+    """{name: value} of the URI's query parameters."""
+    query = uri.split('?', 1)[1] if '?' in uri else ''
+    return dict(urllib.parse.parse_qsl(query))
+
+
 def _with_parameter(uri, name, value):
     """``uri`` with the query parameter ``name=value``, unless it has
     ``name`` already."""
     query = uri.split('?', 1)[1] if '?' in uri else ''
-    if name in dict(urllib.parse.parse_qsl(query)):
+    if name in _query(uri):
         return uri
     separator = '&' if query else '?'
     return f'{uri}{separator}{name}={value}'
