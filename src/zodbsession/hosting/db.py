@@ -5,6 +5,7 @@ directory), ``memory://``, ``zeo://host:port`` and RelStorage's
 ``postgres://user@host:port/dbname`` all work; a failure becomes one
 ``DatabaseOpenError`` line naming the URI and the cause.
 """
+import errno
 import os
 import threading
 import urllib.parse
@@ -12,6 +13,7 @@ import urllib.parse
 import ZODB
 import ZODB.utils
 import zodburi
+from ZODB.FileStorage.FileStorage import FileStorageQuotaError
 from ZODB.FileStorage.FileStorage import packed_version as FILESTORAGE_MAGIC
 from ZODB.POSException import ConflictError
 from ZODB.POSException import POSKeyError
@@ -260,7 +262,8 @@ _UNAVAILABLE = None
 
 
 def is_storage_unavailable(exc):
-    """Whether ``exc`` (or its cause) says the storage is unreachable.
+    """Whether ``exc`` (or its cause) says the storage is unreachable, or
+    can take no writes (a full disk, a used-up quota).
 
     Such a request deserves a 503 and a later retry by the client, not a
     traceback.
@@ -277,9 +280,24 @@ def is_storage_unavailable(exc):
             return False
         if isinstance(exc, _UNAVAILABLE) and _lost_connection(exc):
             return True
+        if _storage_full(exc):
+            return True
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
+
+
+# A storage that takes no writes until its operator acts: its disk is
+# full or read-only, its quota is used up. Its clients can only wait, as
+# for a server that went away (and a read still works).
+_FULL_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, 'EDQUOT', None),
+                      errno.EROFS) if code is not None)
+
+
+def _storage_full(exc):
+    return isinstance(exc, FileStorageQuotaError) or (
+        isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS)
 
 
 # SQLSTATEs of PostgreSQL errors that mean the server went away: class 08
