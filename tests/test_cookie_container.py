@@ -1380,3 +1380,18 @@ def test_a_cookie_session_stored_in_the_database_fails_clearly(db):
     finally:
         connection.close()
     assert db.storage.lastTransaction() == before
+
+
+def test_an_active_client_keeps_its_session_whatever_the_resolution(
+        make_site, clock):
+    # The cookie's timeout counts from its last sending, and it was sent
+    # again only once per resolution: with a resolution longer than the
+    # timeout, a client active every 30 seconds lost its session after 90.
+    site = make_site(timeout=60, resolution=120)
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    for _ in range(6):
+        clock.advance(30)
+        assert visit(browser).json[PREFS] == {'n': 1}
+    clock.advance(61)       # unread for more than the timeout: expired
+    assert visit(browser, status=200).json[PREFS] is None

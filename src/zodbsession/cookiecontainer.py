@@ -4,9 +4,10 @@ Registered under a package id like any container, it keeps that package's
 data in a signed (optionally encrypted) cookie instead of the database:
 no storage write per request. The cookie is set only when the request's
 transaction commits, and only when the data changed or its timeout must
-be refreshed (once per ``resolution``); an abort leaves the browser's
-cookie as it was. The data is bound to the client id, so it follows
-``regenerate()`` and dies with ``invalidate()``.
+be refreshed (once per ``resolution``, or half the timeout if that is
+shorter); an abort leaves the browser's cookie as it was. The data is
+bound to the client id, so it follows ``regenerate()`` and dies with
+``invalidate()``.
 """
 import copy
 import functools
@@ -340,7 +341,7 @@ class CookieSessionView:
         data = self._data = self._read_data = JSONSessionData.from_plain(
             packages, document[0], document[1])
         if self._changeable or (int(clock.now()) - document[0]
-                                > self.container.resolution):
+                                > _refresh_after(self.container)):
             # The commit has to look at this data although nothing may
             # change it: it holds values that can change in place (then
             # the commit compares), or the cookie is due to be sent again
@@ -443,7 +444,7 @@ class CookieSessionView:
         digest = _client_digest(self._client_id)
         if (previous is not None and previous[2] == digest
                 and self._packages_text == packages_text
-                and now - previous[0] <= container.resolution):
+                and now - previous[0] <= _refresh_after(container)):
             return      # the browser holds this, and it is fresh enough
         created = int(data.getCreated())
         codec, _reads = container._shared()
@@ -553,6 +554,16 @@ class CookieSessionView:
 
 
 _manager_attributes = operator.attrgetter(*COOKIE_ATTRIBUTES)
+
+
+def _refresh_after(container):
+    """Seconds after which an unchanged cookie is sent again: the
+    container's resolution, but at most half its timeout. (The browser
+    and the server count the timeout from the cookie's last sending: with
+    a resolution as long as the timeout, a client active every few
+    seconds lost its session.)"""
+    timeout, resolution = container.timeout, container.resolution
+    return min(resolution, timeout // 2) if timeout else resolution
 
 
 class _ViewSavepoint:
