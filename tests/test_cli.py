@@ -138,6 +138,8 @@ def test_each_command_has_help(tmp_path, command, options):
     (['serve', '--port', '70000'], '--port'),
     (['serve', '--threads', '0'], '--threads'),
     (['pack', '--days', '-1'], '--days'),
+    # Before 1900: the pack failed with "year must be greater than 1900".
+    (['pack', '--days', '100000'], '--days'),
     (['stats', '--colour'], '--colour'),
 ])
 def test_bad_arguments_are_one_line(tmp_path, args, named):
