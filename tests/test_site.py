@@ -231,8 +231,9 @@ def test_two_cookies_of_one_name_are_refused(path):
     db = open_db(path)
     try:
         ensure_site(db, namespace='sid')
-        with pytest.raises(ValueError, match="container for 'prefs' has the"
-                                             " client id cookie's name, 'sid'"):
+        with pytest.raises(ValueError, match="container for 'prefs' has"
+                                             " the client id cookie's name,"
+                                             " 'sid'"):
             change_site(db, lambda site: site.register_container(
                 'prefs', CookieSessionDataContainer(cookie_name='sid')))
         prefs = CookieSessionDataContainer(cookie_name='prefs_data')
