@@ -149,3 +149,34 @@ def test_a_script_uses_the_bearer_header(db):
     assert re.search(r'id="storage-size">[\d,]+ B',
                      browser.get('/', headers=headers).text)
     browser.post('/sweep', headers=headers, status=303)
+
+
+def test_malformed_requests_get_the_sign_in_page_never_an_error(db):
+    browser = webtest.TestApp(admin_app(db, token=TOKEN))
+    # A cookie WebOb cannot decode (an escaped byte that is not UTF-8).
+    response = browser.get('/', headers={
+        'Cookie': 'zodbsession_admin="\\377"'}, status=401)
+    assert 'Sign in' in response.text
+    # Forms WebOb cannot read: another charset, a multipart form without
+    # its boundary, bytes that are not UTF-8.
+    for content_type, body in (
+            ('application/x-www-form-urlencoded; charset=bogus', b'token=x'),
+            ('multipart/form-data', b'token=x'),
+            ('application/x-www-form-urlencoded', b'token=%ff%fe')):
+        response = browser.post('/login', body, headers={
+            'Content-Type': content_type}, status=403)
+        assert 'not the admin token' in response.text
+    headers = {'Authorization': f'Bearer {TOKEN}'}
+    assert 'storage' in browser.get('/?done=%ff%fe', headers=headers).text
+    headers['Content-Type'] = 'multipart/form-data'
+    browser.post('/sweep', b'csrf=x', headers=headers, status=303)
+
+
+def test_a_long_cookie_header_is_read_in_linear_time(db):
+    # WebOb's reader takes quadratic time over a run without '=': 32 KB
+    # of it held a worker for seconds, before the token was checked.
+    import time
+    browser = webtest.TestApp(admin_app(db, token=TOKEN))
+    started = time.monotonic()
+    browser.get('/', headers={'Cookie': 'a' * 32768}, status=401)
+    assert time.monotonic() - started < 2

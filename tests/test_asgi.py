@@ -390,6 +390,9 @@ def test_maintenance_runs_under_asgi_as_under_every_host(db):
     assert maintenance_of(db).pack_interval == 3600
     with pytest.raises(ValueError, match='pack_interval'):
         SessionMiddleware(None, db=db, pack_interval=-1)
+    # Sent as "Retry-After: -5": not HTTP's delay-seconds.
+    with pytest.raises(ValueError, match='retry_after must be a whole'):
+        SessionMiddleware(None, db=db, retry_after=-5)
 
 
 def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):

@@ -138,6 +138,8 @@ def test_each_command_has_help(tmp_path, command, options):
     (['serve', '--port', '70000'], '--port'),
     (['serve', '--threads', '0'], '--threads'),
     (['pack', '--days', '-1'], '--days'),
+    # Before 1900: the pack failed with "year must be greater than 1900".
+    (['pack', '--days', '100000'], '--days'),
     (['stats', '--colour'], '--colour'),
 ])
 def test_bad_arguments_are_one_line(tmp_path, args, named):
@@ -488,3 +490,21 @@ def test_serve_with_an_unopenable_database(tmp_path):
                               cwd=tmp_path))
     assert line.startswith('zodbsession serve: cannot open session database'
                            ' bogus://x')
+
+
+@pytest.mark.parametrize('wrong', ['a directory', 'a text file',
+                                   'a typo in a parameter'])
+def test_serve_given_a_wrong_path_creates_nothing(tmp_path, wrong):
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'notes.txt').write_text('not a database')
+    uri = {'a directory': file_uri(tmp_path / 'data'),
+           'a text file': file_uri(tmp_path / 'notes.txt'),
+           'a typo in a parameter': file_uri(tmp_path / 'new' / 's.fs')
+           + '?qouta=1'}[wrong]
+    before = sorted(tmp_path.rglob('*'))
+    line = one_error_line(run('serve', '--db', uri, '--port', '0',
+                              cwd=tmp_path))
+    assert line.startswith(f'zodbsession serve: cannot open session'
+                           f' database {uri}: ')
+    assert sorted(tmp_path.rglob('*')) == before
+    assert (tmp_path / 'notes.txt').read_text() == 'not a database'

@@ -335,6 +335,13 @@ def test_delete_request_id_expires_the_cookie(sessions):
     ('sameSite', 'bogus'),
     ('cookieLifetime', -1),
     ('secure', 'yes'),
+    # Sent escaped, these made a cookie the browser sent back to no page:
+    # a new session on every request, and no error anywhere.
+    ('path', '/; Domain=evil.example'),
+    ('path', 'shop'),
+    ('path', '/shop\tx'),
+    ('domain', 'example.org; Secure'),
+    ('domain', 'exa mple.org'),
 ])
 def test_schema_rejects_bad_settings(setting, value):
     manager = CookieClientIdManager(secret=testing.TEST_SECRET)
@@ -342,6 +349,15 @@ def test_schema_rejects_bad_settings(setting, value):
         setattr(manager, setting, value)
     with pytest.raises(zope.schema.ValidationError):
         CookieClientIdManager(secret=testing.TEST_SECRET, **{setting: value})
+
+
+def test_cookie_paths_and_domains_a_browser_takes():
+    manager = CookieClientIdManager(secret=testing.TEST_SECRET)
+    for path in ('/', '/shop', '/a b/~x', ''):
+        manager.path = path
+    for domain in ('example.org', '.example.org', 'localhost',
+                   'xn--bcher-kva.example', ''):
+        manager.domain = domain
 
 
 def test_empty_namespace_is_rejected():

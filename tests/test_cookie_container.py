@@ -6,6 +6,7 @@ cookie, ``shop.cart`` in the database's unnamed container. A test action
 travels in the WSGI environ and is called with the request's session.
 """
 import copy
+import enum
 import json
 import pickle
 
@@ -198,6 +199,14 @@ def _resigned(site, good, change):
     return CookieCodec(SECRET, max_length=100_000).encode(document)
 
 
+def _retexted(site, good, old, new):
+    """``good``'s JSON text with ``old`` replaced by ``new``, signed with
+    our own keys: what only a holder of the secret can make."""
+    text = site.codec.decode_text(good)[1]
+    assert old in text
+    return CookieCodec(SECRET).encode_text(text.replace(old, new))
+
+
 def _flip(text, index):
     return text[:index] + ('B' if text[index] != 'B' else 'C') + \
         text[index + 1:]
@@ -238,6 +247,19 @@ BAD_COOKIES = {
         site, good, lambda document: document['d'][PREFS].update(
             pad='x' * 5000)),
     'non-ASCII garbage': lambda site, good: 'p\xe9\xff' + good[3:],
+    # JSON's proper text only, and one document in the layout written:
+    # these read back as data no commit could store again, or failed.
+    'NaN, validly signed': lambda site, good: _retexted(
+        site, good, '{"n":1}', '{"n":NaN}'),
+    'Infinity in a list, validly signed': lambda site, good: _retexted(
+        site, good, '{"n":1}', '{"n":[-Infinity]}'),
+    'a lone surrogate, validly signed': lambda site, good: _retexted(
+        site, good, '{"n":1}', '{"n":["\\ud800"]}'),
+    'a key after the data, validly signed': lambda site, good: _retexted(
+        site, good, '{"n":1}}}', '{"n":[1]}},"x":1}'),
+    'the data twice, validly signed': lambda site, good: _retexted(
+        site, good, '"d":{"demo.prefs":{"n":1}}',
+        '"d":{},"d":{"demo.prefs":{"n":[1]}}'),
 }
 
 
@@ -557,6 +579,56 @@ def test_a_key_json_cannot_carry_is_refused_at_assignment(
     assert PREFS not in whole
     transaction.commit()
     assert dict(ISession(request)[PREFS]) == {'kept': 1}
+
+
+class _Tag(str):
+    """A str that JSON would bring back as a plain str."""
+
+
+def test_values_json_would_change_or_not_write_are_refused(cookie_sessions):
+    request = testing.SessionTestClient().request()
+    data = ISession(request)[PREFS]
+    refused = {
+        # More digits than Python writes: the commit failed with a
+        # ValueError naming no key.
+        'huge': (10 ** 5000, r"'demo.prefs'\['huge'\].*found int \(too many"
+                             r" digits"),
+        'huge_inside': ([1, -10 ** 5000], r"found int at \[1\] \(too many"),
+        # A subclass came back as its base type.
+        'tag': (_Tag('x'), r"'demo.prefs'\['tag'\].*found [\w.]*_Tag"),
+        'flag': ([enum.IntFlag('F', 'A')(1)], r"found [\w.]*F at \[0\]"),
+        'nan_inside': ([float('nan')], r"found float at \[0\] \(not finite"),
+        # A lone surrogate (what json.loads makes of a client's "\ud800"):
+        # UTF-8 cannot carry it, and the commit failed naming nothing.
+        'lone': ('caf\ud800', r"'demo.prefs'\['lone'\].*found str \(a lone"
+                              r" surrogate"),
+        'lone_inside': ({'a': ['\udfff']}, r"found str at \['a'\]\[0\] \(a"
+                                         r" lone surrogate"),
+        'lone_key_inside': ({'\ud800': 1}, r"found str as a key \(a lone"
+                                           r" surrogate"),
+    }
+    for key, (value, message) in refused.items():
+        with pytest.raises(TypeError, match=message):
+            data[key] = value
+    with pytest.raises(TypeError, match=r"\['\\ud800'\].*the key holds a"
+                                        r" lone surrogate"):
+        data['\ud800'] = 1
+    data['café ☃'] = 'Zoë'      # what UTF-8 carries is kept
+    data['big'] = 10 ** 4000       # what Python writes is kept
+    data['items'] = []
+    data['items'].append(10 ** 5000)
+    with pytest.raises(TypeError, match=r"'demo.prefs'\['items'\].*found"
+                                        r" int at \[0\] \(too many"):
+        transaction.commit()
+    transaction.abort()
+    assert list(ISession(request)[PREFS]) == []
+    data = ISession(request)[PREFS]
+    data['items'] = []
+    data['items'].append('\ud800')
+    with pytest.raises(TypeError, match=r"'demo.prefs'\['items'\].*found"
+                                        r" str at \[0\] \(a lone"):
+        transaction.commit()
+    transaction.abort()
 
 
 def test_json_values_round_trip_exactly(site):
@@ -1308,3 +1380,18 @@ def test_a_cookie_session_stored_in_the_database_fails_clearly(db):
     finally:
         connection.close()
     assert db.storage.lastTransaction() == before
+
+
+def test_an_active_client_keeps_its_session_whatever_the_resolution(
+        make_site, clock):
+    # The cookie's timeout counts from its last sending, and it was sent
+    # again only once per resolution: with a resolution longer than the
+    # timeout, a client active every 30 seconds lost its session after 90.
+    site = make_site(timeout=60, resolution=120)
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    for _ in range(6):
+        clock.advance(30)
+        assert visit(browser).json[PREFS] == {'n': 1}
+    clock.advance(61)       # unread for more than the timeout: expired
+    assert visit(browser, status=200).json[PREFS] is None

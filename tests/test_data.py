@@ -209,6 +209,43 @@ def test_unpicklable_value_fails_at_commit_naming_it(
     assert dict(again['cart']) == {'items': ['apple']}
 
 
+class _UnpicklableKey:
+    def __reduce__(self):
+        raise RuntimeError('this key cannot be pickled')
+
+    def __hash__(self):
+        return 1
+
+    def __eq__(self, other):
+        return isinstance(other, _UnpicklableKey)
+
+
+@pytest.mark.parametrize('key, type_name, error', [
+    (_UnpicklableKey(), '_UnpicklableKey', RuntimeError),
+    (threading.Lock(), 'lock', TypeError),
+])
+def test_unpicklable_key_fails_at_commit_naming_it(
+        db, caplog, key, type_name, error):
+    # The key is pickled with the record: the commit failed naming
+    # neither the package nor the key.
+    stored_session(db, cart={'items': ['apple']})
+    manager, root = open_connection(db)
+    data = root['session']
+    data['cart']['items'] = ['pear']
+    data['cart'][key] = 'value'
+    with pytest.raises(error) as info:
+        manager.commit()
+    assert type(info.value) is type(pickler_error(key))
+    [record] = [r for r in caplog.records if r.name == 'zodbsession.values']
+    for text in ("'cart'", 'its key', type_name):
+        assert text in record.getMessage()
+    if sys.version_info >= (3, 11):
+        [note] = info.value.__notes__
+        assert "'cart'[" in note and type_name in note
+    manager.abort()
+    assert dict(fresh(db)['cart']) == {'items': ['apple']}
+
+
 def pickler_error(value):
     try:
         pickle.dumps(value)

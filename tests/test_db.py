@@ -162,3 +162,70 @@ def test_read_only(tmp_path):
         assert db.storage.isReadOnly()
     finally:
         db.close()
+
+
+def all_paths(directory):
+    return sorted(str(path.relative_to(directory))
+                  for path in directory.rglob('*'))
+
+
+@pytest.mark.parametrize('create', [True, False], ids=['create', 'existing'])
+def test_a_directory_is_refused_before_anything_is_made(tmp_path, create):
+    # FileStorage made DIR.lock and DIR.tmp beside it, then failed.
+    (tmp_path / 'data').mkdir()
+    with pytest.raises(DatabaseOpenError, match='data is a directory; name'
+                                                ' a FileStorage file'):
+        open_database(f'file://{tmp_path}/data', create=create)
+    assert all_paths(tmp_path) == ['data']
+
+
+@pytest.mark.parametrize('create', [True, False], ids=['create', 'existing'])
+def test_a_file_that_is_not_a_filestorage_is_left_alone(tmp_path, create):
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('not a database')
+    with pytest.raises(DatabaseOpenError, match='notes.txt is not a'
+                                                ' FileStorage file'):
+        open_database(f'file://{notes}', create=create)
+    assert all_paths(tmp_path) == ['notes.txt']
+    assert notes.read_text() == 'not a database'
+
+
+@pytest.mark.parametrize('query', ['bogus=1', 'quota=lots',
+                                   'connection_cache_size=many'])
+def test_a_uri_that_does_not_open_makes_no_directory(tmp_path, query):
+    with pytest.raises(DatabaseOpenError):
+        open_database(f'file://{tmp_path}/new/dir/sessions.fs?{query}')
+    assert all_paths(tmp_path) == []
+
+
+def test_a_file_name_is_read_as_zodburi_reads_it(tmp_path):
+    # '#' is part of the name (zodburi splits off the query only): the
+    # file found is the file opened.
+    uri = f'file://{tmp_path}/a#b.fs'
+    open_database(uri).close()
+    assert (tmp_path / 'a#b.fs').is_file()
+    open_database(uri, create=False).close()
+
+
+def test_memory_read_only_is_an_empty_database():
+    from zodbsession.db import DatabaseNotFound
+    with pytest.raises(DatabaseNotFound, match='empty'):
+        open_database('memory://', create=False, read_only=True)
+
+
+def test_an_existing_database_with_a_missing_blob_directory_is_refused(
+        tmp_path):
+    # BlobStorage made the directory (a typo: an empty blob store beside
+    # the database) when only an existing database was to be opened.
+    from zodbsession.db import DatabaseNotFound
+    uri = f'file://{tmp_path}/s.fs'
+    open_database(uri).close()
+    before = all_paths(tmp_path)
+    with pytest.raises(DatabaseNotFound, match='there is no blob directory'
+                                               f' {tmp_path}/blobs'):
+        open_database(f'{uri}?blobstorage_dir={tmp_path}/blobs',
+                      create=False, read_only=True)
+    assert all_paths(tmp_path) == before
+    (tmp_path / 'blobs').mkdir()
+    open_database(f'{uri}?blobstorage_dir={tmp_path}/blobs',
+                  create=False).close()

@@ -232,7 +232,10 @@ def test_pyramid_reading_request_session_creates_nothing(
     wsgi = testing.pyramid_app(db, {'/': pyramid_reads}, transactions)
     make = CONTAINERS[kind]
     if make is not None:
-        use_containers(db, **{'pyramid.session': make(), PKG: make()})
+        # One container for both packages: two cookie containers may not
+        # share a cookie's name.
+        container = make()
+        use_containers(db, **{'pyramid.session': container, PKG: container})
     meter = StorageMeter(db)
     responses = get_without_cookies(wsgi, '/', count=200)
     assert [r.json for r in responses] == [{'new': True}] * 200

@@ -56,6 +56,8 @@ def test_values_that_are_not_text_pass_through():
     ('timeout', 'an hour', ["'timeout'", 'whole number', "'an hour'"]),
     ('timeout', '', ["'timeout'", 'whole number']),
     ('retries', 'many', ["'retries'", "'many'"]),
+    ('path', '/;x', ["'path'", "'/;x'", "without ';'"]),
+    ('domain', 'a.example; Secure', ["'domain'", 'host name']),
 ])
 def test_bad_values_name_the_setting(name, text, words):
     with pytest.raises(ValueError) as info:

@@ -221,3 +221,47 @@ def test_concurrent_bootstraps_end_with_one_site(path):
             assert read_site(db, lambda site: site.container.timeout) == 300
         finally:
             db.close()
+
+
+def test_two_cookies_of_one_name_are_refused(path):
+    # They overwrote each other in the browser: every request a new
+    # session, and no error anywhere.
+    from zodbsession import CookieSessionDataContainer
+    from zodbsession.validated import InvalidSetting
+    db = open_db(path)
+    try:
+        ensure_site(db, namespace='sid')
+        with pytest.raises(ValueError, match="container for 'prefs' has"
+                                             " the client id cookie's name,"
+                                             " 'sid'"):
+            change_site(db, lambda site: site.register_container(
+                'prefs', CookieSessionDataContainer(cookie_name='sid')))
+        prefs = CookieSessionDataContainer(cookie_name='prefs_data')
+        change_site(db, lambda site: site.register_container('prefs', prefs))
+        with pytest.raises(ValueError, match="for 'cart' has the cookie_name"
+                                             " 'prefs_data' of the one for"
+                                             " 'prefs'"):
+            change_site(db, lambda site: site.register_container(
+                'cart', CookieSessionDataContainer(cookie_name='prefs_data')))
+        with pytest.raises(InvalidSetting, match="'namespace': 'prefs_data'"
+                                                 ".*container for 'prefs'"):
+            ensure_site(db, namespace='prefs_data')
+
+        def share(site):
+            # One container for two packages: one cookie, as meant.
+            site.register_container('cart', site.containers()['prefs'])
+            # And a package's container replaced by one of the same name.
+            site.register_container('prefs', CookieSessionDataContainer(
+                cookie_name='prefs_data'))
+        with pytest.raises(ValueError, match="for 'prefs' has the"
+                                             " cookie_name 'prefs_data' of"
+                                             " the one for 'cart'"):
+            change_site(db, share)
+        change_site(db, lambda site: site.register_container(
+            'cart', site.containers()['prefs']))
+        assert read_site(db, lambda site: sorted(site.containers())) == [
+            '', 'cart', 'prefs']
+        assert read_site(db, lambda site: site.client_id_manager.namespace
+                         ) == 'sid'
+    finally:
+        db.close()

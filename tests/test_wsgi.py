@@ -509,6 +509,25 @@ def test_negative_retries_are_rejected(db):
         SessionMiddleware(view(read_items), db=db, retries=-1)
 
 
+@pytest.mark.parametrize('setting, value', [
+    # Sent as "Retry-After: -5" or "2.5": not HTTP's delay-seconds.
+    ('retry_after', -5), ('retry_after', 2.5), ('retry_after', '5'),
+    # A conflict that never clears held its worker for ever.
+    ('retry_timeout', float('inf')), ('retry_timeout', float('nan')),
+])
+def test_hosting_settings_out_of_bounds_are_rejected(db, setting, value):
+    with pytest.raises(ValueError, match=f'{setting} must be'):
+        SessionMiddleware(view(read_items), db=db, **{setting: value})
+
+
+def test_hosting_settings_from_text_are_checked_too(tmp_path):
+    from zodbsession.wsgi import make_filter
+    with pytest.raises(ValueError, match='retry_after must be'):
+        make_filter(view(read_items), {}, retry_after='-5',
+                    db_uri=f'file://{tmp_path}/s.fs')
+    assert list(tmp_path.iterdir()) == []       # nothing opened
+
+
 def run_in_threads(targets):
     testing.run_in_threads(targets, 60)
 
@@ -820,3 +839,31 @@ def test_a_thread_s_kept_connection_sees_what_others_commit(db, tmp_path):
         elsewhere.get('/')
         assert stored(other, elsewhere.cookies[COOKIE]) == {'n': 7}
         assert reader.get('/').text == "[('n', 42)]"
+
+
+def test_a_storage_that_takes_no_writes_answers_503_and_keeps_the_data(
+        registry, tmp_path):
+    # A used-up quota (so a full disk, a read-only one): the client can
+    # only wait for the operator, as for a server that went away. It got a
+    # raw 500.
+    from zodbsession.db import open_database
+    uri = f'file://{tmp_path}/sessions.fs'
+    db = open_database(uri)
+    setup = browser(db, set_items(n=1), pack_interval=0)
+    setup.get('/')
+    client_id = setup.cookies[COOKIE]
+    db.close()
+    size = (tmp_path / 'sessions.fs').stat().st_size
+    db = open_database(f'{uri}?quota={size}')
+    try:
+        full = browser(db, set_items(n=2, big='x' * 1000), pack_interval=0)
+        full.set_cookie(COOKIE, client_id)
+        response = full.get('/', status=503)
+        assert response.headers['Retry-After'] == '5'
+        assert not set_cookies(response)
+        reader = browser(db, read_items, pack_interval=0)
+        reader.set_cookie(COOKIE, client_id)
+        assert reader.get('/').text == "[('n', 1)]"      # reads still work
+        assert stored(db, client_id) == {'n': 1}
+    finally:
+        db.close()

@@ -72,20 +72,25 @@ def _bounded_int(low, high=None):
     return convert
 
 
-def _non_negative(unit):
+def _non_negative(unit, high=float('inf')):
     def convert(text):
         try:
             value = float(text)
         except ValueError:
             value = -1
-        if not value >= 0 or value == float('inf'):
+        if not value >= 0 or value == float('inf') or value > high:
+            bounds = f'0..{high:g}' if high != float('inf') else '>= 0'
             raise argparse.ArgumentTypeError(
-                f'expected a number of {unit} >= 0, got {text!r}')
+                f'expected a number of {unit} {bounds}, got {text!r}')
         return value
     return convert
 
 
-_days = _non_negative('days')
+# A century: further back, the pack's time is before the dates ZODB's
+# time stamps and the platform's time_t can hold (the pack failed with
+# "year must be greater than 1900"), and nothing is that old anyway.
+MAX_PACK_DAYS = 36500
+_days = _non_negative('days', MAX_PACK_DAYS)
 _seconds = _non_negative('seconds')
 
 

@@ -21,6 +21,16 @@ NONCE_BYTES = 12
 _SALT = 'zodbsession.cookie'
 
 
+def _refuse_constant(name):
+    # NaN, Infinity, -Infinity: Python's JSON, not JSON (encode refuses
+    # them too).
+    raise ValueError(f'{name} is not JSON')
+
+
+# (One decoder: json.loads would build one per call for the option.)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def normalize_encryption_keys(keys):
     """A tuple of 32-byte keys from bytes or URL-safe base64 text."""
     if keys is None:
@@ -107,7 +117,7 @@ class CookieCodec:
             return None, None
         try:
             text = raw.decode('utf-8')
-            document = json.loads(text)
+            document = _DECODER.decode(text)
         except (UnicodeDecodeError, ValueError, RecursionError):
             return None, None
         return (document, text) if isinstance(document, dict) else (

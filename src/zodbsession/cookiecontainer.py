@@ -4,9 +4,10 @@ Registered under a package id like any container, it keeps that package's
 data in a signed (optionally encrypted) cookie instead of the database:
 no storage write per request. The cookie is set only when the request's
 transaction commits, and only when the data changed or its timeout must
-be refreshed (once per ``resolution``); an abort leaves the browser's
-cookie as it was. The data is bound to the client id, so it follows
-``regenerate()`` and dies with ``invalidate()``.
+be refreshed (once per ``resolution``, or half the timeout if that is
+shorter); an abort leaves the browser's cookie as it was. The data is
+bound to the client id, so it follows ``regenerate()`` and dies with
+``invalidate()``.
 """
 import copy
 import functools
@@ -278,17 +279,31 @@ class CookieSessionView:
         digest = document.get('c')
         packages = document.pop('d', None)
         if (type(issued) is not int or type(created) is not int
-                or type(packages) is not dict or type(digest) is not str):
+                or type(packages) is not dict or type(digest) is not str
+                or len(document) != 3):     # (t, o, c; nothing else)
             return None
         for items in packages.values():
             if type(items) is not dict:
                 return None
+        if ('\\ud' in text or '\\uD' in text) and not _utf8(packages):
+            # An escaped lone surrogate: data no commit could send again.
+            # (Only text that holds the escape's letters is checked.)
+            return None
         changeable = _holds_changeable(packages)
+        packages_text = _packages_text(issued, created, digest, text,
+                                       packages)
+        if changeable:
+            # Made again from this text on each use: it must be the
+            # packages alone (a key twice in the document, or one after
+            # them, leaves more).
+            try:
+                json.loads(packages_text)
+            except ValueError:
+                return None
         # Packages of flat values only are kept decoded: SessionData takes
         # copies of their dicts, and the values themselves cannot change.
-        return (issued, created, digest,
-                _packages_text(issued, created, digest, text, packages),
-                changeable, None if changeable else packages)
+        return (issued, created, digest, packages_text, changeable,
+                None if changeable else packages)
 
     def _join(self):
         self.context.join(self, self.transaction_manager)
@@ -317,7 +332,7 @@ class CookieSessionView:
         data = self._data = self._read_data = JSONSessionData.from_plain(
             packages, document[0], document[1])
         if self._changeable or (int(clock.now()) - document[0]
-                                > self.container.resolution):
+                                > _refresh_after(self.container)):
             # The commit has to look at this data although nothing may
             # change it: it holds values that can change in place (then
             # the commit compares), or the cookie is due to be sent again
@@ -420,7 +435,7 @@ class CookieSessionView:
         digest = _client_digest(self._client_id)
         if (previous is not None and previous[2] == digest
                 and self._packages_text == packages_text
-                and now - previous[0] <= container.resolution):
+                and now - previous[0] <= _refresh_after(container)):
             return      # the browser holds this, and it is fresh enough
         created = int(data.getCreated())
         codec, _reads = container._shared()
@@ -532,6 +547,16 @@ class CookieSessionView:
 _manager_attributes = operator.attrgetter(*COOKIE_ATTRIBUTES)
 
 
+def _refresh_after(container):
+    """Seconds after which an unchanged cookie is sent again: the
+    container's resolution, but at most half its timeout. (The browser
+    and the server count the timeout from the cookie's last sending: with
+    a resolution as long as the timeout, a client active every few
+    seconds lost its session.)"""
+    timeout, resolution = container.timeout, container.resolution
+    return min(resolution, timeout // 2) if timeout else resolution
+
+
 class _ViewSavepoint:
     """A savepoint of a cookie view (see ``CookieSessionView.savepoint``);
     it can be rolled back to more than once."""
@@ -559,6 +584,15 @@ class _ViewSavepoint:
                 pending.set_plain(copy.deepcopy(packages), last_access)
                 pending.store_on_change(
                     lambda pending: view.__setitem__(client_id, pending))
+
+
+def _utf8(packages):
+    """Whether UTF-8 carries the text of ``packages``."""
+    try:
+        _canonical(packages).encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _holds_changeable(packages):

@@ -72,6 +72,13 @@ class IClientId(Interface):
 # What our cookies may be named: word characters only, so the name needs
 # no quoting in any header.
 _is_cookie_name = re.compile(r"^[A-Za-z0-9_]+$").search
+# What a browser takes as a cookie's Path and Domain attributes: a path
+# from '/' without ';' or control characters, a host name (a leading dot
+# allowed). Anything else was sent escaped, and the browser kept the
+# cookie for no page: every request a new session, no error anywhere.
+_is_cookie_path = re.compile(r"^(/[^;\x00-\x1f\x7f]*)?$").search
+_is_cookie_domain = re.compile(
+    r"^(\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?)?$").search
 
 
 class ICookieClientIdManager(ISessionClientIdManager):
@@ -116,17 +123,22 @@ class ICookieClientIdManager(ISessionClientIdManager):
 
     domain = schema.TextLine(
         title="Effective domain",
-        description="The cookie's Domain attribute, e.g. '.example.org'.",
+        description=(
+            "The cookie's Domain attribute, a host name, e.g."
+            " '.example.org'."),
         required=False,
+        constraint=_is_cookie_domain,
     )
 
     path = schema.TextLine(
         title="Cookie path",
         description=(
-            "The cookie's Path attribute. None: the application's root"
+            "The cookie's Path attribute: '/' and what follows, without"
+            " ';' or control characters. None: the application's root"
             " path as the request reports it."),
         required=False,
         default=None,
+        constraint=_is_cookie_path,
     )
 
     secure = schema.Bool(

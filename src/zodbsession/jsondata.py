@@ -1,6 +1,7 @@
 """The JSON restriction of client-side sessions."""
 import copy
 import math
+import sys
 
 from zodbsession import clock
 from zodbsession.data import _LIVE
@@ -9,6 +10,12 @@ from zodbsession.data import SessionPkgData
 
 _SCALARS = (str, bool, int, type(None))
 _UNCHANGEABLE = frozenset(_SCALARS)
+# Ints of more bits than this may have more decimal digits than Python
+# writes (sys.get_int_max_str_digits(), 4300 by default): such an int is
+# checked further, on assignment, rather than failing the commit
+# unexplained. (4300 digits take over 14280 bits.)
+_FEW_BITS = 14000
+_SURROGATE = 'a lone surrogate, which UTF-8 cannot carry'
 # JSON values a request can change without assigning them.
 _CHANGEABLE_IN_PLACE = frozenset((list, dict))
 
@@ -22,9 +29,12 @@ def _type_name(value):
 def check_json(pkg_id, key, value):
     """Raise TypeError unless ``value`` is plain JSON data.
 
-    Plain JSON: str, int, float (finite), bool, None, lists, and dicts with
-    str keys, nested. Tuples and other types are refused rather than
-    silently changed by a round trip through JSON.
+    Plain JSON: str (UTF-8 can carry: no lone surrogate), int (of no
+    more digits than Python writes), float (finite), bool, None, lists,
+    and dicts with such str keys, nested, all of
+    exactly these types. Tuples, subclasses (an IntEnum, a str subclass)
+    and other types are refused rather than silently changed by a round
+    trip through JSON.
     """
     problem = _problem(value, depth=0)
     if problem is not None:
@@ -38,21 +48,34 @@ def check_json(pkg_id, key, value):
 def check_key(pkg_id, key):
     """Raise TypeError unless ``key`` can name a value in a cookie: JSON
     has str keys only (an int would come back as a str, a tuple not at
-    all)."""
+    all), and the cookie is UTF-8."""
     if not isinstance(key, str):
         raise TypeError(
             f'cannot store {pkg_id!r}[{key!r}] in a cookie session: keys'
             f' must be str (JSON); found {_type_name(key)}')
+    if not _encodable(key):
+        raise TypeError(
+            f'cannot store {pkg_id!r}[{key!r}] in a cookie session: the key'
+            f' holds {_SURROGATE}')
 
 
 def _problem(value, depth, where=''):
     if depth > 64:
         return ' nested too deeply', value
-    if isinstance(value, _SCALARS):
+    cls = type(value)
+    # Exact types: a subclass (an IntEnum, a Markup) would come back from
+    # JSON as its base type.
+    if cls is int:
+        return None if value.bit_length() <= _FEW_BITS or _writable(
+            value) else (f'{_at(where)} (too many digits for JSON)', value)
+    if cls is str:
+        return None if _encodable(value) else (
+            f'{_at(where)} ({_SURROGATE})', value)
+    if cls in _UNCHANGEABLE:
         return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (f'{where} (not finite)',
-                                                  value)
+    if cls is float:
+        return None if math.isfinite(value) else (
+            f'{_at(where)} (not finite)', value)
     if type(value) is list:
         for index, item in enumerate(value):
             found = _problem(item, depth + 1, f'{where}[{index}]')
@@ -63,11 +86,40 @@ def _problem(value, depth, where=''):
         for item_key, item in value.items():
             if not isinstance(item_key, str):
                 return f'{where} as a key', item_key
+            if not _encodable(item_key):
+                return f'{where} as a key ({_SURROGATE})', item_key
             found = _problem(item, depth + 1, f'{where}[{item_key!r}]')
             if found:
                 return found
         return None
-    return (f' at {where}' if where else ''), value
+    return _at(where), value
+
+
+def _at(where):
+    return f' at {where}' if where else ''
+
+
+def _encodable(text):
+    """Whether UTF-8 (the cookie's encoding) carries ``text``: not if it
+    holds a lone surrogate (``json.loads('"\\ud800"')`` makes one)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _writable(number):
+    """Whether Python writes ``number`` in decimal (JSON's form)."""
+    if not sys.get_int_max_str_digits():
+        return True
+    try:
+        int.__repr__(number)
+    except ValueError:
+        return False
+    return True
 
 
 class JSONPkgData(SessionPkgData):
@@ -197,10 +249,14 @@ class JSONSessionData(SessionData):
         return dict.fromkeys(items, _LIVE), items
 
     def _check_value(self, pkg_id, key, value):
-        if type(key) is not str:
+        if type(key) is not str or not key.isascii():
             check_key(pkg_id, key)
-        if type(value) not in _UNCHANGEABLE:
-            # (A str, int, bool or None is JSON: most values, no walk.)
+        cls = type(value)
+        if cls not in _UNCHANGEABLE or (
+                cls is str and not value.isascii()) or (
+                cls is int and value.bit_length() > _FEW_BITS):
+            # (An ASCII str, a bool, None or an int of a few thousand
+            # digits is JSON: most values, no walk.)
             check_json(pkg_id, key, value)
 
     def _set_other(self, name, value):

@@ -24,7 +24,9 @@ from zodbsession.clientid import CookieClientIdManager
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import ICookieClientIdManager
+from zodbsession.interfaces import ICookieSessionDataContainer
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.validated import InvalidSetting
 
 ROOT_KEY = 'zodbsession'
 
@@ -79,10 +81,40 @@ class SessionSite(persistent.Persistent):
             else:
                 current = getattr(target, name)
             if current != value:
+                if name == 'namespace':
+                    self._check_namespace(value)
                 setattr(target, name, value)
+
+    # One cookie, one name: two that share one overwrite each other in
+    # the browser, and the sessions in them are lost without an error.
+
+    def _check_namespace(self, namespace):
+        for pkg_id, container in self.containers().items():
+            if _cookie_name(container) == namespace:
+                raise InvalidSetting(
+                    'namespace', namespace,
+                    f'it is the cookie of the container for {pkg_id!r};'
+                    ' the client id cookie needs a name of its own')
 
     def register_container(self, pkg_id, container):
         """Keep ``pkg_id``'s data in ``container`` from now on."""
+        name = _cookie_name(container)
+        if name is not None:
+            manager = self.client_id_manager
+            if ICookieClientIdManager.providedBy(manager) and (
+                    manager.namespace == name):
+                raise ValueError(
+                    f'the cookie container for {pkg_id!r} has the client id'
+                    f' cookie\'s name, {name!r}: give it another'
+                    ' cookie_name')
+            for other_id, other in self.containers().items():
+                if other_id != pkg_id and other is not container and (
+                        _cookie_name(other) == name):
+                    raise ValueError(
+                        f'the cookie container for {pkg_id!r} has the'
+                        f' cookie_name {name!r} of the one for'
+                        f' {other_id!r}: give it another, or register that'
+                        ' same container for both packages')
         self.registry.registerUtility(
             container, ISessionDataContainer, name=pkg_id)
 
@@ -95,6 +127,13 @@ class SessionSite(persistent.Persistent):
     def containers(self):
         """{name: container}; the unnamed one under ''."""
         return dict(self.registry.getUtilitiesFor(ISessionDataContainer))
+
+
+def _cookie_name(container):
+    """The cookie a container keeps its sessions in, or None."""
+    if ICookieSessionDataContainer.providedBy(container):
+        return container.cookie_name
+    return None
 
 
 def site_of(connection):

@@ -49,6 +49,10 @@ def encode(pkg_id, key, value):
     through unchanged, with a note and a log record naming the package
     id, key and type.
     """
+    if type(key) is not str:
+        # The key is pickled with the record, where a failure names
+        # nothing: it is tried here, with the value.
+        _check_key(pkg_id, key)
     if type(value) in FLAT_TYPES:
         # Nothing inside to be persistent or unpicklable.
         return pickle.dumps(value, PROTOCOL)
@@ -60,17 +64,38 @@ def encode(pkg_id, key, value):
     except RecursionError:
         raise
     except Exception as exc:
-        where = (f'{pkg_id!r}[{key!r}]' if pkg_id is not None
-                 else f'[{key!r}] (beside the packages)')
-        explanation = (
-            f'cannot store session data {where}: a value of type'
-            f' {_type_name(value)} cannot be pickled. Store plain data'
-            ' (str, numbers, lists, dicts, ...) instead.')
-        logger.error('%s (%s: %s)', explanation, type(exc).__name__, exc)
-        if hasattr(exc, 'add_note'):    # Python 3.11 and later
-            exc.add_note(explanation)
+        _explain(exc, pkg_id, key, f'a value of type {_type_name(value)}'
+                 ' cannot be pickled. Store plain data (str, numbers,'
+                 ' lists, dicts, ...) instead.')
         raise
     return buffer.getvalue()
+
+
+def _check_key(pkg_id, key):
+    if type(key) in FLAT_TYPES:
+        return
+    try:
+        _ValuePickler(io.BytesIO(), PROTOCOL).dump(key)
+    except _HoldsPersistentObject:
+        return      # stored as a reference, as such a value is
+    except RecursionError:
+        raise
+    except Exception as exc:
+        _explain(exc, pkg_id, key, f'its key, of type {_type_name(key)},'
+                 ' cannot be pickled. Use str keys (or numbers, tuples of'
+                 ' them) instead.')
+        raise
+
+
+def _explain(exc, pkg_id, key, problem):
+    """Log what could not be stored, and note it on ``exc`` (its type and
+    message stay the pickler's)."""
+    where = (f'{pkg_id!r}[{key!r}]' if pkg_id is not None
+             else f'[{key!r}] (beside the packages)')
+    explanation = f'cannot store session data {where}: {problem}'
+    logger.error('%s (%s: %s)', explanation, type(exc).__name__, exc)
+    if hasattr(exc, 'add_note'):    # Python 3.11 and later
+        exc.add_note(explanation)
 
 
 def decode(stored):

@@ -5,6 +5,7 @@ import time
 from webob import Request
 from webob import Response
 
+from zodbsession.adaptation.environ import cookie_value
 from zodbsession.admin import auth
 from zodbsession.admin.charts import bar_chart
 from zodbsession.admin.charts import line_chart
@@ -147,6 +148,19 @@ def render_figures(figures, csrf, note=''):
 </main>"""
 
 
+def _form_field(request, name, posted=True):
+    """A field of the posted form (``posted``) or of the query string, or
+    None: what WebOb cannot read (bytes that are not UTF-8, a charset
+    other than UTF-8, a multipart form without its boundary) holds none."""
+    try:
+        value = (request.POST if posted else request.GET).get(name)
+    except (ValueError, LookupError, DeprecationWarning):
+        # (UnicodeDecodeError is a ValueError; WebOb raises the warning
+        # for a charset other than UTF-8.)
+        return None
+    return value if isinstance(value, str) else None
+
+
 def admin_app(db, token=None):
     """The admin page of ``db`` as a WSGI app; ``token`` (required, at
     least 16 characters) is what a request must bring: a browser signs
@@ -159,10 +173,15 @@ def admin_app(db, token=None):
     def respond(request):
         path = request.path_info.rstrip('/') or '/'
         by_bearer = auth.bearer_matches(request.environ, secret)
-        signed_in = by_bearer or auth.cookie_matches(request.cookies,
-                                                     secret)
+        # The client's header, read in linear time (WebOb's reader takes
+        # quadratic time over a long run without '=', and fails on bytes
+        # that are not UTF-8): an invalid cookie is no cookie.
+        cookie = cookie_value(request.environ.get('HTTP_COOKIE'),
+                              auth.COOKIE_NAME)
+        signed_in = by_bearer or auth.cookie_matches(
+            {auth.COOKIE_NAME: cookie or ''}, secret)
         if path == '/login' and request.method == 'POST':
-            if not auth.token_matches(request.POST.get('token', ''),
+            if not auth.token_matches(_form_field(request, 'token') or '',
                                       secret):
                 return _sign_in(403, 'That is not the admin token.')
             response = Response(status=303)
@@ -173,15 +192,14 @@ def admin_app(db, token=None):
                 samesite='strict', secure=request.scheme == 'https')
             return response
         if not signed_in:
-            if request.headers.get('Authorization') or (
-                    auth.COOKIE_NAME in request.cookies):
+            if request.headers.get('Authorization') or cookie is not None:
                 return _sign_in(403, 'Those credentials are not valid.')
             return _sign_in(401)
         if path in ('/sweep', '/pack'):
             if request.method != 'POST':
                 return _page('Method not allowed', '<p>POST only.</p>', 405)
             if not by_bearer and not auth.csrf_matches(
-                    request.POST.get('csrf'), secret):
+                    _form_field(request, 'csrf'), secret):
                 return _page('Forbidden', '<p>The form is missing its'
                              ' CSRF field: reload the page.</p>', 403)
             if path == '/sweep':
@@ -200,7 +218,7 @@ def admin_app(db, token=None):
         except NoSessionSite:
             return _page('zodbsession admin', '<p>The database holds no'
                          ' sessions yet.</p>')
-        done = request.GET.get('done')
+        done = _form_field(request, 'done', posted=False)
         note = {'sweep': 'Swept.', 'pack': 'Packed.'}.get(done, '')
         return _page('zodbsession admin', render_figures(figures, csrf,
                                                           note))

@@ -36,6 +36,7 @@ from zodbsession.adaptation.environ import cookie_value
 from zodbsession.hosting.retry import DEFAULT_RETRIES
 from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.hosting.retry import RetryPolicy
+from zodbsession.hosting.retry import check_retry_after
 from zodbsession.site import SessionSite
 from zodbsession.hosting.sitechanges import ensure_site
 from zodbsession.hosting.snapshot import snapshots
@@ -89,7 +90,7 @@ class SessionMiddleware:
         self.db_uri = db_uri
         self.pkg_id = pkg_id
         self.retry_policy = RetryPolicy(retries, retry_timeout)
-        self.retry_after = retry_after
+        self.retry_after = check_retry_after(retry_after)
         settings = from_starlette_names(settings)
         # Checked now, in memory (a bad setting fails at start-up, not at
         # the first request); stored in the database by ``prepare``.

@@ -5,6 +5,7 @@ directory), ``memory://``, ``zeo://host:port`` and RelStorage's
 ``postgres://user@host:port/dbname`` all work; a failure becomes one
 ``DatabaseOpenError`` line naming the URI and the cause.
 """
+import errno
 import os
 import threading
 import urllib.parse
@@ -12,6 +13,8 @@ import urllib.parse
 import ZODB
 import ZODB.utils
 import zodburi
+from ZODB.FileStorage.FileStorage import FileStorageQuotaError
+from ZODB.FileStorage.FileStorage import packed_version as FILESTORAGE_MAGIC
 from ZODB.POSException import ConflictError
 from ZODB.POSException import POSKeyError
 
@@ -49,16 +52,77 @@ def _scheme(uri):
 
 def _file_path(uri):
     """The file name of a ``file://`` URI (relative to the current
-    directory unless it starts with a slash)."""
-    path = urllib.parse.urlsplit(uri)
-    return (path.netloc + path.path) if path.netloc else path.path
+    directory unless it starts with a slash), as zodburi reads it:
+    everything up to the query, '#' and '%' included."""
+    rest = uri.split('://', 1)[1] if '://' in uri else ''
+    return os.path.normpath(rest.split('?', 1)[0])
+
+
+def _check_file(uri, filename, create):
+    """Refuse, before anything is created, a ``file://`` path FileStorage
+    would fail on only after making its lock and temporary files beside
+    it: a directory, or a file that is not a FileStorage's."""
+    if os.path.isdir(filename):
+        raise DatabaseOpenError(
+            f'cannot open session database {redact(uri)}: {filename} is a'
+            ' directory; name a FileStorage file (for instance'
+            f' {os.path.join(filename, "sessions.fs")})')
+    if os.path.isfile(filename):
+        with open(filename, 'rb') as file:
+            magic = file.read(len(FILESTORAGE_MAGIC))
+        if magic and magic != FILESTORAGE_MAGIC:
+            raise DatabaseOpenError(
+                f'cannot open session database {redact(uri)}: {filename} is'
+                ' not a FileStorage file')
+    elif not create:
+        raise DatabaseNotFound(
+            f'cannot open session database {redact(uri)}: there is no file'
+            f' {filename}')
+    blobs = _query(uri).get('blobstorage_dir')
+    if not create and blobs and not os.path.isdir(blobs):
+        # (BlobStorage would make it, and so an empty blob store.)
+        raise DatabaseNotFound(
+            f'cannot open session database {redact(uri)}: there is no blob'
+            f' directory {blobs}')
+
+
+def _make_directories(filename):
+    """Make the missing directories of ``filename``; returns those made,
+    deepest first (``_remove_directories`` takes them back)."""
+    missing = []
+    directory = os.path.dirname(os.path.abspath(filename))
+    while not os.path.exists(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    made = []
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            continue        # another process starting at the same moment
+        made.insert(0, directory)
+    return made
+
+
+def _remove_directories(made):
+    for directory in made:
+        try:
+            os.rmdir(directory)     # only if still empty
+        except OSError:
+            return
+
+
+def _query(uri):
+    """{name: value} of the URI's query parameters."""
+    query = uri.split('?', 1)[1] if '?' in uri else ''
+    return dict(urllib.parse.parse_qsl(query))
 
 
 def _with_parameter(uri, name, value):
     """``uri`` with the query parameter ``name=value``, unless it has
     ``name`` already."""
     query = uri.split('?', 1)[1] if '?' in uri else ''
-    if name in dict(urllib.parse.parse_qsl(query)):
+    if name in _query(uri):
         return uri
     separator = '&' if query else '?'
     return f'{uri}{separator}{name}={value}'
@@ -70,20 +134,13 @@ _TIMEOUT_PARAMETERS = {'zeo': 'wait_timeout', 'postgres': 'connect_timeout'}
 def _prepare(uri, create, read_only, server_timeout):
     scheme = _scheme(uri)
     if scheme == 'file':
-        filename = _file_path(uri)
-        if not create:
-            if not os.path.isfile(filename):
-                raise DatabaseNotFound(
-                    f'cannot open session database {redact(uri)}: there is'
-                    f' no file {filename}')
-        else:
-            directory = os.path.dirname(filename)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
+        _check_file(uri, _file_path(uri), create)
     timeout = _TIMEOUT_PARAMETERS.get(scheme)
     if timeout is not None:
         uri = _with_parameter(uri, timeout, server_timeout)
-    if read_only:
+    if read_only and scheme != 'memory':
+        # (A new memory storage holds nothing to protect, and zodburi
+        # takes no read_only for it.)
         uri = _with_parameter(uri, 'read_only', 1)
     return uri
 
@@ -120,12 +177,20 @@ def open_database(uri=None, create=True, read_only=False,
     ``connect_timeout`` (PostgreSQL).
     """
     uri = uri or DEFAULT_URI
+    made = []
     try:
         storage_factory, db_kw = zodburi.resolve_uri(
             _prepare(uri, create, read_only, server_timeout))
-        return retry_races(
-            lambda: _new_db(storage_factory, db_kw, create),
-            f'opening {redact(uri)}')
+        if create and _scheme(uri) == 'file':
+            # Only once the URI is understood: a typo in it makes nothing.
+            made = _make_directories(_file_path(uri))
+        try:
+            return retry_races(
+                lambda: _new_db(storage_factory, db_kw, create),
+                f'opening {redact(uri)}')
+        except BaseException:
+            _remove_directories(made)
+            raise
     except DatabaseOpenError:
         raise
     except _NoRoot:
@@ -197,7 +262,8 @@ _UNAVAILABLE = None
 
 
 def is_storage_unavailable(exc):
-    """Whether ``exc`` (or its cause) says the storage is unreachable.
+    """Whether ``exc`` (or its cause) says the storage is unreachable, or
+    can take no writes (a full disk, a used-up quota).
 
     Such a request deserves a 503 and a later retry by the client, not a
     traceback.
@@ -214,9 +280,24 @@ def is_storage_unavailable(exc):
             return False
         if isinstance(exc, _UNAVAILABLE) and _lost_connection(exc):
             return True
+        if _storage_full(exc):
+            return True
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
+
+
+# A storage that takes no writes until its operator acts: its disk is
+# full or read-only, its quota is used up. Its clients can only wait, as
+# for a server that went away (and a read still works).
+_FULL_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, 'EDQUOT', None),
+                      errno.EROFS) if code is not None)
+
+
+def _storage_full(exc):
+    return isinstance(exc, FileStorageQuotaError) or (
+        isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS)
 
 
 # SQLSTATEs of PostgreSQL errors that mean the server went away: class 08

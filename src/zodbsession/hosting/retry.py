@@ -54,11 +54,26 @@ def _check_retries(retries):
 
 
 def _check_timeout(retry_timeout):
+    # (Not infinite: a conflict that never clears would hold its worker
+    # for ever, where the budget promises a 503.)
     if isinstance(retry_timeout, bool) or not isinstance(
-            retry_timeout, (int, float)) or not retry_timeout >= 0:
+            retry_timeout, (int, float)) or not (
+            0 <= retry_timeout < float('inf')):
         raise ValueError(f'retry_timeout must be a number of seconds >= 0,'
                          f' got {retry_timeout!r}')
     return float(retry_timeout)
+
+
+def check_retry_after(retry_after):
+    """``retry_after`` (the seconds a 503's Retry-After asks a client to
+    wait: HTTP's delay-seconds, a whole number >= 0), or a ValueError
+    naming the setting."""
+    if isinstance(retry_after, bool) or not isinstance(
+            retry_after, int) or retry_after < 0:
+        raise ValueError(f'retry_after must be a whole number of seconds'
+                         f' >= 0 (the Retry-After of a 503), got'
+                         f' {retry_after!r}')
+    return retry_after
 
 
 class RetryPolicy:

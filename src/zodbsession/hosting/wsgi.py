@@ -43,6 +43,7 @@ from zodbsession.hosting.db import open_database
 from zodbsession.hosting.retry import DEFAULT_RETRIES
 from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.hosting.retry import RetryPolicy
+from zodbsession.hosting.retry import check_retry_after
 from zodbsession.hosting.sitechanges import ensure_site
 from zodbsession.hosting.transactions import end_transaction
 from zodbsession.hosting.maintenance import start_maintenance
@@ -93,6 +94,7 @@ class SessionMiddleware:
                  retry_after=DEFAULT_RETRY_AFTER,
                  pack_interval=DEFAULT_PACK_INTERVAL, **settings):
         self.retry_policy = RetryPolicy(retries, retry_timeout)
+        check_retry_after(retry_after)
         check_pack_interval(pack_interval)     # before opening anything
         self.app = app
         self.db = db if db is not None else open_database(db_uri)
