@@ -48,6 +48,7 @@ from zodbsession.hosting.settings import parse_settings
 from zodbsession.hosting.sitechanges import ensure_container
 from zodbsession.hosting.transactions import has_transaction
 from zodbsession.hosting.transactions import vetoes_commit
+from zodbsession.inplace import keep_in_place_changes
 from zodbsession.validated import InvalidSetting
 from zodbsession.validated import check
 
@@ -229,9 +230,15 @@ class ZODBSessionInterface(SessionInterface):
         environ = current_request.environ
         context = environ.get(CONTEXT_KEY)
         manager = None if context is None else context.transaction_manager
-        if manager is not None and has_transaction(manager) and vetoes_commit(
+        if manager is not None and vetoes_commit(
                 response.status_code, response.headers.get('X-Tm')):
-            manager.doom()
+            # A value changed in place joins the transaction only when
+            # it is compared with its stored form: compare now, or a
+            # request that changed nothing else has no transaction to
+            # doom, and the middleware's commit would store the change.
+            keep_in_place_changes(manager)
+            if has_transaction(manager):
+                manager.doom()
         if session.accessed:
             response.vary.add('Cookie')
         session.restore()
