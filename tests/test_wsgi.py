@@ -885,3 +885,41 @@ def test_a_thread_s_kept_connection_sees_what_others_commit(db, tmp_path):
         elsewhere.get('/')
         assert stored(other, elsewhere.cookies[COOKIE]) == {'n': 7}
         assert reader.get('/').text == "[('n', 42)]"
+
+
+# -- a threaded server, at the defaults -----------------------------------------
+
+
+def test_eight_server_threads_keep_their_connections_without_pool_warnings(
+        registry, tmp_path, caplog):
+    # waitress with 8 threads, as the documentation serves it, and a
+    # database opened from a URI with ZODB's default pool of 7: each
+    # thread keeps a connection, and none of them is a warning.
+    import urllib.request
+    from zodbsession.testing.servers import waitress_serving
+    threads = 8
+    all_in = threading.Barrier(threads, timeout=TIMEOUT)
+
+    def app(environ, start_response):
+        ISession(environ[REQUEST_KEY])[PKG]['n'] = 1
+        if environ[ATTEMPT_KEY] == 0:
+            # Every thread holds its connection at once (a conflict's
+            # retry, one thread alone, does not wait for the others).
+            all_in.wait()
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'ok']
+
+    wrapped = SessionMiddleware(app, db_uri=f'file://{tmp_path}/s.fs')
+    try:
+        with caplog.at_level('WARNING', logger='ZODB.DB'):
+            with waitress_serving(wrapped, threads=threads) as url:
+                def visit():
+                    with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+                        assert r.read() == b'ok'
+                testing.run_in_threads([visit] * threads, 4 * TIMEOUT)
+                all_in = threading.Barrier(1)     # no more waiting
+                testing.run_in_threads([visit] * threads, 4 * TIMEOUT)
+        assert [record.getMessage() for record in caplog.records
+                if record.name == 'ZODB.DB'] == []
+    finally:
+        wrapped.db.close()
