@@ -450,3 +450,15 @@ def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):
     jar = {}
     requests(1)
     assert cycles_left_by(lambda: requests(3)) == []
+
+
+def test_a_bad_starlette_argument_is_named_as_given():
+    with pytest.raises(ValueError, match='at least 16 bytes') as raised:
+        SessionMiddleware(None, secret_key='!secret')
+    assert raised.value.__notes__ == [
+        "Starlette's arguments given: secret_key is 'secret'"]
+    assert '!secret' not in str(raised.value)
+    with pytest.raises(ValueError, match="'sameSite'") as raised:
+        SessionMiddleware(None, same_site='sideways', path='/')
+    assert raised.value.__notes__ == [
+        "Starlette's arguments given: same_site is 'sameSite'"]

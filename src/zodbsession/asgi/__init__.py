@@ -109,10 +109,21 @@ class SessionMiddleware:
         self.pkg_id = pkg_id
         self.retry_policy = RetryPolicy(retries, retry_timeout)
         self.retry_after = retry_after
-        settings = from_starlette_names(settings)
+        given, settings = settings, from_starlette_names(settings)
         # Checked now, in memory (a bad setting fails at start-up, not at
         # the first request); stored in the database by ``prepare``.
-        SessionSite().configure(**settings)
+        try:
+            SessionSite().configure(**settings)
+        except ValueError as error:
+            # The message names zodbsession's setting; the application
+            # may have given it by Starlette's name.
+            renamed = [f'{name} is {STARLETTE_NAMES[name]!r}'
+                       for name in given
+                       if STARLETTE_NAMES.get(name, name) != name]
+            if renamed:
+                error.add_note("Starlette's arguments given: "
+                               + ', '.join(renamed))
+            raise
         self.settings = settings
         self.cookie_name = None
         self.turns = AsyncClientTurns()
