@@ -887,7 +887,7 @@ def test_a_thread_s_kept_connection_sees_what_others_commit(db, tmp_path):
         assert reader.get('/').text == "[('n', 42)]"
 
 
-# -- a threaded server, at the defaults -----------------------------------------
+# -- a threaded server, at the defaults ---------------------------------------
 
 
 def test_eight_server_threads_keep_their_connections_without_pool_warnings(

@@ -13,10 +13,11 @@ touches no storage); the application changes the dict in memory; when it
 sends ``http.response.start`` the changes are committed in a worker
 thread (unless the response is a 4xx or 5xx, or an ``X-Tm`` header
 other than ``commit`` vetoes it: then they are dropped), and the
-response goes out with its cookies only if that committed. A commit that conflicts runs the application again (with the
-request body it read, replayed), while nothing has been sent and the
-retry budget lasts; one that runs out, or finds the storage unreachable,
-is answered with a 503 and Retry-After. The event loop never waits for
+response goes out with its cookies only if that committed. A commit
+that conflicts runs the application again (with the request body it
+read, replayed), while nothing has been sent and the retry budget
+lasts; one that runs out, or finds the storage unreachable, is answered
+with a 503 and Retry-After. The event loop never waits for
 the storage. A websocket's session is read-only.
 """
 import anyio.to_thread

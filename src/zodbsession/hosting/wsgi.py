@@ -3,16 +3,16 @@
 Per request: one transaction, committed when the application returns and
 aborted when it raises or answers with a 4xx or 5xx (an ``X-Tm``
 response header, when present, decides: ``commit`` commits, any other
-value aborts, as in the Pyramid and Flask hosts); a conflict re-runs the request (its body is kept
-for that) while its ``retry_timeout`` lasts (see ``zodbsession.retry``),
-and a request that runs out of it gets a 503 with Retry-After. The
-database connection is used only when the request touches its session,
-so requests that never do cost nothing; each thread keeps its connection
-from one request to the next, brought up to date before each use (see
-``zodbsession.site``). The transaction starts only when something joins
-it (the thread's manager starts it then), so a request that only reads
-commits nothing and skips the transaction's bookkeeping. The
-application finds:
+value aborts, as in the Pyramid and Flask hosts); a conflict re-runs the
+request (its body is kept for that) while its ``retry_timeout`` lasts
+(see ``zodbsession.retry``), and a request that runs out of it gets a
+503 with Retry-After. The database connection is used only when the
+request touches its session, so requests that never do cost nothing;
+each thread keeps its connection from one request to the next, brought
+up to date before each use (see ``zodbsession.site``). The transaction
+starts only when something joins it (the thread's manager starts it
+then), so a request that only reads commits nothing and skips the
+transaction's bookkeeping. The application finds:
 
 - ``environ['zodbsession.session']``: the request's ISession, with
   ``invalidate()``, ``regenerate()``, ``delete()`` and ``persist()``;
