@@ -60,6 +60,16 @@ def make_app(db, state, **settings):
         request.session.invalidate()
         return JSONResponse({})
 
+    async def answer(request):
+        """Changes the session, then answers with the status asked for
+        (and an X-Tm header, if asked)."""
+        request.session['seen'] = request.path_params['status']
+        headers = {}
+        if 'x_tm' in request.query_params:
+            headers['X-Tm'] = request.query_params['x_tm']
+        return PlainTextResponse('answered', headers=headers,
+                                 status_code=request.path_params['status'])
+
     async def unstorable(request):
         request.session['f'] = lambda: None
         return PlainTextResponse('the page of data that was not stored')
@@ -71,6 +81,7 @@ def make_app(db, state, **settings):
         Route('/login', login),
         Route('/logout', logout),
         Route('/unstorable', unstorable),
+        Route('/answer/{status:int}', answer),
     ], middleware=[Middleware(SessionMiddleware, db=db, **settings)])
 
 
@@ -96,6 +107,33 @@ def test_the_session_is_stored_and_read_back(db):
             return (await client.get('/read')).json()
 
     assert run(scenario()) == {'data': {'a': '1', 'b': '2'}}
+
+
+@pytest.mark.parametrize('path, kept', [
+    ('/answer/200', True), ('/answer/302', True), ('/answer/404', False),
+    ('/answer/500', False), ('/answer/500?x_tm=commit', True),
+    ('/answer/200?x_tm=abort', False)])
+def test_the_response_decides_the_commit(db, path, kept):
+    async def scenario():
+        async with client_for(make_app(db, State())) as client:
+            await client.get('/set/a/1')
+            response = await client.get(path)
+            assert response.text == 'answered'
+            return (await client.get('/read')).json()['data']
+
+    assert ('seen' in run(scenario())) is kept
+
+
+def test_a_new_client_answered_with_an_error_gets_no_cookie(db):
+    async def scenario():
+        async with client_for(make_app(db, State())) as client:
+            await client.get('/read')       # the middleware is ready
+            before = db.storage.lastTransaction()
+            response = await client.get('/answer/500')
+            assert db.storage.lastTransaction() == before
+            return response.status_code, response.headers.get('set-cookie')
+
+    assert run(scenario()) == (500, None)
 
 
 def test_a_request_without_a_cookie_touches_no_storage(db):
@@ -415,3 +453,15 @@ def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):
     jar = {}
     requests(1)
     assert cycles_left_by(lambda: requests(3)) == []
+
+
+def test_a_bad_starlette_argument_is_named_as_given():
+    with pytest.raises(ValueError, match='at least 16 bytes') as raised:
+        SessionMiddleware(None, secret_key='!secret')
+    assert raised.value.__notes__ == [
+        "Starlette's arguments given: secret_key is 'secret'"]
+    assert '!secret' not in str(raised.value)
+    with pytest.raises(ValueError, match="'sameSite'") as raised:
+        SessionMiddleware(None, same_site='sideways', path='/')
+    assert raised.value.__notes__ == [
+        "Starlette's arguments given: same_site is 'sameSite'"]

@@ -45,6 +45,15 @@ def make_app(directory, **config):
             flask.abort(status)
         return flask.redirect('/read') if status >= 300 else {}
 
+    @app.get('/append-then/<how>')
+    def append_then_fail(how):
+        flask.session['items'].append(how)      # in place, then a failure
+        if how == 'raise':
+            raise RuntimeError('the view failed')
+        if how == 'abort':
+            flask.abort(403)
+        return {}, 500
+
     @app.get('/raise')
     def raising():
         flask.session['seen'] = 'raised'
@@ -211,6 +220,18 @@ def test_an_unhandled_error_aborts(app):
     client.get('/set/a/1')
     assert client.get('/raise').status_code == 500
     assert client.get('/read').json['data'] == {'a': '1'}
+
+
+@pytest.mark.parametrize('how', ['raise', 'abort', 'return'])
+def test_a_change_in_place_is_aborted_with_its_request(app, how):
+    db = app.extensions['zodbsession'].db
+    client = app.test_client()
+    client.get('/append/items/x')
+    assert client.get(f'/append-then/{how}').status_code in (403, 500)
+    # Neither seen by the thread's next request nor stored.
+    assert client.get('/read').json['data'] == {'items': ['x']}
+    db.cacheMinimize()
+    assert client.get('/read').json['data'] == {'items': ['x']}
 
 
 def test_a_flash_before_a_raised_redirect_is_kept(app):

@@ -146,6 +146,71 @@ def test_abort_when_the_application_raises(db):
     assert db.storage.lastTransaction() == before
 
 
+def answering(status, x_tm=None, in_place=False):
+    """A WSGI app that changes the session, then answers ``status`` itself
+    (as a framework answers an error it caught) with ``exc_info``."""
+    def app(environ, start_response):
+        data = ISession(environ[REQUEST_KEY])[PKG]
+        if in_place:
+            data['items'].append('half done')
+        else:
+            data['n'] = 2
+        headers = [('Content-Type', 'text/plain')]
+        if x_tm is not None:
+            headers.append(('X-Tm', x_tm))
+        try:
+            raise ValueError('caught by the application')
+        except ValueError:
+            start_response(status, headers, sys.exc_info())
+        return [b'answered']
+    return app
+
+
+@pytest.mark.parametrize('status, x_tm, kept', [
+    ('500 Internal Server Error', None, False),
+    ('404 Not Found', None, False),
+    ('200 OK', None, True),
+    ('302 Found', None, True),
+    ('500 Internal Server Error', 'commit', True),
+    ('200 OK', 'abort', False),
+])
+def test_the_response_decides_the_commit(db, status, x_tm, kept):
+    first = browser(db, set_items(n=1, items=[]))
+    first.get('/')
+    client_id = first.cookies[COOKIE]
+    app = webtest.TestApp(SessionMiddleware(
+        answering(status, x_tm), db=db, secret=TEST_SECRET))
+    app.set_cookie(COOKIE, client_id)
+    assert app.get('/', status='*').text == 'answered'
+    assert stored(db, client_id)['n'] == (2 if kept else 1)
+
+
+def test_a_change_in_place_before_an_error_answer_is_not_kept(db):
+    first = browser(db, set_items(items=[]))
+    first.get('/')
+    client_id = first.cookies[COOKIE]
+    app = webtest.TestApp(SessionMiddleware(
+        answering('500 Internal Server Error', in_place=True), db=db,
+        secret=TEST_SECRET))
+    app.set_cookie(COOKIE, client_id)
+    app.get('/', status=500)
+    # Neither left in the thread's connection for its next request, nor
+    # stored.
+    reader = browser(db, read_items)
+    reader.set_cookie(COOKIE, client_id)
+    assert reader.get('/').text == "[('items', [])]"
+    assert stored(db, client_id) == {'items': []}
+
+
+def test_a_new_client_answered_with_an_error_gets_no_cookie(db):
+    app = webtest.TestApp(SessionMiddleware(
+        answering('500 Internal Server Error'), db=db, secret=TEST_SECRET))
+    before = db.storage.lastTransaction()
+    response = app.get('/', status=500)
+    assert set_cookies(response) == []
+    assert db.storage.lastTransaction() == before
+
+
 def catch_errors(app):
     """An outer error page, as a server or framework would add."""
     def wrapper(environ, start_response):
@@ -867,3 +932,41 @@ def test_a_storage_that_takes_no_writes_answers_503_and_keeps_the_data(
         assert stored(db, client_id) == {'n': 1}
     finally:
         db.close()
+
+
+# -- a threaded server, at the defaults ---------------------------------------
+
+
+def test_eight_server_threads_keep_their_connections_without_pool_warnings(
+        registry, tmp_path, caplog):
+    # waitress with 8 threads, as the documentation serves it, and a
+    # database opened from a URI with ZODB's default pool of 7: each
+    # thread keeps a connection, and none of them is a warning.
+    import urllib.request
+    from zodbsession.testing.servers import waitress_serving
+    threads = 8
+    all_in = threading.Barrier(threads, timeout=TIMEOUT)
+
+    def app(environ, start_response):
+        ISession(environ[REQUEST_KEY])[PKG]['n'] = 1
+        if environ[ATTEMPT_KEY] == 0:
+            # Every thread holds its connection at once (a conflict's
+            # retry, one thread alone, does not wait for the others).
+            all_in.wait()
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'ok']
+
+    wrapped = SessionMiddleware(app, db_uri=f'file://{tmp_path}/s.fs')
+    try:
+        with caplog.at_level('WARNING', logger='ZODB.DB'):
+            with waitress_serving(wrapped, threads=threads) as url:
+                def visit():
+                    with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+                        assert r.read() == b'ok'
+                testing.run_in_threads([visit] * threads, 4 * TIMEOUT)
+                all_in = threading.Barrier(1)     # no more waiting
+                testing.run_in_threads([visit] * threads, 4 * TIMEOUT)
+        assert [record.getMessage() for record in caplog.records
+                if record.name == 'ZODB.DB'] == []
+    finally:
+        wrapped.db.close()

@@ -11,11 +11,13 @@ Per request: when the client sent an id cookie, its data is loaded in a
 worker thread before the application is called (a request without one
 touches no storage); the application changes the dict in memory; when it
 sends ``http.response.start`` the changes are committed in a worker
-thread, and the response goes out with its cookies only if that
-committed. A commit that conflicts runs the application again (with the
-request body it read, replayed), while nothing has been sent and the
-retry budget lasts; one that runs out, or finds the storage unreachable,
-is answered with a 503 and Retry-After. The event loop never waits for
+thread (unless the response is a 4xx or 5xx, or an ``X-Tm`` header
+other than ``commit`` vetoes it: then they are dropped), and the
+response goes out with its cookies only if that committed. A commit
+that conflicts runs the application again (with the request body it
+read, replayed), while nothing has been sent and the retry budget
+lasts; one that runs out, or finds the storage unreachable, is answered
+with a 503 and Retry-After. The event loop never waits for
 the storage. A websocket's session is read-only.
 """
 import anyio.to_thread
@@ -37,6 +39,7 @@ from zodbsession.hosting.retry import DEFAULT_RETRIES
 from zodbsession.hosting.retry import DEFAULT_RETRY_TIMEOUT
 from zodbsession.hosting.retry import RetryPolicy
 from zodbsession.hosting.retry import check_retry_after
+from zodbsession.hosting.transactions import vetoes_commit
 from zodbsession.site import SessionSite
 from zodbsession.hosting.sitechanges import ensure_site
 from zodbsession.hosting.snapshot import snapshots
@@ -56,6 +59,23 @@ _UNAVAILABLE = b'Session storage unavailable; please retry shortly.\n'
 class CommitFailed(Exception):
     """Raised into the application by ``send``: its session could not be
     stored, and its response is not sent (the middleware answers)."""
+
+
+_CLOSED_AT_START = (
+    'after the response started: the session was stored then (or, the'
+    ' response being a 4xx or 5xx, dropped); change the session before'
+    ' the response starts (before returning or sending the Response)')
+
+
+def _vetoed(start):
+    """Whether the response that ``start`` (``http.response.start``)
+    begins vetoes the commit: a 4xx or 5xx, unless its ``X-Tm`` header
+    says ``commit``."""
+    x_tm = None
+    for name, value in start.get('headers', ()):
+        if name.lower() == b'x-tm':
+            x_tm = value.decode('latin-1')
+    return vetoes_commit(start.get('status', 200), x_tm)
 
 
 def _in_thread(function, *args):
@@ -91,10 +111,21 @@ class SessionMiddleware:
         self.pkg_id = pkg_id
         self.retry_policy = RetryPolicy(retries, retry_timeout)
         self.retry_after = check_retry_after(retry_after)
-        settings = from_starlette_names(settings)
+        given, settings = settings, from_starlette_names(settings)
         # Checked now, in memory (a bad setting fails at start-up, not at
         # the first request); stored in the database by ``prepare``.
-        SessionSite().configure(**settings)
+        try:
+            SessionSite().configure(**settings)
+        except ValueError as error:
+            # The message names zodbsession's setting; the application
+            # may have given it by Starlette's name.
+            renamed = [f'{name} is {STARLETTE_NAMES[name]!r}'
+                       for name in given
+                       if STARLETTE_NAMES.get(name, name) != name]
+            if renamed:
+                error.add_note("Starlette's arguments given: "
+                               + ', '.join(renamed))
+            raise
         self.settings = settings
         self.cookie_name = None
         self.turns = AsyncClientTurns()
@@ -252,7 +283,8 @@ class _Exchange:
                 else:
                     copy = WorkingCopy(None, session)
                 if websocket:
-                    session.close('a websocket session is read-only')
+                    session.close('in a websocket: a websocket session'
+                                  ' is read-only')
                 return await self._call_app(hosting, copy, session)
         except Exception as error:
             if is_storage_unavailable(error) or self.run.retryable(error):
@@ -268,8 +300,12 @@ class _Exchange:
                 raise CommitFailed('the session was not stored')
             if message['type'] == 'http.response.start' and (
                     not state['started']):
-                session.close('the response had started')
-                if copy or session.invalidating or session.regenerating:
+                session.close(_CLOSED_AT_START)
+                if _vetoed(message):
+                    # An error the application answered (a 4xx or 5xx):
+                    # what it changed is not stored, as in every host.
+                    headers = hosting.headers()
+                elif copy or session.invalidating or session.regenerating:
                     try:
                         headers = await _in_thread(hosting.commit, copy,
                                                    session)

@@ -17,10 +17,7 @@ def _guarded(name):
     def guarded(self, *args, **kw):
         if self.closed is not None:
             raise SessionClosed(
-                f'request.session was changed ({name}) after the response'
-                f' started: it was stored then ({self.closed}); change the'
-                ' session before the response starts (before returning or'
-                ' sending the Response)')
+                f'request.session was changed ({name}) {self.closed}')
         return method(self, *args, **kw)
 
     guarded.__name__ = name
@@ -57,14 +54,13 @@ class ASGISession(dict):
         dict.clear(self)
 
     def close(self, reason):
-        """Refuse changes from now on, saying ``reason``."""
+        """Refuse changes from now on, saying ``reason`` (the end of
+        a sentence: 'request.session was changed (clear) ' + reason)."""
         self.closed = reason
 
     def _check(self, name):
         if self.closed is not None:
-            raise SessionClosed(
-                f'request.session.{name}() after the response started'
-                f' ({self.closed})')
+            raise SessionClosed(f'request.session.{name}() {self.closed}')
 
     def __repr__(self):
         return f'<ASGISession {dict.__repr__(self)}>'

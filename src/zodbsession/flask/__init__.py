@@ -39,15 +39,12 @@ from zodbsession.hosting import wsgi
 from zodbsession.container import PersistentSessionDataContainer
 from zodbsession.hosting.db import is_storage_unavailable
 from zodbsession.hosting.db import shared_database
-from zodbsession.environkeys import CONTEXT_KEY
 from zodbsession.expiry import resolution_for
 from zodbsession.flask.session import PERMANENT_SUFFIX
 from zodbsession.flask.session import FlaskSession
 from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.hosting.settings import parse_settings
 from zodbsession.hosting.sitechanges import ensure_container
-from zodbsession.hosting.transactions import has_transaction
-from zodbsession.hosting.transactions import vetoes_commit
 from zodbsession.validated import InvalidSetting
 from zodbsession.validated import check
 
@@ -207,8 +204,9 @@ class UnhostedSession(SecureCookieSession):
 
 
 class ZODBSessionInterface(SessionInterface):
-    """Flask's session interface: opens a ``FlaskSession`` per request
-    and, once the response is built, decides the commit by its status."""
+    """Flask's session interface: opens a ``FlaskSession`` per request;
+    the WSGI middleware around the application decides the commit by
+    the response's status."""
 
     def __init__(self, pkg_id=DEFAULT_PKG_ID, permanent_lifetime=None):
         self.pkg_id = pkg_id
@@ -226,12 +224,8 @@ class ZODBSessionInterface(SessionInterface):
         return FlaskSession(hosted, self.pkg_id)
 
     def save_session(self, app, session, response):
-        environ = current_request.environ
-        context = environ.get(CONTEXT_KEY)
-        manager = None if context is None else context.transaction_manager
-        if manager is not None and has_transaction(manager) and vetoes_commit(
-                response.status_code, response.headers.get('X-Tm')):
-            manager.doom()
+        # The commit is the WSGI middleware's to decide, by the response
+        # Flask sends it (its status, an X-Tm header).
         if session.accessed:
             response.vary.add('Cookie')
         session.restore()

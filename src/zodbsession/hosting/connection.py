@@ -75,10 +75,13 @@ class ConnectionSite:
             if connection is None:
                 if up_to_date:
                     _wait_for_invalidations(self.db)
-                connection = self.db.open(
-                    transaction_manager=self.transaction_manager)
                 if self._keep:
+                    connection = _open_to_keep(
+                        self.db, self.transaction_manager)
                     _keep_connection(self.db, connection)
+                else:
+                    connection = self.db.open(
+                        transaction_manager=self.transaction_manager)
             self.connection = connection
             self.up_to_date = up_to_date or _barrier_of(self.db) is None
         return self.connection
@@ -230,6 +233,26 @@ def _barrier_of(db):
             barrier = _barriers[db] = invalidation_barrier(db)
         _remember_barrier(db, barrier)
     return barrier
+
+
+_pool_lock = threading.Lock()
+
+
+def _open_to_keep(db, transaction_manager):
+    """A new connection for the thread to keep.
+
+    Every thread of a server keeps one, so the database's pool is made
+    to hold them all: ZODB logs a warning (a critical one past twice the
+    pool's size, 7 by default) for each connection open beyond it, which
+    would otherwise be every kept connection past the seventh thread's,
+    at a server's default of 8 threads. A thread opens a connection to
+    keep once, so the count is cheap.
+    """
+    with _pool_lock:
+        open_now = len(db.connectionDebugInfo())
+        if open_now >= db.getPoolSize():
+            db.setPoolSize(open_now + 1)
+        return db.open(transaction_manager=transaction_manager)
 
 
 def _keep_connection(db, connection):

@@ -1,16 +1,18 @@
 """SessionMiddleware: namespaced ZODB sessions for any WSGI application.
 
 Per request: one transaction, committed when the application returns and
-aborted when it raises; a conflict re-runs the request (its body is kept
-for that) while its ``retry_timeout`` lasts (see ``zodbsession.retry``),
-and a request that runs out of it gets a 503 with Retry-After. The
-database connection is used only when the request touches its session,
-so requests that never do cost nothing; each thread keeps its connection
-from one request to the next, brought up to date before each use (see
-``zodbsession.site``). The transaction starts only when something joins
-it (the thread's manager starts it then), so a request that only reads
-commits nothing and skips the transaction's bookkeeping. The
-application finds:
+aborted when it raises or answers with a 4xx or 5xx (an ``X-Tm``
+response header, when present, decides: ``commit`` commits, any other
+value aborts, as in the Pyramid and Flask hosts); a conflict re-runs the
+request (its body is kept for that) while its ``retry_timeout`` lasts
+(see ``zodbsession.retry``), and a request that runs out of it gets a
+503 with Retry-After. The database connection is used only when the
+request touches its session, so requests that never do cost nothing;
+each thread keeps its connection from one request to the next, brought
+up to date before each use (see ``zodbsession.site``). The transaction
+starts only when something joins it (the thread's manager starts it
+then), so a request that only reads commits nothing and skips the
+transaction's bookkeeping. The application finds:
 
 - ``environ['zodbsession.session']``: the request's ISession, with
   ``invalidate()``, ``regenerate()``, ``delete()`` and ``persist()``;
@@ -46,6 +48,7 @@ from zodbsession.hosting.retry import RetryPolicy
 from zodbsession.hosting.retry import check_retry_after
 from zodbsession.hosting.sitechanges import ensure_site
 from zodbsession.hosting.transactions import end_transaction
+from zodbsession.hosting.transactions import vetoes_commit
 from zodbsession.hosting.maintenance import start_maintenance
 from zodbsession.hosting.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.hosting.packing import check_pack_interval
@@ -210,8 +213,12 @@ class SessionMiddleware:
                     manager.abort()
                 raise
             site.close_if_unchanged()
+            # An application that answers its own errors (a framework's
+            # 500 page, start_response with exc_info) does not raise: its
+            # response says it failed, and what it half did is not kept.
             if not end_transaction(
-                    manager, before_abort=annotate_conflict,
+                    manager, abort=_vetoed(status, headers),
+                    before_abort=annotate_conflict,
                     under_way=context.takes_part(manager)) and site.opened:
                 inplace.reads_over(manager)
         finally:
@@ -230,6 +237,16 @@ class SessionMiddleware:
         environ.pop(REQUEST_KEY, None)
         environ.pop(SESSION_KEY, None)
         return status, headers, body, exc_info
+
+
+def _vetoed(status, headers):
+    """Whether the response vetoes the commit (a 4xx or 5xx, unless its
+    ``X-Tm`` header says ``commit``): the rule of every host."""
+    x_tm = None
+    for name, value in headers:
+        if name.lower() == 'x-tm':
+            x_tm = value
+    return vetoes_commit(status, x_tm)
 
 
 def _has_body(environ):
