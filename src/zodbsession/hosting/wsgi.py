@@ -213,13 +213,17 @@ class SessionMiddleware:
                     manager.abort()
                 raise
             site.close_if_unchanged()
-            # An application that answers its own errors (a framework's
-            # 500 page, start_response with exc_info) does not raise: its
-            # response says it failed, and what it half did is not kept.
-            if not end_transaction(
-                    manager, abort=_vetoed(status, headers),
-                    before_abort=annotate_conflict,
-                    under_way=context.takes_part(manager)) and site.opened:
+            if context.takes_part(manager) or has_transaction(manager):
+                # An application that answers its own errors (a
+                # framework's 500 page, start_response with exc_info) does
+                # not raise: its response says it failed, and what it
+                # half did is not kept.
+                end_transaction(manager, abort=_vetoed(status, headers),
+                                before_abort=annotate_conflict,
+                                under_way=True)
+            elif site.opened:
+                # (A request that changed nothing: no transaction to end,
+                # nor a response to judge.)
                 inplace.reads_over(manager)
         finally:
             current.leave(token)
