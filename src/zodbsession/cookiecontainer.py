@@ -28,6 +28,7 @@ from zodbsession.interfaces import ICookieClientIdManager
 from zodbsession.interfaces import ICookieSessionDataContainer
 from zodbsession.interfaces import IPendingSessions
 from zodbsession.jsondata import JSONSessionData
+from zodbsession.jsondata import utf8_encodable
 from zodbsession.context import context_of
 from zodbsession.pending import SessionCookieAttributes
 from zodbsession.signing import SecretsSetting
@@ -285,7 +286,8 @@ class CookieSessionView:
         for items in packages.values():
             if type(items) is not dict:
                 return None
-        if ('\\ud' in text or '\\uD' in text) and not _utf8(packages):
+        if ('\\ud' in text or '\\uD' in text) and not utf8_encodable(
+                _canonical(packages)):
             # An escaped lone surrogate: data no commit could send again.
             # (Only text that holds the escape's letters is checked.)
             return None
@@ -584,15 +586,6 @@ class _ViewSavepoint:
                 pending.set_plain(copy.deepcopy(packages), last_access)
                 pending.store_on_change(
                     lambda pending: view.__setitem__(client_id, pending))
-
-
-def _utf8(packages):
-    """Whether UTF-8 carries the text of ``packages``."""
-    try:
-        _canonical(packages).encode('utf-8')
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _holds_changeable(packages):

@@ -81,6 +81,21 @@ _is_cookie_domain = re.compile(
     r"^(\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?)?$").search
 
 
+def _cookie_name_field(holds):
+    """The setting of a cookie's name (the client id's, a cookie
+    container's): one rule for both."""
+    return schema.ASCIILine(
+        title="Cookie Name",
+        description=(
+            f"Name of the cookie that holds {holds}. ASCII letters,"
+            " digits and '_' only."),
+        required=True,
+        min_length=1,
+        max_length=30,
+        constraint=_is_cookie_name,
+    )
+
+
 class ICookieClientIdManager(ISessionClientIdManager):
     """A client id manager that keeps the id in a signed cookie.
 
@@ -90,16 +105,7 @@ class ICookieClientIdManager(ISessionClientIdManager):
     gets a fresh id, never an error.
     """
 
-    namespace = schema.ASCIILine(
-        title="Cookie Name",
-        description=(
-            "Name of the cookie that holds the client id. ASCII letters,"
-            " digits and '_' only."),
-        required=True,
-        min_length=1,
-        max_length=30,
-        constraint=_is_cookie_name,
-    )
+    namespace = _cookie_name_field('the client id')
 
     cookieLifetime = schema.Int(
         title="Cookie Lifetime",
@@ -301,16 +307,7 @@ class ICookieSessionDataContainer(IRequestBoundContainer):
     client id manager's.
     """
 
-    cookie_name = schema.ASCIILine(
-        title="Cookie Name",
-        description=(
-            "Name of the cookie that holds the data. ASCII letters,"
-            " digits and '_' only."),
-        required=True,
-        min_length=1,
-        max_length=30,
-        constraint=_is_cookie_name,
-    )
+    cookie_name = _cookie_name_field('the data')
 
     max_size = schema.Int(
         title="Cookie size limit",

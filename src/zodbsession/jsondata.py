@@ -53,7 +53,7 @@ def check_key(pkg_id, key):
         raise TypeError(
             f'cannot store {pkg_id!r}[{key!r}] in a cookie session: keys'
             f' must be str (JSON); found {_type_name(key)}')
-    if not _encodable(key):
+    if not utf8_encodable(key):
         raise TypeError(
             f'cannot store {pkg_id!r}[{key!r}] in a cookie session: the key'
             f' holds {_SURROGATE}')
@@ -69,7 +69,7 @@ def _problem(value, depth, where=''):
         return None if value.bit_length() <= _FEW_BITS or _writable(
             value) else (f'{_at(where)} (too many digits for JSON)', value)
     if cls is str:
-        return None if _encodable(value) else (
+        return None if utf8_encodable(value) else (
             f'{_at(where)} ({_SURROGATE})', value)
     if cls in _UNCHANGEABLE:
         return None
@@ -86,7 +86,7 @@ def _problem(value, depth, where=''):
         for item_key, item in value.items():
             if not isinstance(item_key, str):
                 return f'{where} as a key', item_key
-            if not _encodable(item_key):
+            if not utf8_encodable(item_key):
                 return f'{where} as a key ({_SURROGATE})', item_key
             found = _problem(item, depth + 1, f'{where}[{item_key!r}]')
             if found:
@@ -99,7 +99,7 @@ def _at(where):
     return f' at {where}' if where else ''
 
 
-def _encodable(text):
+def utf8_encodable(text):
     """Whether UTF-8 (the cookie's encoding) carries ``text``: not if it
     holds a lone surrogate (``json.loads('"\\ud800"')`` makes one)."""
     if text.isascii():
