@@ -1,4 +1,5 @@
 """Placement characters: where a thread's new sessions are filed."""
+import hashlib
 import os
 import threading
 
@@ -68,3 +69,36 @@ def test_ids_are_placed_by_their_first_character():
     # Ids of other formats are placed too, and still get 16-byte keys.
     assert len(client_key('some-other-id')) == 16
     assert client_key('\u00e9t\u00e9') != client_key('ete')
+
+
+def test_keys_made_lately_are_found_again_and_memory_is_bounded():
+    # A returning client's key is made once, then found again; what is
+    # found is what would be made (the digest of the id, placed).
+    from zodbsession import container
+
+    client_id = 'A' + 'k' * 60
+    made = client_key(client_id)
+    assert client_key(client_id) is made
+    assert made[0] == placement.ALPHABET.index('A')
+    assert made[1:] == hashlib.blake2b(
+        client_id.encode('utf-8'), digest_size=16).digest()[1:]
+    # A str subclass (which could equal a remembered id) is made anew,
+    # and ids longer than ours are not remembered.
+
+    class Sly(str):
+        def __eq__(self, other):
+            return True
+
+        def __hash__(self):
+            return hash(client_id)
+    assert client_key(Sly('B-other')) != made
+    long_id = 'C' * (container.MAX_REMEMBERED_ID + 1)
+    assert client_key(long_id) == client_key(long_id)
+    assert long_id not in container._made_keys
+    # So many other ids that the memory is emptied: the first is made
+    # again, equal.
+    for number in range(container.REMEMBERED_KEYS):
+        client_key(f'id-{number}')
+    assert len(container._made_keys) <= container.REMEMBERED_KEYS
+    again = client_key(client_id)
+    assert again == made and again is not made

@@ -386,3 +386,14 @@ def test_a_cookie_header_read_lately_is_read_once_and_memory_is_bounded():
         adaptation.cookie_texts(f'a={number}')
     again = adaptation.cookie_texts(header)
     assert again == first and again is not first
+    # Fewer headers, but long ones: the characters held bound it too.
+    assert adaptation.cookie_texts(header) is again
+    length = adaptation.REMEMBERED_HEADER_LENGTH
+    enough = adaptation.REMEMBERED_HEADER_CHARACTERS // length + 2
+    for number in range(enough):
+        adaptation.cookie_texts(f'n={number}; pad=' + 'p' * (length - 20))
+    assert 0 < len(adaptation._read_headers) < adaptation.REMEMBERED_HEADERS
+    assert adaptation._read_headers.characters <= (
+        adaptation.REMEMBERED_HEADER_CHARACTERS)
+    third = adaptation.cookie_texts(header)
+    assert third == first and third is not again

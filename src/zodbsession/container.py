@@ -76,6 +76,15 @@ class Slice(persistent.Persistent):
             yield from tree.items()
 
 
+# Client keys made lately, by client id: a returning client's id is
+# looked up with each of its requests. At most this many (as many as the
+# client ids the signer remembers); full, it is emptied and starts again.
+REMEMBERED_KEYS = 16384
+# Longer ids (not ours: a third party's) are not remembered.
+MAX_REMEMBERED_ID = 256
+_made_keys = {}
+
+
 def client_key(client_id):
     """The key of a client id: a digest, short and of fixed size, whose
     first byte is the id's placement (see zodbsession.placement).
@@ -83,10 +92,22 @@ def client_key(client_id):
     128 bits make an accidental collision between two clients as likely
     as guessing an id.
     """
-    text = str(client_id)
+    # (Exactly str: a subclass could equal a remembered id.)
+    if type(client_id) is str:
+        key = _made_keys.get(client_id)
+        if key is not None:
+            return key
+        text = client_id
+    else:
+        text = str(client_id)
     digest = hashlib.blake2b(text.encode('utf-8'), digest_size=16).digest()
     where = placement.placement_of(text)
-    return digest if where is None else bytes((where,)) + digest[1:]
+    key = digest if where is None else bytes((where,)) + digest[1:]
+    if type(client_id) is str and len(client_id) <= MAX_REMEMBERED_ID:
+        if len(_made_keys) >= REMEMBERED_KEYS:
+            _made_keys.clear()
+        _made_keys[client_id] = key
+    return key
 
 
 @implementer(IFreshSessions, IInspectableContainer)

@@ -35,11 +35,31 @@ _COOKIE_ESCAPE = re.compile(rb'\\([0-3][0-7][0-7]|.)')
 
 # Cookie headers read lately, each with what its cookies' values read as:
 # a returning client sends the same header with request after request.
-# Only headers of at most this many characters enter, at most this many
-# of them (8 MB); full, it is emptied and starts again.
-REMEMBERED_HEADERS = 1024
+# Only headers of at most REMEMBERED_HEADER_LENGTH characters enter; full
+# (REMEMBERED_HEADERS of them, or REMEMBERED_HEADER_CHARACTERS in all), it
+# is emptied and starts again. The count is that of the client ids the
+# signer remembers, so that a site's active clients fit in both; the
+# characters bound the memory (a few MB) whatever the headers' lengths.
+REMEMBERED_HEADERS = 16384
 REMEMBERED_HEADER_LENGTH = 8192
-_read_headers = {}
+REMEMBERED_HEADER_CHARACTERS = 2 * 1024 * 1024
+
+
+class _RememberedHeaders(dict):
+    """header -> its cookies' texts, with the characters held."""
+
+    characters = 0
+
+    def remember(self, header, texts):
+        if (len(self) >= REMEMBERED_HEADERS or self.characters + len(header)
+                > REMEMBERED_HEADER_CHARACTERS):
+            self.clear()
+            self.characters = 0
+        self[header] = texts
+        self.characters += len(header)
+
+
+_read_headers = _RememberedHeaders()
 
 
 def cookie_value(header, name):
@@ -67,9 +87,7 @@ def cookie_texts(header):
         texts = {name: _cookie_text(raw)
                  for name, raw in _raw_cookies(header).items()}
         if remembered and len(header) <= REMEMBERED_HEADER_LENGTH:
-            if len(_read_headers) >= REMEMBERED_HEADERS:
-                _read_headers.clear()
-            _read_headers[header] = texts
+            _read_headers.remember(header, texts)
     return texts
 
 
