@@ -47,6 +47,10 @@ Signed-cookie request:
   vote the canonical JSON encoded and signed; at the finish the cookie
   put in the response's pending cookies; no ISession, no Session, no
   session data objects);
+- the same fused work with no transaction (the vote and the finish
+  called in turn): beside the row above, what the transaction, which
+  keeps the cookie only if the request's transaction commits, costs in
+  the request;
 - the whole request (bench_cookies' zodbsession peer, signed).
 
 Signed-cookie read-only request (bench_cookies.py's read-only peers),
@@ -383,9 +387,11 @@ class FusedCookieWork:
             committed=True)
 
 
-def fused_cookie_app(container, package):
+def fused_cookie_app(container, package, transactional=True):
     """A WSGI application doing the signed-cookie request's work in one
-    function, under the middleware (see FusedCookieWork)."""
+    function, under the middleware (see FusedCookieWork); not
+    ``transactional``: the same work with no transaction (the vote and
+    the finish called in turn), what the transaction's part costs."""
     from zodbsession.pending import SessionCookieAttributes
     reads = {}      # cookie value -> document, as the container remembers
     attributes = SessionCookieAttributes(
@@ -405,9 +411,13 @@ def fused_cookie_app(container, package):
         items = packages[package]
         items['n'] = items.get('n', 0) + 1
         manager = context.transaction_manager
-        manager.get().join(FusedCookieWork(
-            manager, context, container, dict(document, d=packages),
-            attributes))
+        work = FusedCookieWork(manager, context, container,
+                               dict(document, d=packages), attributes)
+        if transactional:
+            manager.get().join(work)
+        else:
+            work.tpc_vote(None)
+            work.tpc_finish(None)
         return _no_session_app(environ, start_response)
     return app
 
@@ -445,6 +455,12 @@ def cookie_rows(directory):
     fused.environ = ours.environ
     fused.check_counter = ours.check_counter
     fused.check()
+    untransacted = bench_cookies.WSGIPeer(SessionMiddleware(
+        fused_cookie_app(ours.container, bench_cookies.PKG_ID,
+                         transactional=False), db=ours.db))
+    untransacted.environ = ours.environ
+    untransacted.check_counter = ours.check_counter
+    untransacted.check()
 
     return {
         'Pyramid': pyramid.one_request,
@@ -454,6 +470,8 @@ def cookie_rows(directory):
         'middleware + a transaction with a data manager': framed.one_request,
         'middleware + transaction + the cookie work, fused':
             fused.one_request,
+        'middleware + the cookie work, fused, no transaction':
+            untransacted.one_request,
         'the whole request': ours.one_request,
     }, (ours,)
 
