@@ -39,7 +39,8 @@ _COOKIE_ESCAPE = re.compile(rb'\\([0-3][0-7][0-7]|.)')
 # (REMEMBERED_HEADERS of them, or REMEMBERED_HEADER_CHARACTERS in all), it
 # is emptied and starts again. The count is that of the client ids the
 # signer remembers, so that a site's active clients fit in both; the
-# characters bound the memory (a few MB) whatever the headers' lengths.
+# characters bound the memory (under 10 MB, the texts and the dict with
+# them) whatever the headers' lengths.
 REMEMBERED_HEADERS = 16384
 REMEMBERED_HEADER_LENGTH = 8192
 REMEMBERED_HEADER_CHARACTERS = 2 * 1024 * 1024
@@ -51,6 +52,8 @@ class _RememberedHeaders(dict):
     characters = 0
 
     def remember(self, header, texts):
+        # (Threads remembering at once may miscount a header or two until
+        # the next emptying: the bound stays one of that order.)
         if (len(self) >= REMEMBERED_HEADERS or self.characters + len(header)
                 > REMEMBERED_HEADER_CHARACTERS):
             self.clear()
