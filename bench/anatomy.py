@@ -71,7 +71,9 @@ commits wait for fsync as in the benchmark:
 - floor: bench_requests' read-write floor (one small object changed);
 - ZODB alone adding one new small object to an OOBTree, and to the
   SessionTree (small buckets) our container files sessions in: what ZODB
-  alone costs to add one record to an index, before any session logic;
+  alone costs to add one record to an index, before any session logic
+  (every tree a row files into holds ``--sessions`` entries first, as the
+  whole request's does);
 - the same with our session data class (SessionData, one package of one
   key) in place of the small object; then that SessionData filed by our
   container (``store_new``: its time slice, its tree) on a connection
@@ -232,9 +234,22 @@ def new_client_rows(directory, sessions):
     from zodbsession.wsgi import SessionMiddleware
 
     floor, ours = _built_peers(directory, sessions)
+    # Every row files into a tree already as big as the one the whole
+    # request files into (its thread's tree holds the peer's sessions): a
+    # young tree's nodes are small, and so are its commits.
     with floor.db.transaction() as connection:
         connection.root()['new in OOBTree'] = OOBTree()
         connection.root()['new in SessionTree'] = SessionTree()
+    for start in range(0, sessions, bench_requests.BUILD_BATCH):
+        with floor.db.transaction() as connection:
+            root = connection.root()
+            for _number in range(min(bench_requests.BUILD_BATCH,
+                                     sessions - start)):
+                root['new in OOBTree'][os.urandom(16)] = (
+                    bench_requests.Counter())
+                data = SessionData()
+                data.package(bench_requests.PKG_ID)['n'] = 1
+                root['new in SessionTree'][os.urandom(16)] = data
     manager = transaction.manager.manager
     indexes = itertools.cycle(range(sessions))
 
@@ -266,6 +281,14 @@ def new_client_rows(directory, sessions):
     container = site_of(kept).container
     home = placement.ALPHABET.index(placement.home_character())
     elsewhere = placement.ALPHABET[(home + 1) % len(placement.ALPHABET)]
+    for start in range(0, sessions, bench_requests.BUILD_BATCH):
+        kept.transaction_manager.begin()
+        for _number in range(min(bench_requests.BUILD_BATCH,
+                                 sessions - start)):
+            data = SessionData()
+            data.package(bench_requests.PKG_ID)['n'] = 1
+            container.store_new(elsewhere + os.urandom(32).hex(), data)
+        kept.transaction_manager.commit()
 
     def store_new_session():
         # No request, no client id, no cookie.
