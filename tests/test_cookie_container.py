@@ -301,6 +301,31 @@ def test_expired_cookie_means_empty_data(make_site, clock):
     assert visit(browser, status=200).json[PREFS] is None
 
 
+def test_a_remembered_cookie_value_still_expires_and_a_forged_one_is_not_remembered(
+        make_site, clock):
+    # A value that passed is remembered (its signature is not checked
+    # again when it comes back), but its times are judged on every read:
+    # past the timeout the same value reads as absent. A value that fails
+    # never enters the memory.
+    site = make_site(timeout=600, resolution=60)
+    # Containers of the same settings share one memory (the site's
+    # snapshot copies its container).
+    reads = CookieSessionDataContainer(secret=SECRET).remembered_reads
+    browser = site.browser()
+    visit(browser, setter(PREFS, n=1))
+    value = browser.cookies[DATA]
+    clock.advance(10)
+    assert visit(browser).json[PREFS] == {'n': 1}
+    assert value in reads
+    assert browser.cookies[DATA] == value       # nothing was sent again
+    clock.advance(600)
+    assert visit(browser, status=200).json[PREFS] is None
+    forged = value[:-1] + ('A' if value[-1] != 'A' else 'B')
+    put_cookie(browser, DATA, forged)
+    assert visit(browser, status=200).json[PREFS] is None
+    assert forged not in reads
+
+
 def test_another_clients_cookie_shows_nothing(site):
     alice, bob = site.browser(), site.browser()
     visit(alice, setter(PREFS, secret_note='for alice only'))
