@@ -1,4 +1,6 @@
 """IRequestCookies for WSGI, WebOb and Pyramid requests."""
+import sys
+
 import pytest
 import webob
 import webtest
@@ -397,3 +399,75 @@ def test_a_cookie_header_read_lately_is_read_once_and_memory_is_bounded():
         adaptation.REMEMBERED_HEADER_CHARACTERS)
     third = adaptation.cookie_texts(header)
     assert third == first and third is not again
+
+
+def _many_tiny_cookies():
+    # Headers as long as are remembered, of some 2,000 distinct tiny
+    # cookies each: each cookie is a name and a value of its own, some 20
+    # times the memory of its characters.
+    import string
+
+    from zodbsession.adaptation import environ as adaptation
+
+    letters = string.ascii_letters + string.digits
+    body = ';'.join(f'{a}{b}=' for a in letters for b in letters)
+    body = body[:adaptation.REMEMBERED_HEADER_LENGTH - 12]
+    body = body[:body.rfind(';')]
+    count = (adaptation.REMEMBERED_HEADER_CHARACTERS
+             // adaptation.REMEMBERED_HEADER_LENGTH + 2)
+    return [f'z{number:09d}=;{body}' for number in range(count)]
+
+
+def _one_cookie_each():
+    # As many headers as are remembered, each as long as fits with them.
+    from zodbsession.adaptation import environ as adaptation
+
+    count = adaptation.REMEMBERED_HEADERS + 2
+    return [f'z{number:09d}=' + 'v' * 117 for number in range(count)]
+
+
+@pytest.mark.parametrize('headers', [_many_tiny_cookies, _one_cookie_each])
+def test_remembered_cookie_headers_hold_little_memory_whatever_they_hold(
+        headers):
+    # What a hostile client's headers can make the process remember stays
+    # about 10 MB (the headers, their texts and the dicts), whatever the
+    # headers hold.
+    import tracemalloc
+
+    from zodbsession.adaptation import environ as adaptation
+
+    headers = headers()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for header in headers:
+            adaptation.cookie_texts(header)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # (The headers were made before: counted as if all were held.)
+    held = peak - start + sum(
+        sys.getsizeof(header) for header in headers)
+    assert held < 12 * 1024 * 1024
+
+
+def test_as_many_cookie_headers_as_the_signer_remembers_ids_fit():
+    # A site's returning clients, each with our client id cookie alone:
+    # as many as the signer remembers ids are all remembered at once.
+    from zodbsession.adaptation import environ as adaptation
+    from zodbsession.clientid import REMEMBERED_IDS
+
+    def header(number):
+        return f'zodbsession={number:097d}'
+    marker = adaptation.cookie_texts('marker=1')
+    # Until the memory is emptied (the marker forgotten): it then holds
+    # the header just read and the marker, read again.
+    number = 0
+    while adaptation.cookie_texts('marker=1') is marker:
+        number += 1
+        assert number <= 2 * adaptation.REMEMBERED_HEADERS
+        adaptation.cookie_texts(header(number))
+    first = adaptation.cookie_texts(header(number))
+    for other in range(number + 1, number + REMEMBERED_IDS - 1):
+        adaptation.cookie_texts(header(other))
+    assert adaptation.cookie_texts(header(number)) is first

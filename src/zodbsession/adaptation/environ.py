@@ -38,28 +38,34 @@ _COOKIE_ESCAPE = re.compile(rb'\\([0-3][0-7][0-7]|.)')
 # Only headers of at most REMEMBERED_HEADER_LENGTH characters enter; full
 # (REMEMBERED_HEADERS of them, or REMEMBERED_HEADER_CHARACTERS in all), it
 # is emptied and starts again. The count is that of the client ids the
-# signer remembers, so that a site's active clients fit in both; the
-# characters bound the memory (under 10 MB, the texts and the dict with
-# them) whatever the headers' lengths.
+# signer remembers, so that a site's active clients fit in both (headers
+# of our client id cookie alone, some 110 characters, do). The characters
+# bound the memory, about 10 MB at most (the headers, their texts and the
+# dicts), whatever the headers hold: a header counts COOKIE_CHARACTERS
+# more than its text, and so does each of its cookies, whose name and
+# value are objects of their own (a header of many tiny cookies holds
+# some 20 times its length).
 REMEMBERED_HEADERS = 16384
 REMEMBERED_HEADER_LENGTH = 8192
-REMEMBERED_HEADER_CHARACTERS = 2 * 1024 * 1024
+REMEMBERED_HEADER_CHARACTERS = 4 * 1024 * 1024
+COOKIE_CHARACTERS = 64
 
 
 class _RememberedHeaders(dict):
-    """header -> its cookies' texts, with the characters held."""
+    """header -> its cookies' texts, with the characters they count."""
 
     characters = 0
 
     def remember(self, header, texts):
         # (Threads remembering at once may miscount a header or two until
         # the next emptying: the bound stays one of that order.)
-        if (len(self) >= REMEMBERED_HEADERS or self.characters + len(header)
+        counted = len(header) + COOKIE_CHARACTERS * (len(texts) + 1)
+        if (len(self) >= REMEMBERED_HEADERS or self.characters + counted
                 > REMEMBERED_HEADER_CHARACTERS):
             self.clear()
             self.characters = 0
         self[header] = texts
-        self.characters += len(header)
+        self.characters += counted
 
 
 _read_headers = _RememberedHeaders()
