@@ -21,6 +21,7 @@ from zodbsession import placement
 from zodbsession.data import SessionData
 from zodbsession.interfaces import IInspectableContainer
 from zodbsession.interfaces import IFreshSessions
+from zodbsession.remembered import Remembered
 
 # Implicit sweeping (when a request opens a new slice) drops at most this
 # many expired slices, so no request pays for a long-neglected container.
@@ -82,7 +83,7 @@ class Slice(persistent.Persistent):
 REMEMBERED_KEYS = 16384
 # Longer ids (not ours: a third party's) are not remembered.
 MAX_REMEMBERED_ID = 256
-_made_keys = {}
+_made_keys = Remembered(REMEMBERED_KEYS)
 
 
 def client_key(client_id):
@@ -104,9 +105,7 @@ def client_key(client_id):
     where = placement.placement_of(text)
     key = digest if where is None else bytes((where,)) + digest[1:]
     if type(client_id) is str and len(client_id) <= MAX_REMEMBERED_ID:
-        if len(_made_keys) >= REMEMBERED_KEYS:
-            _made_keys.clear()
-        _made_keys[client_id] = key
+        _made_keys.remember(client_id, key)
     return key
 
 

@@ -31,6 +31,7 @@ from zodbsession.jsondata import JSONSessionData
 from zodbsession.jsondata import utf8_encodable
 from zodbsession.context import context_of
 from zodbsession.pending import SessionCookieAttributes
+from zodbsession.remembered import Remembered
 from zodbsession.signing import SecretsSetting
 from zodbsession.validated import Setting
 from zodbsession.validated import check
@@ -67,7 +68,7 @@ def _codec_and_reads(secrets, encryption_keys, cookie_name, max_size):
     containers), so that what was verified once is remembered for as
     long as the settings stay."""
     return CookieCodec(secrets, encryption_keys, cookie_name,
-                       max_length=max_size), {}
+                       max_length=max_size), Remembered(REMEMBERED_COOKIES)
 
 
 # One spelling of JSON data (equal data, equal text), so a change is seen
@@ -251,9 +252,7 @@ class CookieSessionView:
                 if read is None:
                     read = self._decode(codec, value)
                     if read is not None and type(value) is str:
-                        if len(reads) >= REMEMBERED_COOKIES:
-                            reads.clear()
-                        reads[value] = read
+                        reads.remember(value, read)
                 if read is not None:
                     now = clock.now()
                     issued, created = read[0], read[1]

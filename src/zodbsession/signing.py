@@ -10,6 +10,8 @@ import functools
 import hashlib
 import hmac
 
+from zodbsession.remembered import Remembered
+
 # A value longer than this is rejected before any HMAC is computed, so a
 # hostile client cannot make us hash megabytes.
 DEFAULT_MAX_LENGTH = 4096
@@ -157,7 +159,7 @@ class Signer:
             for secret in normalize_secrets(secrets))
         self.max_length = max_length
         self._remember = remember
-        self._passed = {}     # value -> payload
+        self._passed = Remembered(remember)   # value -> payload
 
     def __repr__(self):
         # Never show key material.
@@ -195,9 +197,7 @@ class Signer:
         if not valid:
             return None
         if self._remember:
-            if len(self._passed) >= self._remember:
-                self._passed.clear()
-            self._passed[value] = payload
+            self._passed.remember(value, payload)
         return payload
 
 

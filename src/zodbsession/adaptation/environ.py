@@ -15,6 +15,7 @@ from zodbsession.pending import PLAIN_COOKIE_VALUE as _PLAIN_COOKIE_VALUE
 from zodbsession.pending import PendingResponse  # noqa: F401 (old home)
 from zodbsession.pending import cookie_attributes
 from zodbsession.pending import set_cookie_header  # noqa: F401 (old home)
+from zodbsession.remembered import Remembered
 
 _COOKIE_SEPARATORS = re.compile('[;,]')
 # What a request without a Cookie header (or an empty one) holds; shared,
@@ -49,26 +50,7 @@ REMEMBERED_HEADERS = 16384
 REMEMBERED_HEADER_LENGTH = 8192
 REMEMBERED_HEADER_CHARACTERS = 4 * 1024 * 1024
 COOKIE_CHARACTERS = 64
-
-
-class _RememberedHeaders(dict):
-    """header -> its cookies' texts, with the characters they count."""
-
-    characters = 0
-
-    def remember(self, header, texts):
-        # (Threads remembering at once may miscount a header or two until
-        # the next emptying: the bound stays one of that order.)
-        counted = len(header) + COOKIE_CHARACTERS * (len(texts) + 1)
-        if (len(self) >= REMEMBERED_HEADERS or self.characters + counted
-                > REMEMBERED_HEADER_CHARACTERS):
-            self.clear()
-            self.characters = 0
-        self[header] = texts
-        self.characters += counted
-
-
-_read_headers = _RememberedHeaders()
+_read_headers = Remembered(REMEMBERED_HEADERS, REMEMBERED_HEADER_CHARACTERS)
 
 
 def cookie_value(header, name):
@@ -96,7 +78,8 @@ def cookie_texts(header):
         texts = {name: _cookie_text(raw)
                  for name, raw in _raw_cookies(header).items()}
         if remembered and len(header) <= REMEMBERED_HEADER_LENGTH:
-            _read_headers.remember(header, texts)
+            _read_headers.remember(header, texts, len(header)
+                                   + COOKIE_CHARACTERS * (len(texts) + 1))
     return texts
 
 
