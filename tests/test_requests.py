@@ -1,6 +1,7 @@
 """IRequestCookies for WSGI, WebOb and Pyramid requests."""
 import sys
 
+import hypothesis
 import pytest
 import webob
 import webtest
@@ -195,11 +196,18 @@ SET_COOKIE_CASES = [
 
 
 @pytest.mark.filterwarnings('ignore::RuntimeWarning')
+@pytest.mark.parametrize('prepared', [False, True],
+                         ids=['attributes', 'prepared attributes'])
 @pytest.mark.parametrize('name,value,attributes', SET_COOKIE_CASES)
-def test_set_cookie_header_is_what_webob_writes(name, value, attributes):
+def test_set_cookie_header_is_what_webob_writes(name, value, attributes,
+                                                prepared):
     import time
     import webob.cookies
+    from zodbsession.pending import PreparedAttributes
     from zodbsession.requests import set_cookie_header
+    if prepared:
+        # A session cookie's: its header text is kept with it.
+        attributes = PreparedAttributes(attributes)
     # Twice: the first call fills the cache, the second reads it. Both
     # must equal WebOb's own text for the same second.
     for _ in range(2):
@@ -210,6 +218,17 @@ def test_set_cookie_header_is_what_webob_writes(name, value, attributes):
             if int(time.time()) == second:
                 break   # else the expiry date moved in between: again
         assert ours == theirs
+
+
+@hypothesis.settings(max_examples=500, deadline=None)
+@hypothesis.given(hypothesis.strategies.text(
+    alphabet=hypothesis.strategies.characters(max_codepoint=0x3ff)))
+def test_a_plain_cookie_value_is_what_the_plain_grammar_matches(text):
+    from zodbsession.pending import PLAIN_COOKIE_VALUE
+    from zodbsession.pending import is_plain_cookie_value
+    assert is_plain_cookie_value(text) == bool(PLAIN_COOKIE_VALUE.match(text))
+    plain = ''.join(c for c in text if PLAIN_COOKIE_VALUE.match(c))
+    assert is_plain_cookie_value(plain)
 
 
 def test_cookies_follow_a_changed_header(registry):

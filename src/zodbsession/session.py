@@ -159,8 +159,8 @@ class Session:
         own.)"""
         if self._client_id is not None:
             return False        # (most requests: it was read already)
-        return (ISessionClientIdManager.providedBy(self._manager)
-                and self.existing_client_id() is None)
+        self._manager       # (found, and whether it is extended)
+        return self._extended and self.existing_client_id() is None
 
     # -- ISession ---------------------------------------------------------
 

@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 from zodbsession.context import context_of
 from zodbsession.interfaces import ISessionCookies
-from zodbsession.pending import PLAIN_COOKIE_VALUE as _PLAIN_COOKIE_VALUE
+from zodbsession.pending import is_plain_cookie_value
 from zodbsession.pending import PendingResponse  # noqa: F401 (old home)
 from zodbsession.pending import cookie_attributes
 from zodbsession.pending import set_cookie_header  # noqa: F401 (old home)
@@ -103,7 +103,7 @@ def _cookie_text(found):
     """A raw cookie value as text (None stays None); None if invalid."""
     if found is None:
         return None
-    if _PLAIN_COOKIE_VALUE.match(found):
+    if is_plain_cookie_value(found):
         return found
     try:
         # The value as WebOb reads it (its grammar, matched once at the
