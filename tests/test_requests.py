@@ -220,6 +220,24 @@ def test_set_cookie_header_is_what_webob_writes(name, value, attributes,
         assert ours == theirs
 
 
+def test_prepared_cookie_attributes_cannot_change_under_their_text():
+    """The Set-Cookie text kept with prepared attributes stays theirs:
+    they refuse every change."""
+    from zodbsession.pending import PreparedAttributes
+    attributes = PreparedAttributes({'path': '/', 'max_age': 60})
+    for change in (lambda: attributes.__setitem__('path', '/x'),
+                   lambda: attributes.__delitem__('path'),
+                   lambda: attributes.update(path='/x'),
+                   lambda: attributes.pop('path'),
+                   attributes.popitem, attributes.clear,
+                   lambda: attributes.setdefault('domain', 'x')):
+        with pytest.raises(TypeError, match='never changed'):
+            change()
+    with pytest.raises(TypeError, match='never changed'):
+        attributes |= {'path': '/x'}
+    assert attributes == {'path': '/', 'max_age': 60}
+
+
 @hypothesis.settings(max_examples=500, deadline=None)
 @hypothesis.given(hypothesis.strategies.text(
     alphabet=hypothesis.strategies.characters(max_codepoint=0x3ff)))

@@ -178,6 +178,13 @@ class PreparedAttributes(dict):
         super().__init__(attributes)
         self._text = (None, None)
 
+    def _read_only(self, *args, **kwargs):
+        raise TypeError('prepared cookie attributes are shared by every'
+                        ' request and never changed: prepare new ones')
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    update = pop = popitem = clear = setdefault = _read_only
+
     def header_text(self, second):
         written, text = self._text
         if written != second:
