@@ -62,14 +62,8 @@ class PendingResponse:
         """``add_cookie`` of a cookie that carries a session, with the
         NO_CACHE_HEADERS: a cached response setting it would hand the
         session to whoever is served the copy."""
-        # (add_cookie and forbid_caching in one: every cookie-session
-        # write comes here.)
-        self.cookies[name] = entry
-        self.headers.update(NO_CACHE_HEADERS)
-        if committed:
-            kept_cookies, kept_headers = self._kept
-            kept_cookies[name] = entry
-            kept_headers.update(NO_CACHE_HEADERS)
+        self.add_cookie(name, entry, committed)
+        self.forbid_caching(committed)
 
     def forbid_caching(self, committed=False):
         """Add the NO_CACHE_HEADERS."""
