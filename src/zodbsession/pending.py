@@ -182,7 +182,7 @@ class PreparedAttributes(dict):
     def header_text(self, second):
         written, text = self._text
         if written != second:
-            text = webob.cookies.make_cookie('n', 'v', **self)[len('n=v'):]
+            text = _attributes_text(self)
             self._text = (second, text)
         return text
 
@@ -216,6 +216,11 @@ def set_cookie_header(name, value, attributes):
     key = tuple(attributes.items())
     text = texts.get(key)
     if text is None:
-        text = texts[key] = webob.cookies.make_cookie(
-            'n', 'v', **attributes)[len('n=v'):]
+        text = texts[key] = _attributes_text(attributes)
     return name + '=' + value + text
+
+
+def _attributes_text(attributes):
+    """The part of the Set-Cookie header WebOb writes now after the
+    name and value, for ``attributes``."""
+    return webob.cookies.make_cookie('n', 'v', **attributes)[len('n=v'):]
