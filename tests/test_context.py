@@ -319,6 +319,38 @@ def test_a_request_leaves_nothing_of_ours_in_reference_cycles(db):
     assert cycles_left_by(requests) == []
 
 
+def test_the_middlewares_request_adapts_to_its_one_session(db):
+    # The middleware's request answers ISession itself (no adapter
+    # lookup on each use) with the Session the registered adapter gives:
+    # the one its host made, the same for every caller.
+    from zodbsession import ISession
+    from zodbsession.session import session_of
+
+    seen = []
+
+    def app(environ, start_response):
+        request = environ['zodbsession.request']
+        session = ISession(request)
+        seen.append((session, environ['zodbsession.session'],
+                     session_of(request), ISession(request)))
+        count_in(session, ('cookie', 'ram', 'persistent'))
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'ok']
+
+    browser = browser_of_every_container(db, app)
+    browser.get('/')
+    browser.get('/')
+    for session, host_made, adapted, again in seen:
+        assert session is host_made is adapted is again
+    assert seen[0][0] is not seen[1][0]
+    # A request no host prepared has no context yet: the adapter makes
+    # its Session, and it is the one the request keeps.
+    request = WSGIRequest({})
+    assert request.__conform__(ISession) is None
+    session = ISession(request)
+    assert session is context_of(request).session is ISession(request)
+
+
 def test_a_session_kept_after_its_request_reads_every_kind_of_container(db):
     # The middleware lets go of the request's context when the response
     # is complete; a Session kept beyond that finds it all the same, for

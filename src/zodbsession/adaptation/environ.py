@@ -10,12 +10,14 @@ import re
 from zope.interface import implementer
 
 from zodbsession.context import context_of
+from zodbsession.interfaces import ISession
 from zodbsession.interfaces import ISessionCookies
 from zodbsession.pending import is_plain_cookie_value
 from zodbsession.pending import PendingResponse  # noqa: F401 (old home)
 from zodbsession.pending import cookie_attributes
 from zodbsession.pending import set_cookie_header  # noqa: F401 (old home)
 from zodbsession.remembered import Remembered
+from zodbsession.session import Session as _Session
 
 _COOKIE_SEPARATORS = re.compile('[;,]')
 # What a request without a Cookie header (or an empty one) holds; shared,
@@ -242,7 +244,11 @@ class WSGIRequest(EnvironCookies):
     """The smallest request: a WSGI environ. The middleware uses it.
 
     It is its own IRequestCookies: the client id is read on most
-    requests, and this spares an adapter lookup each time.
+    requests, and this spares an adapter lookup each time. For the same
+    reason it answers ``ISession(request)`` itself (``__conform__``) once
+    its host made its context: with that context's Session, the one the
+    registered adapter (``session_of``) gives; the lookup it spares is
+    some 4 % of a signed-cookie request's cost (bench/simulated.py).
     """
 
     def __init__(self, environ):
@@ -253,3 +259,15 @@ class WSGIRequest(EnvironCookies):
     def request(self):
         # Itself (a property: an attribute would be a reference cycle).
         return self
+
+    def __conform__(self, interface):
+        # ``ISession(request)``: the Session its host made with the
+        # request's context, what the registered adapter (session_of)
+        # answers too, found without the adapter lookup.
+        if interface is ISession:
+            context = self._context
+            if context is not None:
+                session = context.session
+                if type(session) is _Session:
+                    return session
+        return None
