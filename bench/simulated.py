@@ -40,6 +40,7 @@ Needs valgrind (Debian: ``apt-get install valgrind``). Results go to
 bench/out/simulated.json.
 """
 import argparse
+import itertools
 import os
 import shutil
 import subprocess
@@ -95,7 +96,7 @@ def make_request(peer, directory, sessions):
     if peer == 'floor-rw':
         served = bench_requests.FloorPeer(directory, sessions)
         served.build()
-        indexes = iter(range(10 ** 9))
+        indexes = itertools.count()
         return lambda: served.request('rw', next(indexes) % sessions)
     raise SystemExit(f'unknown peer {peer!r}')
 
