@@ -12,14 +12,10 @@ from zodbsession.requests import WSGIRequest
 
 
 class Follower:
+    """Has only what a follower needs: ``afterCompletion``."""
+
     def __init__(self):
         self.told = []
-
-    def newTransaction(self, txn):
-        self.told.append('begun')
-
-    def beforeCompletion(self, txn):
-        self.told.append('completing')
 
     def afterCompletion(self, txn):
         self.told.append('committed' if txn.status == 'Committed'
@@ -37,8 +33,7 @@ def test_a_follower_is_told_of_each_transaction_until_it_stops():
     following.unfollow(manager, follower)
     manager.begin()
     manager.commit()
-    assert follower.told == ['begun', 'completing', 'committed',
-                             'completing', 'not committed']
+    assert follower.told == ['committed', 'not committed']
     following.unfollow(manager, follower)       # twice: nothing happens
 
 
@@ -53,7 +48,7 @@ def test_followers_survive_a_manager_whose_synchronizers_were_cleared():
     following.follow(manager, follower)
     manager.get()
     manager.commit()
-    assert follower.told == ['completing', 'committed']
+    assert follower.told == ['committed']
 
 
 def test_whether_a_transaction_is_under_way_is_asked_without_starting_one():

@@ -131,8 +131,10 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
 
     def _find(self, key, now):
         """(end, slice, data) of the newest live slice holding ``key``."""
-        oldest = expiry.oldest_live_end(expiry.idle_clock(self, now),
-                                        self.timeout, self.resolution)
+        # (oldest_live_end of idle_clock, written out.)
+        timeout = self.timeout
+        oldest = int(self._swept_at if self.disable_implicit_sweeps
+                     else now) - timeout - self.resolution if timeout else None
         slices = self._slices
         # Newest first: a session in use sits in the newest slice, found
         # with one maxKey and no list of slices built.
@@ -164,21 +166,27 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         return None
 
     def _live(self, client_id, now):
-        key = client_key(client_id)
-        found = self._find(key, now)
+        """(end, slice, data) of the client's live session, or None."""
+        found = self._find(client_key(client_id), now)
         if found is None or expiry.session_ended(found[2], now, self):
-            return key, None
-        return key, found
+            return None
+        return found
 
     def _get_live(self, client_id):
         """The client's live SessionData (its last access brought up to
         date), or None."""
+        # (_live and needs_touch, written out: every request of a
+        # returning client runs this.)
         now = clock.now()
-        key, found = self._live(client_id, now)
+        key = client_key(client_id)
+        found = self._find(key, now)
         if found is None:
             return None
         end, slice_, data = found
-        if expiry.needs_touch(data.getLastAccessTime(), now, self):
+        if expiry.session_ended(data, now, self):
+            return None
+        timeout = self.timeout
+        if timeout and now - data.getLastAccessTime() > self.resolution:
             self._touch(key, end, slice_, data, now)
         return data
 
@@ -227,7 +235,7 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
             transaction.manager if jar is None else jar.transaction_manager)
 
     def __contains__(self, client_id):
-        return self._live(client_id, clock.now())[1] is not None
+        return self._live(client_id, clock.now()) is not None
 
     # -- changes --------------------------------------------------------
 
@@ -317,7 +325,7 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
     def peek(self, client_id):
         """The client's live SessionData without recording an access (a
         listing must not write), or None."""
-        found = self._live(client_id, clock.now())[1]
+        found = self._live(client_id, clock.now())
         return None if found is None else found[2]
 
     def slice_counts(self):

@@ -136,7 +136,8 @@ class RequestContext:
         (ComponentLookupError if there is none)."""
         manager = self._client_id_manager
         if manager is _UNKNOWN:
-            manager = self.query_client_id_manager()
+            manager = self._client_id_manager = query_in(
+                self._registry or self.registry, IClientIdManager)
         if manager is None:
             raise ComponentLookupError(IClientIdManager, '')
         return manager

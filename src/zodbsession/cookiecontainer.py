@@ -213,6 +213,16 @@ class CookieSessionView:
         self.context = context
         self.request = context.request
         self.transaction_manager = context.transaction_manager_for(container)
+        # The settings the request works with, read once (each read of a
+        # persistent object's attribute costs more than a plain one's): a
+        # request sees one configuration, as it sees one snapshot of the
+        # site; a change made meanwhile applies from the next request.
+        self._cookie_name = container.cookie_name
+        self._max_size = container.max_size
+        self._timeout = container.timeout
+        self._lifetime = container.lifetime
+        self._codec, self._reads = container._shared()
+        self._refresh_after = _refresh_after(container)
 
     @property
     def timeout(self):
@@ -243,21 +253,21 @@ class CookieSessionView:
         digest); the packages' text and what goes with it are set too."""
         if not self._loaded:
             self._loaded = True
-            container = self.container
-            value = self.context.cookies.get_cookie(container.cookie_name)
-            if value and len(value) <= container.max_size:
-                codec, reads = container._shared()
+            value = self.context.cookies.get_cookie(self._cookie_name)
+            if value and len(value) <= self._max_size:
+                reads = self._reads
                 # (Exactly str: a subclass could equal a remembered value.)
                 read = reads.get(value) if type(value) is str else None
                 if read is None:
-                    read = self._decode(codec, value)
+                    read = self._decode(self._codec, value)
                     if read is not None and type(value) is str:
                         reads.remember(value, read)
                 if read is not None:
                     now = clock.now()
                     issued, created = read[0], read[1]
-                    timeout = container.timeout
-                    if not (expiry.outlived(created, now, container.lifetime)
+                    timeout, lifetime = self._timeout, self._lifetime
+                    # (expiry.outlived, written out.)
+                    if not (lifetime and created and created + lifetime < now
                             or timeout and now - issued > timeout):
                         self._document = read[:3]
                         self._packages_text = read[3]
@@ -333,7 +343,7 @@ class CookieSessionView:
         data = self._data = self._read_data = JSONSessionData.from_plain(
             packages, document[0], document[1])
         if self._changeable or (int(clock.now()) - document[0]
-                                > _refresh_after(self.container)):
+                                > self._refresh_after):
             # The commit has to look at this data although nothing may
             # change it: it holds values that can change in place (then
             # the commit compares), or the cookie is due to be sent again
@@ -431,23 +441,21 @@ class CookieSessionView:
         plain, changeable = data.checked_packages()
         packages_text = _canonical(plain)
         now = int(clock.now())
-        container = self.container
         previous = self._document
         digest = _client_digest(self._client_id)
         if (previous is not None and previous[2] == digest
                 and self._packages_text == packages_text
-                and now - previous[0] <= _refresh_after(container)):
+                and now - previous[0] <= self._refresh_after):
             return      # the browser holds this, and it is fresh enough
         created = int(data.getCreated())
-        codec, _reads = container._shared()
-        value = codec.encode_text(
+        value = self._codec.encode_text(
             _document_head(now, created, digest) + packages_text + '}')
-        name = container.cookie_name
+        name = self._cookie_name
         size = len(name) + 1 + len(value)
-        if size > container.max_size:
+        if size > self._max_size:
             raise SessionTooLarge(
                 f'cookie session container {name!r}: the encoded session'
-                f' is {size} bytes, over the {container.max_size}-byte'
+                f' is {size} bytes, over the {self._max_size}-byte'
                 ' cookie limit; store less in it, or register a'
                 ' server-side container for the package')
         self._value = value
@@ -457,7 +465,7 @@ class CookieSessionView:
         try:
             cookies = self.context.cookies
             attributes = self._cookie_attributes(cookies)
-            name = self.container.cookie_name
+            name = self._cookie_name
             if self._removed:
                 if self._read() is not None:
                     cookies.delete_cookie(name, path=attributes['path'],
@@ -520,7 +528,7 @@ class CookieSessionView:
         # alive: with a manager per connection, that would keep its
         # connection.)
         sources = (inherited, container.cookie_attributes,
-                   cookies.application_path, container.timeout)
+                   cookies.application_path, self._timeout)
         made = getattr(container, '_v_cookie_attributes', None)
         if made is None or made[0] != sources:
             # A copy of the container's own attributes: compared with the

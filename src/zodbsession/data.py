@@ -89,14 +89,17 @@ class SessionPkgData(MutableMapping):
             self._owner._changed()
 
     def __getitem__(self, key):
-        stored, live = self._dicts()
+        # (_dicts, written out: every value read runs this.)
+        owner = self._owner
+        stored, live = (self._own if owner is None
+                        else owner._package_dicts(self._pkg_id, False))
         try:
             value = live[key]
         except KeyError:
             value = live[key] = values.decode(stored[key])
-        if type(value) not in values.FLAT_TYPES and self._owner is not None:
+        if type(value) not in values.FLAT_TYPES and owner is not None:
             # It may be changed in place: compare it at commit.
-            self._owner._watch()
+            owner._watch()
         return value
 
     def get(self, key, default=None):
@@ -318,7 +321,10 @@ class SessionData(persistent.Persistent, MutableMapping):
             if self._v_opened is None:
                 self._v_opened = (self._transaction(), set())
             self._v_opened[1].add(pkg_id)
-        return self._view(pkg_id)
+        # The view handed out before, else a new one (_view).
+        views = self._v_views
+        view = None if views is None else views.get(pkg_id)
+        return view if view is not None else self._view(pkg_id)
 
     def __getitem__(self, pkg_id):
         if pkg_id not in self._stored and pkg_id not in self._opened():

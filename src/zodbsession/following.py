@@ -1,8 +1,9 @@
 """Following a transaction manager's transactions, at the cost of a list.
 
-What lives no longer than a request (its pending cookies, its one data
-manager) follows the request's transaction manager: it is told when a
-transaction begins and completes, as a synchronizer is. Registering a
+What lives no longer than a request (its pending cookies, its Session's
+client id) follows the request's transaction manager: it is told when
+each transaction completes (``afterCompletion(txn)``, as a synchronizer
+is; no follower needs the other two calls of one, so they are not made). Registering a
 synchronizer with the manager costs a weak reference each time, on every
 request; so each manager gets one synchronizer, once, for as long as it
 lives (a thread's manager lives as long as its thread), and requests add
@@ -16,7 +17,7 @@ import transaction
 
 class _Followers:
     """The one synchronizer of a transaction manager: tells its current
-    followers, in the order they came."""
+    followers of each completion, in the order they came."""
 
     __slots__ = ('followers', 'told', '__weakref__')
 
@@ -26,12 +27,9 @@ class _Followers:
 
     def newTransaction(self, txn):
         self.told = True
-        for follower in tuple(self.followers):
-            follower.newTransaction(txn)
 
     def beforeCompletion(self, txn):
-        for follower in tuple(self.followers):
-            follower.beforeCompletion(txn)
+        pass
 
     def afterCompletion(self, txn):
         for follower in tuple(self.followers):
@@ -84,10 +82,9 @@ def transaction_under_way(manager):
 
 
 def follow(manager, follower):
-    """Tell ``follower`` (with a synchronizer's ``newTransaction``,
-    ``beforeCompletion`` and ``afterCompletion``) of ``manager``'s
-    transactions until ``unfollow``. A transaction already under way is
-    not announced."""
+    """Tell ``follower`` (calling its ``afterCompletion(txn)``, as a
+    synchronizer's) of the completion of each of ``manager``'s
+    transactions until ``unfollow``."""
     _followers_of(manager).followers.append(follower)
 
 

@@ -100,17 +100,11 @@ class PendingResponse:
                                       dict(self._kept[1]))
 
     def afterCompletion(self, txn):
-        # As a transaction synchronizer: follow the request's transactions.
+        # As a follower of the request's transactions (following.follow).
         if txn.status == 'Committed':
             self.keep()
         else:
             self.discard()
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def newTransaction(self, txn):
-        pass
 
     def __bool__(self):
         return bool(self.cookies or self.headers)

@@ -108,12 +108,6 @@ class Session:
 
     # -- as a follower of the request's transactions (zodbsession.following)
 
-    def newTransaction(self, txn):
-        pass
-
-    def beforeCompletion(self, txn):
-        pass
-
     def afterCompletion(self, txn):
         if txn.status != 'Committed':
             # Read again (the request's own cookie), or issued again.
