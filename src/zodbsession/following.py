@@ -3,9 +3,9 @@
 What lives no longer than a request (its pending cookies, its Session's
 client id) follows the request's transaction manager: it is told when
 each transaction completes (``afterCompletion(txn)``, as a synchronizer
-is; no follower needs the other two calls of one, so they are not made). Registering a
-synchronizer with the manager costs a weak reference each time, on every
-request; so each manager gets one synchronizer, once, for as long as it
+is; no follower needs a synchronizer's other two calls, so they are not
+made). Registering a synchronizer with the manager costs a weak
+reference each time, on every request; so each manager gets one synchronizer, once, for as long as it
 lives (a thread's manager lives as long as its thread), and requests add
 themselves to its list of followers and leave it.
 """
