@@ -5,9 +5,10 @@ client id) follows the request's transaction manager: it is told when
 each transaction completes (``afterCompletion(txn)``, as a synchronizer
 is; no follower needs a synchronizer's other two calls, so they are not
 made). Registering a synchronizer with the manager costs a weak
-reference each time, on every request; so each manager gets one synchronizer, once, for as long as it
-lives (a thread's manager lives as long as its thread), and requests add
-themselves to its list of followers and leave it.
+reference each time, on every request; so each manager gets one
+synchronizer, once, for as long as it lives (a thread's manager lives as
+long as its thread), and requests add themselves to its list of
+followers and leave it.
 """
 import threading
 import weakref
