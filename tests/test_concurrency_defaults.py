@@ -10,13 +10,13 @@ a barrier or raises a setting: the requests run as a server runs them.
 import threading
 
 import pytest
-import waitress.server
 
 from zodbsession import ISession
 from zodbsession import RAMSessionDataContainer
 from zodbsession import testing
 from zodbsession.site import change_site
 from zodbsession.testing import SessionTestClient
+from zodbsession.testing.servers import waitress_serving
 from zodbsession.testing.workers import SessionHTTPClient
 from zodbsession.wsgi import ATTEMPT_KEY
 from zodbsession.wsgi import REQUEST_KEY
@@ -116,12 +116,7 @@ def test_eight_threads_changing_own_keys_keep_everything(middleware):
 def test_waitress_with_eight_threads_counts_exactly(db):
     counter = Counter()
     middleware = SessionMiddleware(counter, db=db)
-    server = waitress.server.create_server(
-        middleware, host='127.0.0.1', port=0, threads=THREADS)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f'http://127.0.0.1:{server.effective_port}'
-    try:
+    with waitress_serving(middleware, threads=THREADS) as url:
         browser = SessionHTTPClient()
         browser.send(url, '/')
         statuses = []
@@ -135,10 +130,6 @@ def test_waitress_with_eight_threads_counts_exactly(db):
 
         testing.run_in_threads([run] * THREADS, TIMEOUT)
         status, _, body = browser.send(url, '/')
-    finally:
-        server.close()
-        thread.join(30)
-        server.task_dispatcher.shutdown(timeout=30)
     assert statuses == [200] * (THREADS * REQUESTS)
     # The last request added one to every increment before it.
     assert (status, body) == (200, str(THREADS * REQUESTS + 2).encode())

@@ -68,6 +68,23 @@ def test_the_middleware_starts_maintenance_with_a_one_day_default(db):
     assert maintenance.running
 
 
+def test_the_thread_of_a_closed_database_ends_without_a_warning(
+        tmp_path, caplog):
+    # A host's database closed (an application shut down, a test's
+    # fixture torn down): its maintenance thread stops quietly rather
+    # than warn of a failing tick every minute for the rest of the
+    # process.
+    database = open_database(f'file://{tmp_path}/Data.fs')
+    maintenance = Maintenance(database).start(every=0.001)
+    assert maintenance.running
+    with caplog.at_level('DEBUG', logger='zodbsession'):
+        database.close()
+        maintenance._thread.join(10)
+    assert not maintenance.running
+    assert [r.getMessage() for r in caplog.records
+            if r.levelname != 'DEBUG'] == []
+
+
 def test_a_tick_sweeps_then_packs_keeping_no_old_copy(db, tmp_path,
                                                       manual_clock):
     app = SessionMiddleware(writer_app, db=db)

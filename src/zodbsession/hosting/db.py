@@ -351,6 +351,18 @@ def _is_open(db):
     return True
 
 
+def database_closed(db):
+    """Whether ``db`` was closed.
+
+    An open DB is named in its own ``databases`` mapping (ZODB's public
+    multi-database API) under its ``database_name``; ``DB.close()``
+    empties the mapping. ZODB says it no other way. Unlike a failing
+    ``db.open()``, this tells a closed database from one whose storage is
+    unavailable for a while (a PostgreSQL restart under RelStorage).
+    """
+    return db.databases.get(db.database_name) is not db
+
+
 def invalidation_barrier(db):
     """A callable that returns once this process knows of every
     transaction other processes committed before the call; None when

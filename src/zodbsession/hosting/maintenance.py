@@ -27,6 +27,7 @@ from zope.interface import implementer
 from zodbsession import clock
 from zodbsession.interfaces import IInspectableContainer
 from zodbsession.interfaces import ISessionMaintenance
+from zodbsession.hosting.db import database_closed
 from zodbsession.hosting.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.hosting.packing import check_pack_interval
 from zodbsession.hosting.packing import maintenance_record
@@ -173,18 +174,34 @@ class Maintenance:
 
     def _run(self, every):
         while not self._stop.wait(every):
-            if self.db is None:
-                return      # the database is gone
+            db = self.db
+            if db is None or database_closed(db):
+                # The database is gone or closed: nothing left to keep,
+                # and no warning of a failure that is not one.
+                self._forget(db)
+                return
+            del db      # a tick takes its own reference
             try:
                 self.tick()
                 self._failing = False
             except Exception:
-                # A storage outage, a closed database: try again later,
-                # saying so once per outage.
+                if database_closed(self.db):
+                    continue    # closed meanwhile: the loop ends it
+                # A storage outage: try again later, saying so once per
+                # outage.
                 if not self._failing:
                     log.warning('session maintenance failed; retrying'
                                 ' every %s s', every, exc_info=True)
                 self._failing = True
+
+
+    def _forget(self, db):
+        # A closed database's maintenance is not found again: a host that
+        # opens it anew starts a new one.
+        if db is not None:
+            with _running_lock:
+                if _running.get(db) is self:
+                    del _running[db]
 
 
 _running = weakref.WeakKeyDictionary()
