@@ -69,6 +69,9 @@ on a disk (``--disk-dir``, the temporary directory by default), where
 commits wait for fsync as in the benchmark:
 
 - floor: bench_requests' read-write floor (one small object changed);
+- ZODB alone attaching one new small object to an existing one: two
+  records written, one of them new, as a new session writes, but no
+  index to file the new one in;
 - ZODB alone adding one new small object to an OOBTree, and to the
   SessionTree (small buckets) our container files sessions in: what ZODB
   alone costs to add one record to an index, before any session logic
@@ -109,6 +112,8 @@ _TARGETS = {variant: ratio for peer, variant, _base, _base_variant, ratio
             in bench_requests.TARGETS if peer == 'zodbsession'}
 READ_ONLY_TARGET = _TARGETS['ro']
 NEW_CLIENT_TARGET = _TARGETS['new']
+# Existing objects the "no index" rows attach new objects to.
+HOLDERS = 1000
 
 
 def measure(rows, rounds, calls):
@@ -240,6 +245,10 @@ def new_client_rows(directory, sessions):
     with floor.db.transaction() as connection:
         connection.root()['new in OOBTree'] = OOBTree()
         connection.root()['new in SessionTree'] = SessionTree()
+        # Objects that a new object is attached to: what a new record
+        # costs with no index to file it in.
+        connection.root()['holders'] = OOBTree(
+            {number: bench_requests.Counter() for number in range(HOLDERS)})
     for start in range(0, sessions, bench_requests.BUILD_BATCH):
         with floor.db.transaction() as connection:
             root = connection.root()
@@ -262,6 +271,16 @@ def new_client_rows(directory, sessions):
             manager.commit()
             connection.close()
         return request
+
+    def attach_new_object():
+        # A new record, held by an existing one: two records written, as
+        # a new session's, but no tree's nodes read, checked or split.
+        manager.begin()
+        connection = floor.db.open(transaction_manager=manager)
+        holder = connection.root()['holders'][next(indexes) % HOLDERS]
+        holder.held = bench_requests.Counter()
+        manager.commit()
+        connection.close()
 
     def add_session_data():
         # Our data class in place of the small object.
@@ -312,6 +331,8 @@ def new_client_rows(directory, sessions):
 
     return {
         'floor (read-write)': lambda: floor.request('rw', next(indexes)),
+        'ZODB alone: a new object, no index (an attribute)': (
+            attach_new_object),
         'ZODB alone: a new object in an OOBTree': add_one_object(
             'new in OOBTree'),
         'ZODB alone: a new object in a SessionTree': add_one_object(

@@ -1,6 +1,7 @@
 """Background maintenance: sweeping and packing on a schedule, one
 process at a time, and publishing each process's figures; driven with a
 manual clock by calling ``tick()`` (no sleeps)."""
+import logging
 import os
 import threading
 
@@ -75,7 +76,7 @@ def test_the_thread_of_a_closed_database_ends_without_a_warning(
     # than warn of a failing tick every minute for the rest of the
     # process.
     database = open_database(f'file://{tmp_path}/Data.fs')
-    maintenance = Maintenance(database).start(every=0.001)
+    maintenance = Maintenance(database).start(every=0.2)
     assert maintenance.running
     with caplog.at_level('DEBUG', logger='zodbsession'):
         database.close()
@@ -83,6 +84,54 @@ def test_the_thread_of_a_closed_database_ends_without_a_warning(
     assert not maintenance.running
     assert [r.getMessage() for r in caplog.records
             if r.levelname != 'DEBUG'] == []
+
+
+class _Records(logging.Handler):
+    """The records of one logger, and an event set once ``wanted(self)``
+    holds."""
+
+    def __init__(self, wanted):
+        super().__init__(logging.DEBUG)
+        self.records = []
+        self.wanted = wanted
+        self.seen = threading.Event()
+
+    def emit(self, record):
+        self.records.append(record)
+        if self.wanted(self):
+            self.seen.set()
+
+    def levels(self):
+        return [record.levelname for record in self.records]
+
+
+def test_a_storage_outage_is_warned_of_once(tmp_path):
+    logger = logging.getLogger('zodbsession.hosting.maintenance')
+    # Three failed ticks: the outage goes on after its warning. (Each
+    # waits a second for the server: the database's server_timeout.)
+    records = _Records(lambda handler: handler.levels().count('DEBUG') >= 3)
+    with zeo_server(str(tmp_path)) as uri:
+        database = open_database(uri, server_timeout=1)
+    # The server is gone; the database stays open.
+    level = logger.level
+    logger.addHandler(records)
+    logger.setLevel(logging.DEBUG)
+    maintenance = Maintenance(database).start(every=0.05)
+    try:
+        assert records.seen.wait(60)
+    finally:
+        maintenance.stop()
+        logger.removeHandler(records)
+        logger.setLevel(level)
+        database.close()
+    levels = records.levels()
+    assert levels.count('WARNING') == 1
+    # Told at the tick after the first failure, the database still open.
+    assert levels.index('WARNING') == 1
+    [warning] = [r for r in records.records if r.levelname == 'WARNING']
+    assert warning.getMessage() == (
+        'session maintenance failed; retrying every 0.05 s')
+    assert warning.exc_info is not None
 
 
 def test_a_tick_sweeps_then_packs_keeping_no_old_copy(db, tmp_path,

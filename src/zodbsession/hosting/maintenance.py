@@ -173,27 +173,31 @@ class Maintenance:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self, every):
+        # A failed tick is told at the next one, once the database is
+        # seen still open: a tick that fails because the host is closing
+        # the database meanwhile (its storage already gone, the close not
+        # yet done) is no failure to warn of.
+        failed = None
         while not self._stop.wait(every):
             db = self.db
             if db is None or database_closed(db):
-                # The database is gone or closed: nothing left to keep,
-                # and no warning of a failure that is not one.
+                # Gone or closed: nothing left to keep.
                 self._forget(db)
                 return
             del db      # a tick takes its own reference
+            if failed is not None and not self._failing:
+                # A storage outage: said once per outage.
+                log.warning('session maintenance failed; retrying every'
+                            ' %s s', every, exc_info=failed)
+                self._failing = True
+            failed = None
             try:
                 self.tick()
                 self._failing = False
-            except Exception:
-                if database_closed(self.db):
-                    continue    # closed meanwhile: the loop ends it
-                # A storage outage: try again later, saying so once per
-                # outage.
-                if not self._failing:
-                    log.warning('session maintenance failed; retrying'
-                                ' every %s s', every, exc_info=True)
-                self._failing = True
-
+            except Exception as error:
+                log.debug('session maintenance tick failed',
+                          exc_info=True)
+                failed = error
 
     def _forget(self, db):
         # A closed database's maintenance is not found again: a host that
