@@ -19,6 +19,7 @@ calls ``tick()`` every ``TICK_SECONDS``.
 import logging
 import threading
 import time
+import traceback
 import weakref
 
 from BTrees.OOBTree import OOBTree
@@ -197,6 +198,9 @@ class Maintenance:
             except Exception as error:
                 log.debug('session maintenance tick failed',
                           exc_info=True)
+                # Kept for the warning, without its frames' variables (the
+                # database among them: kept, it would never be let go).
+                traceback.clear_frames(error.__traceback__)
                 failed = error
 
     def _forget(self, db):
