@@ -8,6 +8,7 @@ from zodbsession.db import DEFAULT_URI
 from zodbsession.db import DatabaseOpenError
 from zodbsession.db import open_database
 from zodbsession.db import redact
+from zodbsession.db import shared_database
 from zodbsession.testing.processes import free_port
 from zodbsession.testing.zeo import zeo_server
 
@@ -229,3 +230,52 @@ def test_an_existing_database_with_a_missing_blob_directory_is_refused(
     (tmp_path / 'blobs').mkdir()
     open_database(f'{uri}?blobstorage_dir={tmp_path}/blobs',
                   create=False).close()
+
+
+# -- shared_database: one open database per URI in a process -----------------
+
+def test_hosts_naming_one_file_share_its_database(tmp_path):
+    uri = f'file://{tmp_path}/Data.fs'
+    first = shared_database(uri)
+    try:
+        # A second FileStorage on the file would find it locked.
+        assert shared_database(uri) is first
+        assert write_and_read_back(first) == 42
+    finally:
+        first.close()
+
+
+def test_a_closed_shared_database_is_opened_again(tmp_path):
+    uri = f'file://{tmp_path}/Data.fs'
+    first = shared_database(uri)
+    write_and_read_back(first)
+    first.close()
+    again = shared_database(uri)
+    try:
+        assert again is not first
+        with again.transaction() as connection:
+            assert connection.root()['answer'] == 42
+    finally:
+        again.close()
+
+
+def test_memory_databases_are_never_shared():
+    first, second = shared_database('memory://'), shared_database('memory://')
+    try:
+        assert first is not second
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_shared_database_stays_the_one_through_a_storage_outage(tmp_path):
+    # A host made while the server is down (a second application factory
+    # called during an outage) gets the process's database, which
+    # reconnects when the server is back, not an error or a second client.
+    with zeo_server(str(tmp_path)) as uri:
+        first = shared_database(uri)
+    try:
+        assert not first.storage.is_connected()
+        assert shared_database(uri) is first
+    finally:
+        first.close()

@@ -16,6 +16,7 @@ WAL recovery on start) are played.
 import pytest
 
 from zodbsession.db import is_storage_unavailable
+from zodbsession.db import shared_database
 from zodbsession.testing.checks import check_outage
 from zodbsession.testing.postgres import PostgresCluster
 from zodbsession.testing.postgres import postgres_cluster
@@ -113,3 +114,22 @@ def _connections(cluster):
 def _closed_port():
     from zodbsession.testing.processes import free_port
     return free_port()
+
+
+def test_a_shared_database_stays_the_one_while_the_server_is_down(cluster):
+    # A host made during an outage (an application factory called again)
+    # gets the process's database, which reconnects once the server is
+    # back: not a second database, nor an error.
+    cluster.check_running()
+    uri = cluster.uri()
+    first = shared_database(uri)
+    try:
+        cluster.stop('fast')
+        try:
+            assert shared_database(uri) is first
+        finally:
+            cluster.start()
+        with first.transaction() as connection:
+            connection.root()['after the outage'] = True
+    finally:
+        first.close()

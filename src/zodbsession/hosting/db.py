@@ -327,7 +327,8 @@ def shared_database(uri=None):
     applications, an application factory called again in tests) share
     it, where a second FileStorage on the file would find it locked (they
     share its site's settings too). A database that was closed is opened
-    again; ``memory://`` is never shared.
+    again; one whose server is down stays the one (it reconnects when the
+    server is back); ``memory://`` is never shared.
     """
     uri = uri or DEFAULT_URI
     if uri.lower().startswith('memory:'):
@@ -336,19 +337,11 @@ def shared_database(uri=None):
         return open_database(uri)
     with _shared_lock:
         db = _shared.get(uri)
-        if db is None or not _is_open(db):
+        # (Closed, not failing: during an outage of its server the
+        # database stays the process's, and reconnects by itself.)
+        if db is None or database_closed(db):
             db = _shared[uri] = open_database(uri)
         return db
-
-
-def _is_open(db):
-    try:
-        db.open().close()
-    except Exception:
-        # A closed DB fails in many ways (AttributeError, ValueError);
-        # any of them means: open it again.
-        return False
-    return True
 
 
 def database_closed(db):
