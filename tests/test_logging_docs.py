@@ -17,8 +17,10 @@ def logger_rows():
     """(logger names, level, the message's fixed opening) of each row."""
     with open(DOC, encoding='utf-8') as document:
         text = document.read()
-    table = text.split('\nLogging\n=======\n', 1)[1].split(
-        '.. list-table::', 1)[1].split('\n\n\n', 1)[0]
+    after = text.split('\nLogging\n=======\n', 1)[1].split(
+        '.. list-table::', 1)[1]
+    # The table ends at the first line that is not indented.
+    table = re.split(r'\n(?=\S)', after, maxsplit=1)[0]
     rows = re.split(r'\n   \* - ', table)[2:]    # the options, the header
     parsed = []
     for row in rows:
@@ -63,5 +65,27 @@ def test_each_logger_says_its_message_at_its_level(names, level, opening):
         # The module's source, its adjacent string literals joined.
         source = ' '.join(re.sub(r"""['"]\s*\n\s*f?['"]""", '',
                                  inspect.getsource(module)).split())
-        assert opening in source, (name, opening)
-        assert f'.{level.lower()}(' in source, (name, level)
+        assert logs_at(source, level, opening), (name, level, opening)
+
+
+def logs_at(source, level, opening):
+    """Whether ``source`` logs the message that starts with ``opening`` at
+    ``level``: as the first argument of the call, or made first into a
+    name that the call then formats."""
+    call = rf"\.{level.lower()}\(\s*"
+    message = rf"f?['\"](?:%s |\{{\w+\}} )?{re.escape(opening)}"
+    if re.search(call + message, source):
+        return True
+    for name in re.findall(rf"(\w+) = {message}", source):
+        if re.search(call + rf"['\"][^'\"]*['\"], {name}\b", source):
+            return True
+    return False
+
+
+def test_a_level_is_tied_to_its_message():
+    source = ("log.info('retrying %s', 1) log.error('giving up') "
+              "text = f'cannot store {k}' log.warning('%s (%s)', text, e)")
+    assert logs_at(source, 'INFO', 'retrying')
+    assert not logs_at(source, 'ERROR', 'retrying')
+    assert logs_at(source, 'WARNING', 'cannot store')
+    assert not logs_at(source, 'ERROR', 'cannot store')

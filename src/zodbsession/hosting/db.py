@@ -348,10 +348,13 @@ def database_closed(db):
     """Whether ``db`` was closed.
 
     An open DB is named in its own ``databases`` mapping (ZODB's public
-    multi-database API) under its ``database_name``; ``DB.close()``
-    empties the mapping. ZODB says it no other way. Unlike a failing
-    ``db.open()``, this tells a closed database from one whose storage is
-    unavailable for a while (a PostgreSQL restart under RelStorage).
+    multi-database API) under its ``database_name``; ``DB.close()``, once
+    its storage is closed, gives the DB a new, empty mapping of its own
+    (the mapping the other databases of a multi-database share keeps
+    it). ZODB has no public attribute that says so more directly. Unlike
+    a failing ``db.open()``, this tells a closed database from one whose
+    storage is unavailable for a while (a PostgreSQL restart under
+    RelStorage).
     """
     return db.databases.get(db.database_name) is not db
 

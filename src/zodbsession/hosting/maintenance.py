@@ -187,9 +187,10 @@ class Maintenance:
                 return
             del db      # a tick takes its own reference
             if failed is not None and not self._failing:
-                # A storage outage: said once per outage.
+                # A storage outage: said once per outage, with the
+                # traceback of its first failure.
                 log.warning('session maintenance failed; retrying every'
-                            ' %s s', every, exc_info=failed)
+                            ' %s s\n%s', every, failed)
                 self._failing = True
             failed = None
             try:
@@ -198,10 +199,11 @@ class Maintenance:
             except Exception as error:
                 log.debug('session maintenance tick failed',
                           exc_info=True)
-                # Kept for the warning, without its frames' variables (the
-                # database among them: kept, it would never be let go).
-                traceback.clear_frames(error.__traceback__)
-                failed = error
+                # Kept for the warning as text: the error itself would
+                # keep the functions it passed through, and through them
+                # the database, which could then never be let go.
+                failed = ''.join(
+                    traceback.format_exception(error)).rstrip()
 
     def _forget(self, db):
         # A closed database's maintenance is not found again: a host that
