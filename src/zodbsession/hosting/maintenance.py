@@ -182,9 +182,7 @@ class Maintenance:
         while not self._stop.wait(every):
             db = self.db
             if db is None or database_closed(db):
-                # Gone or closed: nothing left to keep.
-                self._forget(db)
-                return
+                return      # gone or closed: nothing left to keep
             del db      # a tick takes its own reference
             if failed is not None and not self._failing:
                 # A storage outage: said once per outage, with the
@@ -197,21 +195,13 @@ class Maintenance:
                 self.tick()
                 self._failing = False
             except Exception as error:
-                log.debug('session maintenance tick failed',
-                          exc_info=True)
-                # Kept for the warning as text: the error itself would
-                # keep the functions it passed through, and through them
-                # the database, which could then never be let go.
+                # As text, for this record and the warning: the error
+                # itself would keep the functions it passed through, and
+                # through them the database, which could then never be
+                # let go.
                 failed = ''.join(
                     traceback.format_exception(error)).rstrip()
-
-    def _forget(self, db):
-        # A closed database's maintenance is not found again: a host that
-        # opens it anew starts a new one.
-        if db is not None:
-            with _running_lock:
-                if _running.get(db) is self:
-                    del _running[db]
+                log.debug('session maintenance tick failed\n%s', failed)
 
 
 _running = weakref.WeakKeyDictionary()
