@@ -81,6 +81,12 @@ commits wait for fsync as in the benchmark:
   key) in place of the small object; then that SessionData filed by our
   container (``store_new``: its time slice, its tree) on a connection
   kept open, with no request, client id or cookie;
+- ZODB alone filing one new small object, then a SessionData, in a
+  bucket of fixed size that belongs to no tree (one of ``BUCKETS`` OOBuckets
+  of ``BUCKET_ENTRIES`` entries, the oldest entry dropped for the new one):
+  an index that never splits and reads no node to check it at the vote,
+  what a bucket alone costs to file in; what a tree adds is the difference
+  to the SessionTree rows;
 - the middleware around an application that does not touch the session,
   for a client that brings no cookie; then one that also gets the
   package's data (it creates nothing); then one that also asks for the
@@ -114,6 +120,10 @@ READ_ONLY_TARGET = _TARGETS['ro']
 NEW_CLIENT_TARGET = _TARGETS['new']
 # Existing objects the "no index" rows attach new objects to.
 HOLDERS = 1000
+# The tree-less index rows: this many standalone buckets, each holding
+# this many entries (about a SessionTree bucket's).
+BUCKETS = 4096
+BUCKET_ENTRIES = 6
 
 
 def measure(rows, rounds, calls):
@@ -231,6 +241,7 @@ def read_only_rows(directory, sessions):
 def new_client_rows(directory, sessions):
     import transaction
     from BTrees.OOBTree import OOBTree
+    from BTrees.OOBTree import OOBucket
 
     from zodbsession import placement
     from zodbsession.container import SessionTree
@@ -249,6 +260,10 @@ def new_client_rows(directory, sessions):
         # costs with no index to file it in.
         connection.root()['holders'] = OOBTree(
             {number: bench_requests.Counter() for number in range(HOLDERS)})
+        connection.root()['buckets'] = OOBTree(
+            {number: OOBucket({os.urandom(16): bench_requests.Counter()
+                               for _entry in range(BUCKET_ENTRIES)})
+             for number in range(BUCKETS)})
     for start in range(0, sessions, bench_requests.BUILD_BATCH):
         with floor.db.transaction() as connection:
             root = connection.root()
@@ -259,6 +274,9 @@ def new_client_rows(directory, sessions):
                 data = SessionData()
                 data.package(bench_requests.PKG_ID)['n'] = 1
                 root['new in SessionTree'][os.urandom(16)] = data
+    with floor.db.transaction() as connection:    # caches warm
+        for bucket in connection.root()['buckets'].values():
+            len(bucket)
     manager = transaction.manager.manager
     indexes = itertools.cycle(range(sessions))
 
@@ -281,6 +299,24 @@ def new_client_rows(directory, sessions):
         holder.held = bench_requests.Counter()
         manager.commit()
         connection.close()
+
+    def file_in_bucket(make):
+        # One standalone bucket changed (its oldest entry out, the new one
+        # in: its size stays) and one new record: no node read or split.
+        def request():
+            manager.begin()
+            connection = floor.db.open(transaction_manager=manager)
+            bucket = connection.root()['buckets'][next(indexes) % BUCKETS]
+            del bucket[bucket.minKey()]
+            bucket[os.urandom(16)] = make()
+            manager.commit()
+            connection.close()
+        return request
+
+    def new_session_data():
+        data = SessionData()
+        data.package(bench_requests.PKG_ID)['n'] = 1
+        return data
 
     def add_session_data():
         # Our data class in place of the small object.
@@ -339,6 +375,10 @@ def new_client_rows(directory, sessions):
             'new in SessionTree'),
         'ZODB alone: a SessionData in a SessionTree': add_session_data,
         "our container alone: store_new, commit": store_new_session,
+        'ZODB alone: a new object in a bucket of no tree': file_in_bucket(
+            bench_requests.Counter),
+        'ZODB alone: a SessionData in a bucket of no tree': file_in_bucket(
+            new_session_data),
         'middleware, session untouched (no cookie)': through(
             lambda environ: None),
         'middleware + session[pkg] (creates nothing)': through(package),
