@@ -1,10 +1,13 @@
 """PersistentSessionDataContainer: sessions in ZODB BTrees.
 
 Layout (few, small records): the container holds a tree of time slices
-(slice end -> Slice); a slice spreads its sessions over a fixed number of
-session trees, each mapping a 16-byte digest of the client id to that
-client's SessionData record. A new session writes its own record plus one
-small bucket; expiry drops whole slices.
+(slice end -> Slice); a slice spreads its sessions over tables of small
+trees, each tree mapping a 16-byte digest of the client id to that
+client's SessionData record. A tree is chosen by the digest, and a table
+holds enough trees that each holds a few sessions: such a tree is a single
+record (BTrees keep a tree of one bucket in the tree's own record), so a
+new session writes its own record plus that one, and no tree node is read
+to check it or split. Expiry drops whole slices.
 """
 import hashlib
 
@@ -29,52 +32,161 @@ IMPLICIT_SWEEP_LIMIT = 4
 
 
 class SessionTree(OOBTree):
-    """Client digest -> SessionData, with small buckets.
-
-    Every new session rewrites one bucket; small buckets keep that write
-    (and the chance that two clients' requests touch the same bucket)
-    small.
-    """
+    """Client digest -> SessionData, with small buckets: the trees of
+    slices made by earlier versions (see Slice)."""
     max_leaf_size = 8
     max_internal_size = 32
 
 
-# Trees per slice. A young tree splits its buckets often, and two
-# concurrent splits in one tree conflict; with each thread filing its new
-# sessions in a tree of its own choosing (zodbsession.placement), the new
-# sessions of concurrent requests rarely share one.
-SHARDS = 64    # one per placement character
+# Trees of an earlier version's slice: one per placement character.
+SHARDS = 64
+
+# A table's trees are held by this many groups (records of their own, so
+# that making a table writes no single huge record) ...
+GROUPS = 64
+# ... each of 1 to MAX_WIDTH trees (a table holds GROUPS * width trees).
+MAX_WIDTH = 64
+# A new session filed in a tree already holding this many makes the slice
+# add a table GROWTH times wider, where the sessions that follow go. (An
+# OOBTree keeps up to 30 in its one record; at 16 most trees of the
+# table are still single records.)
+TREE_GROWS_AT = 16
+GROWTH = 8
+# A new slice is as wide as the slice before it needed for this many
+# sessions per tree.
+SESSIONS_PER_TREE = 4
+
+
+class TreeGroup(persistent.Persistent):
+    """Some of the trees of a slice's table; never changed once made."""
+
+    def __init__(self, width):
+        self.trees = tuple(OOBTree() for _tree in range(width))
+
+
+def _new_table(width):
+    return tuple(TreeGroup(width) for _group in range(GROUPS))
+
+
+def _tree_in(table, key):
+    """The tree of ``table`` that files ``key`` (its bytes after the first,
+    the placement, are a digest's: uniform, so the trees fill evenly)."""
+    trees = table[key[1] % GROUPS].trees
+    return trees[key[2] % len(trees)]
+
+
+def _width_of(table):
+    return len(table[0].trees)
 
 
 class Slice(persistent.Persistent):
     """The sessions of one time slice: a mapping of client keys.
 
-    Its trees are made with it (once per slice, a few dozen small records)
-    so that adding a session never changes the Slice record itself.
+    A slice starts with one table of trees and adds a wider one when the
+    trees of its newest table fill up; new sessions go to the newest
+    table, and a key is looked for from the newest table to the oldest.
+    The tables are made whole (a few dozen small records, or a few
+    thousand for the widest) so that adding a session never changes the
+    Slice record itself, unless it adds a table.
+
+    A slice made by an earlier version has ``trees`` instead: one
+    SessionTree per placement character, chosen by the key's first byte.
     """
 
-    def __init__(self):
-        self.trees = tuple(SessionTree() for _shard in range(SHARDS))
+    tables = ()
+    trees = None
 
-    def _tree(self, key):
-        # The key's first byte is its placement.
-        return self.trees[key[0] % len(self.trees)]
+    def __init__(self, width=1):
+        self.tables = (_new_table(width),)
 
     def get(self, key, default=None):
-        return self._tree(key).get(key, default)
+        if self.trees is not None:
+            return self.trees[key[0] % len(self.trees)].get(key, default)
+        tables = self.tables
+        data = _tree_in(tables[-1], key).get(key)
+        if data is None and len(tables) > 1:
+            for table in reversed(tables[:-1]):
+                data = _tree_in(table, key).get(key)
+                if data is not None:
+                    break
+        return default if data is None else data
 
     def __setitem__(self, key, data):
-        self._tree(key)[key] = data
+        """File ``key`` in the newest table (the key is in no table)."""
+        if self.trees is not None:
+            self.trees[key[0] % len(self.trees)][key] = data
+            return
+        table = self.tables[-1]
+        tree = _tree_in(table, key)
+        tree[key] = data
+        width = _width_of(table)
+        if width < MAX_WIDTH and len(tree) > TREE_GROWS_AT:
+            self.tables += (_new_table(min(width * GROWTH, MAX_WIDTH)),)
 
     def __delitem__(self, key):
-        del self._tree(key)[key]
+        if self.trees is not None:
+            del self.trees[key[0] % len(self.trees)][key]
+            return
+        for table in reversed(self.tables):
+            tree = _tree_in(table, key)
+            if key in tree:
+                del tree[key]
+                return
+        raise KeyError(key)
+
+    def guard(self, key):
+        """Make the current transaction fail with a conflict if another
+        files ``key`` elsewhere in this slice at the same time: for a key
+        filed when it may already be filing in a concurrent transaction
+        (an id the client sent; a just-issued id cannot be).
+
+        A transaction that sees fewer tables than this one files ``key``
+        in an older table: this one reads those tables' trees for ``key``
+        as current. One that sees more files it in a newer table: this
+        one reads the Slice record (which a new table changes) as
+        current.
+        """
+        if self.trees is not None:
+            return      # one tree for the key: its bucket conflicts
+        _read_current(self)
+        for table in self.tables[:-1]:
+            _read_current(_tree_in(table, key))
+
+    def _trees(self):
+        if self.trees is not None:
+            return self.trees
+        return [tree for table in self.tables for group in table
+                for tree in group.trees]
 
     def __len__(self):
-        return sum(len(tree) for tree in self.trees)
+        return sum(len(tree) for tree in self._trees())
 
     def items(self):
-        for tree in self.trees:
+        for tree in self._trees():
             yield from tree.items()
+
+    def next_width(self):
+        """How wide a table the next slice starts with: enough for the
+        sessions this slice holds (estimated from one group of each
+        table, not counted: counting reads every tree)."""
+        if self.trees is not None:
+            return 1
+        estimate = sum(
+            sum(len(tree) for tree in table[0].trees) * GROUPS
+            for table in self.tables)
+        width = 1
+        while (width < MAX_WIDTH
+               and estimate > GROUPS * width * SESSIONS_PER_TREE):
+            width *= 2
+        return width
+
+
+def _read_current(obj):
+    """Have ZODB check at commit that ``obj`` (loaded, stored before) is
+    still current (a new object has nothing to check)."""
+    jar = obj._p_jar
+    if jar is not None and obj._p_oid is not None:
+        jar.readCurrent(obj)
 
 
 # Client keys made lately, by client id: a returning client's id is
@@ -144,11 +256,8 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
             return None
         if oldest is not None and end <= oldest:
             return None
-        # (Slice.get, inlined: this runs for every slice a lookup visits.)
-        shard = key[0]
         slice_ = slices[end]
-        trees = slice_.trees
-        data = trees[shard % len(trees)].get(key)
+        data = slice_.get(key)
         if data is not None:
             return end, slice_, data
         # The older live slices, newest first, without an exception
@@ -159,8 +268,7 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
                                   excludemax=True))
         for end in reversed(older):
             slice_ = slices[end]
-            trees = slice_.trees
-            data = trees[shard % len(trees)].get(key)
+            data = slice_.get(key)
             if data is not None:
                 return end, slice_, data
         return None
@@ -245,7 +353,8 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         found = self._find(key, now)
         if found is not None:
             del found[1][key]
-        self._store(client_id, key, session_data, now)
+        self._store(client_id, key, session_data, now,
+                    guarded=found is None)
 
     def store_new(self, client_id, session_data):
         """Store ``session_data`` under ``client_id``, an id issued in the
@@ -254,14 +363,20 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         self._store(client_id, client_key(client_id), session_data,
                     clock.now())
 
-    def _store(self, client_id, key, session_data, now):
+    def _store(self, client_id, key, session_data, now, guarded=False):
         held = self._v_held
         if held is not None:
             # Storing ends the hold (a hold of a transaction now over
             # holds nothing, whatever is popped from it).
             held[1].pop(str(client_id), None)
         session_data.setLastAccessTime(now)
-        self._tree_for(now)[key] = session_data
+        slice_ = self._tree_for(now)
+        if guarded:
+            # A session for an id the client sent: another of its
+            # requests may be storing one too (a moved session is not:
+            # both moves would delete it from the same tree).
+            slice_.guard(key)
+        slice_[key] = session_data
 
     def __delitem__(self, client_id):
         key = client_key(client_id)
@@ -282,10 +397,19 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         end = expiry.slice_end(now, length)
         tree = self._slices.get(end)
         if tree is None:
-            tree = self._slices[end] = Slice()
+            tree = self._slices[end] = Slice(self._new_slice_width())
             if not self.disable_implicit_sweeps:
                 self._drop_expired_slices(now, IMPLICIT_SWEEP_LIMIT)
         return tree
+
+    def _new_slice_width(self):
+        # As wide as the newest slice needed: traffic changes little from
+        # one slice to the next, and a slice that needs more grows.
+        try:
+            newest = self._slices.maxKey()
+        except ValueError:
+            return 1
+        return self._slices[newest].next_width()
 
     # -- expiry ---------------------------------------------------------
 

@@ -1,17 +1,17 @@
-"""Placement: which of a slice's session trees holds a client's session.
+"""Placement: the character a thread's client ids start with.
 
-A time slice spreads its sessions over several trees. Were a tree chosen
-at random per session, every process of a cluster would add sessions to
-every tree, and each new session would invalidate (and sometimes conflict
-with) the same few buckets in the other processes' caches, above all in
-a young slice whose trees are still small.
+Slices of the container's earlier layout filed a session in one of 64
+trees chosen by that character, so that the sessions a thread creates
+share one tree, which other threads and processes rarely write. Slices
+made now choose among many more, smaller trees by the key's digest
+instead (see zodbsession.container): a tree that holds a few sessions
+is one record that no split rewrites, whoever writes it. The character
+stays in the ids, and in the keys made from them, so that the sessions
+of slices made before are found where they were filed.
 
-So a client id starts with a placement character, which a thread takes
-once for the ids it issues: the sessions a thread creates then share one
-tree per slice, which other threads and processes rarely write. The
-character comes from the process id and the thread's rank in its process,
-so that sibling worker processes (forked one after another, with
-consecutive ids) and the threads of one process get different ones.
+The character comes from the process id and the thread's rank in its
+process, so that sibling worker processes (forked one after another,
+with consecutive ids) and the threads of one process get different ones.
 It is no secret and needs none: it only says where a session is filed,
 and the id's 256 random bits follow it. Ids of other formats place by
 their first character too, which is as random as the rest of them.
