@@ -55,6 +55,9 @@ GROWTH = 8
 # A new slice is as wide as the slice before it needed for this many
 # sessions per tree.
 SESSIONS_PER_TREE = 4
+# The trees of each of its tables a slice counts to tell the next one's
+# width (a few dozen loads, however wide the table).
+SAMPLED_TREES = 64
 
 
 class TreeGroup(persistent.Persistent):
@@ -84,7 +87,7 @@ class Slice(persistent.Persistent):
 
     A slice starts with one table of trees and adds a wider one when the
     trees of its newest table fill up; new sessions go to the newest
-    table, and a key is looked for from the newest table to the oldest.
+    table (a key is in one table only: see guard).
     The tables are made whole (a few dozen small records, or a few
     thousand for the widest) so that adding a session never changes the
     Slice record itself, unless it adds a table.
@@ -100,16 +103,21 @@ class Slice(persistent.Persistent):
         self.tables = (_new_table(width),)
 
     def get(self, key, default=None):
-        if self.trees is not None:
-            return self.trees[key[0] % len(self.trees)].get(key, default)
-        tables = self.tables
-        data = _tree_in(tables[-1], key).get(key)
-        if data is None and len(tables) > 1:
-            for table in reversed(tables[:-1]):
-                data = _tree_in(table, key).get(key)
-                if data is not None:
-                    break
-        return default if data is None else data
+        trees = self.trees
+        if trees is not None:
+            return trees[key[0] % len(trees)].get(key, default)
+        # Oldest table first: no new session goes to an older table, so
+        # its trees stay in every process's cache, where the newest
+        # table's are invalidated by other processes' new sessions.
+        # (_tree_in, written out: every request of a returning client
+        # looks its session up here.)
+        group, index = key[1] % GROUPS, key[2]
+        for table in self.tables:
+            trees = table[group].trees
+            data = trees[index % len(trees)].get(key)
+            if data is not None:
+                return data
+        return default
 
     def __setitem__(self, key, data):
         """File ``key`` in the newest table (the key is in no table)."""
@@ -127,7 +135,7 @@ class Slice(persistent.Persistent):
         if self.trees is not None:
             del self.trees[key[0] % len(self.trees)][key]
             return
-        for table in reversed(self.tables):
+        for table in self.tables:
             tree = _tree_in(table, key)
             if key in tree:
                 del tree[key]
@@ -167,13 +175,15 @@ class Slice(persistent.Persistent):
 
     def next_width(self):
         """How wide a table the next slice starts with: enough for the
-        sessions this slice holds (estimated from one group of each
-        table, not counted: counting reads every tree)."""
+        sessions this slice holds (estimated from SAMPLED_TREES trees of
+        each table, not counted: counting reads every tree)."""
         if self.trees is not None:
             return 1
-        estimate = sum(
-            sum(len(tree) for tree in table[0].trees) * GROUPS
-            for table in self.tables)
+        estimate = 0
+        for table in self.tables:
+            groups = max(1, SAMPLED_TREES // _width_of(table))
+            estimate += sum(len(tree) for group in table[:groups]
+                            for tree in group.trees) * GROUPS // groups
         width = 1
         while (width < MAX_WIDTH
                and estimate > GROUPS * width * SESSIONS_PER_TREE):
