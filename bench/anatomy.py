@@ -72,21 +72,21 @@ commits wait for fsync as in the benchmark:
 - ZODB alone attaching one new small object to an existing one: two
   records written, one of them new, as a new session writes, but no
   index to file the new one in;
-- ZODB alone adding one new small object to an OOBTree, and to the
-  SessionTree (small buckets) our container files sessions in: what ZODB
-  alone costs to add one record to an index, before any session logic
-  (every tree a row files into holds ``--sessions`` entries first, as the
-  whole request's does);
+- ZODB alone adding one new small object to one big OOBTree, and to one
+  big SessionTree (small buckets), the tree a slice of the container's
+  earlier layout filed a thread's sessions in: what ZODB alone costs to
+  add one record to a big index, before any session logic (every tree a
+  row files into holds ``--sessions`` entries first);
 - the same with our session data class (SessionData, one package of one
   key) in place of the small object; then that SessionData filed by our
-  container (``store_new``: its time slice, its tree) on a connection
-  kept open, with no request, client id or cookie;
+  container (``store_new``: its time slice, one of the slice's small
+  trees) on a connection kept open, with no request, client id or cookie;
 - ZODB alone filing one new small object, then a SessionData, in a
   bucket of fixed size that belongs to no tree (one of ``BUCKETS`` OOBuckets
   of ``BUCKET_ENTRIES`` entries, the oldest entry dropped for the new one):
   an index that never splits and reads no node to check it at the vote,
-  what a bucket alone costs to file in; what a tree adds is the difference
-  to the SessionTree rows;
+  as a slice's small trees are (each is one record, its one bucket
+  inline); what a big tree adds is the difference to the rows above;
 - the middleware around an application that does not touch the session,
   for a client that brings no cookie; then one that also gets the
   package's data (it creates nothing); then one that also asks for the

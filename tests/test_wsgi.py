@@ -616,10 +616,17 @@ def concurrent_rounds(db, change, rounds, keys):
 
     middleware = SessionMiddleware(view(handle), db=db)   # the defaults
 
+    # Each round starts once both threads' requests of the round before
+    # have ended, retries included: a client whose requests conflicted
+    # has them take turns while any of them runs (zodbsession.contention),
+    # and a request waiting in its turn would never reach ``together``.
+    rounds_start = threading.Barrier(2, timeout=TIMEOUT)
+
     def client(key):
         app = webtest.TestApp(middleware)
         app.set_cookie(COOKIE, client_id)
         for _ in range(rounds):
+            rounds_start.wait()
             app.get('/', params={'key': key})
 
     run_in_threads([lambda: client(keys[0]), lambda: client(keys[-1])])
