@@ -192,10 +192,11 @@ class Slice(persistent.Persistent):
 
 
 def _read_current(obj):
-    """Have ZODB check at commit that ``obj`` (loaded, stored before) is
-    still current (a new object has nothing to check)."""
+    """Have ZODB check at commit that ``obj`` is still as this transaction
+    read it (a new object has nothing to check)."""
     jar = obj._p_jar
     if jar is not None and obj._p_oid is not None:
+        obj._p_activate()       # a ghost's serial is not yet known
         jar.readCurrent(obj)
 
 
