@@ -527,3 +527,39 @@ def test_slices_of_the_earlier_layout_keep_working(db, clock):
     del reopened['new-client']
     manager.commit()
     assert 'new-client' not in reopened and len(slice_) == 0
+
+
+def test_one_key_filed_in_two_slices_at_once_conflicts(db, clock):
+    # A request stores a client's first session in the current slice,
+    # from a snapshot older than two other requests of the client: one
+    # stored the session in that slice, the next (its clock already in
+    # the next slice) replaced it there, moving it. Committing last, the
+    # old snapshot's request must fail (to be retried), or the client
+    # would have a session in each slice, the older one coming back when
+    # the newer is deleted.
+    from zodbsession.container import GROUPS
+    from zodbsession.container import client_key
+    new_container(db)
+    client = 'client-with-a-cookie'
+    group = client_key(client)[1] % GROUPS
+    # A session in the client's tree, so that the first store changes
+    # that tree rather than making it.
+    warm = next(f'warm-{n}' for n in range(10 ** 6)
+                if client_key(f'warm-{n}')[1] % GROUPS == group)
+    stored(db, warm, k='v')
+    manager_old, old = open_container(db)
+    assert old.get(client) is None              # its snapshot: no session
+    stored(db, client, k='first')
+    clock.advance(600)
+    stored(db, client, k='replaced')            # into the next slice
+    clock.advance(-600)
+    add_session(old, client, k='stale')
+    with pytest.raises(ConflictError):
+        manager_old.commit()
+    manager_old.abort()
+    clock.advance(600)
+    manager, fresh = open_container(db)
+    key = client_key(client)
+    assert [end for end, slice_ in fresh._slices.items()
+            if slice_.get(key) is not None] == [fresh._slices.maxKey()]
+    assert fresh[client]['pkg']['k'] == 'replaced'

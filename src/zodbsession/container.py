@@ -106,13 +106,11 @@ class Slice(persistent.Persistent):
         trees = self.trees
         if trees is not None:
             return trees[key[0] % len(trees)].get(key, default)
-        # Oldest table first: no new session goes to an older table, so
-        # its trees stay in every process's cache, where the newest
-        # table's are invalidated by other processes' new sessions.
-        # (_tree_in, written out: every request of a returning client
-        # looks its session up here.)
+        # Newest table first: it is the widest, and holds most of a
+        # grown slice's sessions. (_tree_in, written out: every request
+        # of a returning client looks its session up here.)
         group, index = key[1] % GROUPS, key[2]
-        for table in self.tables:
+        for table in reversed(self.tables):
             trees = table[group].trees
             data = trees[index % len(trees)].get(key)
             if data is not None:
@@ -135,7 +133,7 @@ class Slice(persistent.Persistent):
         if self.trees is not None:
             del self.trees[key[0] % len(self.trees)][key]
             return
-        for table in self.tables:
+        for table in reversed(self.tables):
             tree = _tree_in(table, key)
             if key in tree:
                 del tree[key]
@@ -144,20 +142,21 @@ class Slice(persistent.Persistent):
 
     def guard(self, key):
         """Make the current transaction fail with a conflict if another
-        files ``key`` elsewhere in this slice at the same time: for a key
-        filed when it may already be filing in a concurrent transaction
-        (an id the client sent; a just-issued id cannot be).
+        files ``key`` in this slice at the same time (see
+        PersistentSessionDataContainer._guard).
 
-        A transaction that sees fewer tables than this one files ``key``
-        in an older table: this one reads those tables' trees for ``key``
-        as current. One that sees more files it in a newer table: this
-        one reads the Slice record (which a new table changes) as
-        current.
+        It reads as current the Slice record (a new table changes it:
+        one who sees more tables files ``key`` in a newer one) and the
+        key's tree in every table (where one who sees as many, or fewer,
+        files it).
         """
         if self.trees is not None:
-            return      # one tree for the key: its bucket conflicts
+            # An earlier layout's tree keeps its buckets in records of
+            # their own, out of reach; such slices expire within a
+            # timeout of the upgrade.
+            return
         _read_current(self)
-        for table in self.tables[:-1]:
+        for table in self.tables:
             _read_current(_tree_in(table, key))
 
     def _trees(self):
@@ -383,11 +382,28 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         session_data.setLastAccessTime(now)
         slice_ = self._tree_for(now)
         if guarded:
-            # A session for an id the client sent: another of its
-            # requests may be storing one too (a moved session is not:
-            # both moves would delete it from the same tree).
-            slice_.guard(key)
+            self._guard(key)
         slice_[key] = session_data
+
+    def _guard(self, key):
+        """Make the current transaction fail with a conflict if another
+        stores a session under ``key`` too, in any slice: for a session
+        stored under an id the client sent, which another of its requests
+        may be storing at the same time. (A just-issued id has no other
+        request; a move does not need this: two moves of one session
+        delete it from the same tree, and conflict there.)
+
+        Two such requests may file the key in different places: in two
+        tables of one slice, when one sees a table the other does not;
+        in two slices, when one's clock is past the slice end and the
+        other's is not, or when one snapshot is older than a session the
+        other found and moved. So the index of slices and the key's
+        place in each slice are read as current.
+        """
+        slices = self._slices
+        _read_current(slices)
+        for slice_ in slices.values():
+            slice_.guard(key)
 
     def __delitem__(self, client_id):
         key = client_key(client_id)
