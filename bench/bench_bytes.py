@@ -21,7 +21,7 @@ classes they are. Each peer runs in its own subprocess (own component
 registry, own caches). Results go to bench/out/bytes.json.
 
 Run:  python bench/bench_bytes.py [--quick] [--sessions 2000] [--warm 10000]
-      [--leaf-sizes 4,16,30]
+      [--max-widths 1,8]
 """
 import argparse
 import collections
@@ -126,26 +126,23 @@ PEERS = {
     'floor': floor_peer,
 }
 
-# --leaf-sizes: zodbsession with other SessionTree bucket sizes, to see
-# what the size of the bucket a new session rewrites costs.
-LEAF_PEER_PREFIX = 'zodbsession-leaf'
+# --max-widths: zodbsession with its slices' tables held to fewer trees,
+# to see what a tree holding more sessions (and so a bigger record, and
+# then splits) costs a new session.
+WIDTH_PEER_PREFIX = 'zodbsession-width'
 
 
-def leaf_size_peer(leaf_size):
+def max_width_peer(width):
     def peer(db):
         import zodbsession.container
-        name = f'SessionTreeLeaf{leaf_size}'
-        tree_class = type(name, (zodbsession.container.SessionTree,), {
-            'max_leaf_size': leaf_size, '__module__': __name__})
-        globals()[name] = tree_class    # so that pickle finds it
-        zodbsession.container.SessionTree = tree_class
+        zodbsession.container.MAX_WIDTH = width     # this subprocess only
         return zodbsession_peer(db)
     return peer
 
 
 def peer_factory(name):
-    if name.startswith(LEAF_PEER_PREFIX):
-        return leaf_size_peer(int(name[len(LEAF_PEER_PREFIX):]))
+    if name.startswith(WIDTH_PEER_PREFIX):
+        return max_width_peer(int(name[len(WIDTH_PEER_PREFIX):]))
     return PEERS[name]
 
 
@@ -231,9 +228,10 @@ def parse_args(argv):
                         help='new sessions measured (2,000)')
     parser.add_argument('--warm', type=int,
                         help='sessions created before measuring (10,000)')
-    parser.add_argument('--leaf-sizes',
-                        help='also run zodbsession with these SessionTree'
-                             ' bucket sizes, comma separated (e.g. 4,16,30)')
+    parser.add_argument('--max-widths',
+                        help='also run zodbsession with its tables at most'
+                             ' this many trees per group wide, comma'
+                             ' separated (e.g. 1,8; the default is 64)')
     parser.add_argument('--output', default='bytes.json')
     args = parser.parse_args(argv)
     if args.sessions is None:
@@ -250,9 +248,9 @@ def main(argv):
     started = time.perf_counter()
     results = {}
     peers = list(PEERS)
-    if args.leaf_sizes:
-        peers += [f'{LEAF_PEER_PREFIX}{size}'
-                  for size in args.leaf_sizes.split(',')]
+    if args.max_widths:
+        peers += [f'{WIDTH_PEER_PREFIX}{width}'
+                  for width in args.max_widths.split(',')]
     for peer in peers:
         common.progress(f'{peer}: {args.warm:,} warm + {args.sessions:,}'
                         ' new sessions')
