@@ -330,17 +330,22 @@ def only_slice(container):
     return slice_
 
 
-def ids_filed_in_one_tree(count, width=1):
+def ids_filed_in_one_tree(count, width=1, beside=None):
     """``count`` client ids whose keys share one tree of a table
-    ``width`` trees per group wide."""
+    ``width`` trees per group wide: the first tree, or the tree of the
+    client id ``beside``."""
     from zodbsession.container import GROUPS
     from zodbsession.container import client_key
+    place = (0, 0)
+    if beside is not None:
+        key = client_key(beside)
+        place = (key[1] % GROUPS, key[2] % width)
     found = []
     number = 0
     while len(found) < count:
         client_id = f'same-tree-{number}'
         key = client_key(client_id)
-        if key[1] % GROUPS == 0 and key[2] % width == 0:
+        if (key[1] % GROUPS, key[2] % width) == place:
             found.append(client_id)
         number += 1
     return found
@@ -537,15 +542,12 @@ def test_one_key_filed_in_two_slices_at_once_conflicts(db, clock):
     # old snapshot's request must fail (to be retried), or the client
     # would have a session in each slice, the older one coming back when
     # the newer is deleted.
-    from zodbsession.container import GROUPS
     from zodbsession.container import client_key
     new_container(db)
     client = 'client-with-a-cookie'
-    group = client_key(client)[1] % GROUPS
     # A session in the client's tree, so that the first store changes
     # that tree rather than making it.
-    warm = next(f'warm-{n}' for n in range(10 ** 6)
-                if client_key(f'warm-{n}')[1] % GROUPS == group)
+    (warm,) = ids_filed_in_one_tree(1, beside=client)
     stored(db, warm, k='v')
     manager_old, old = open_container(db)
     assert old.get(client) is None              # its snapshot: no session

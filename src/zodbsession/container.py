@@ -102,10 +102,14 @@ class Slice(persistent.Persistent):
     def __init__(self, width=1):
         self.tables = (_new_table(width),)
 
+    def _earlier_tree(self, key):
+        # An earlier layout's slice: the key's first byte, its placement,
+        # chooses the tree.
+        return self.trees[key[0] % len(self.trees)]
+
     def get(self, key, default=None):
-        trees = self.trees
-        if trees is not None:
-            return trees[key[0] % len(trees)].get(key, default)
+        if self.trees is not None:
+            return self._earlier_tree(key).get(key, default)
         # Newest table first: it is the widest, and holds most of a
         # grown slice's sessions. (_tree_in, written out: every request
         # of a returning client looks its session up here.)
@@ -120,7 +124,7 @@ class Slice(persistent.Persistent):
     def __setitem__(self, key, data):
         """File ``key`` in the newest table (the key is in no table)."""
         if self.trees is not None:
-            self.trees[key[0] % len(self.trees)][key] = data
+            self._earlier_tree(key)[key] = data
             return
         table = self.tables[-1]
         tree = _tree_in(table, key)
@@ -131,7 +135,7 @@ class Slice(persistent.Persistent):
 
     def __delitem__(self, key):
         if self.trees is not None:
-            del self.trees[key[0] % len(self.trees)][key]
+            del self._earlier_tree(key)[key]
             return
         for table in reversed(self.tables):
             tree = _tree_in(table, key)
