@@ -209,6 +209,9 @@ def test_new_session_in_a_warm_container_writes_two_records(db, clock):
 
 
 def test_new_sessions_cost_few_records_on_average(db, clock):
+    # 64 new sessions of one placement (their ids all start with 'c').
+    from zodbsession.filing import GROWTH
+    from zodbsession.filing import TREE_GROWS_AT
     new_container(db)
     stored(db, 'warm-up', k='v')
     written = []
@@ -218,8 +221,22 @@ def test_new_sessions_cost_few_records_on_average(db, clock):
         manager.commit()
         container._p_jar.close()
         written.append(len(last_transaction_records(db)))
-    # Two records each: the trees are small enough never to split.
-    assert written == [2] * len(written), written
+    # Two records each (the trees are small enough never to split), but
+    # for the session that filled its placement's one tree: it also made
+    # GROWTH trees, and rewrote the placement's record to hold them.
+    grew = [count for count in written if count != 2]
+    assert grew == [2 + GROWTH + 1], written
+    assert written.index(grew[0]) >= TREE_GROWS_AT - 1
+    # Steady: the next slice starts that placement with GROWTH trees.
+    written = []
+    clock.advance(600)
+    for number in range(64, 64 + 32):
+        manager, container = open_container(db)
+        add_session(container, f'client-{number}', k='v')
+        manager.commit()
+        container._p_jar.close()
+        written.append(len(last_transaction_records(db)))
+    assert written[1:] == [2] * (len(written) - 1), written
 
 
 def test_store_new_stores_a_session_under_a_just_issued_id(db, clock):
@@ -331,66 +348,101 @@ def only_slice(container):
 
 
 def ids_filed_in_one_tree(count, width=1, beside=None):
-    """``count`` client ids whose keys share one tree of a table
-    ``width`` trees per group wide: the first tree, or the tree of the
-    client id ``beside``."""
-    from zodbsession.container import GROUPS
+    """``count`` client ids whose keys share one tree of a placement's
+    generation ``width`` trees wide: the first tree of the placement of
+    ids that start with 's', or the tree of the client id ``beside``
+    (the ids start as it does, so they share its placement)."""
     from zodbsession.container import client_key
-    place = (0, 0)
-    if beside is not None:
-        key = client_key(beside)
-        place = (key[1] % GROUPS, key[2] % width)
+    from zodbsession.filing import PLACEMENTS
+    from zodbsession.filing import tree_index
+
+    def place(client_id):
+        key = client_key(client_id)
+        return key[0] % PLACEMENTS, tree_index(key) % width
+    wanted = place(beside) if beside is not None else (
+        place('s')[0], 0)
+    first = 's' if beside is None else beside[0]
     found = []
     number = 0
     while len(found) < count:
-        client_id = f'same-tree-{number}'
-        key = client_key(client_id)
-        if (key[1] % GROUPS, key[2] % width) == place:
+        client_id = f'{first}ame-tree-{number}'
+        if place(client_id) == wanted:
             found.append(client_id)
         number += 1
     return found
 
 
-def test_sessions_spread_evenly_over_the_trees_of_a_table(db, clock):
-    # The tree is chosen by the key's digest, not by who made the id, so
-    # even the ids of one thread fill every tree: a tree stays small (one
-    # record), however few threads make the sessions.
+def ids_of_a_new_thread(count):
+    """``count`` ids issued as a thread of its own issues them (with its
+    own placement)."""
+    import threading
     from zodbsession import CookieClientIdManager
-    from zodbsession.container import GROUPS
     issuer = CookieClientIdManager(secret='layout-test-secret-012345')
+    ids = []
+    thread = threading.Thread(target=lambda: ids.extend(
+        issuer.generateUniqueId() for _ in range(count)))
+    thread.start()
+    thread.join()
+    return ids
+
+
+def placement_trees(container, client_id):
+    """The PlacementTrees of the newest slice that file ``client_id``."""
+    from zodbsession.container import client_key
+    from zodbsession.filing import PLACEMENTS
+    newest = container._slices[container._slices.maxKey()]
+    return newest.placements[client_key(client_id)[0] % PLACEMENTS]
+
+
+def test_each_threads_sessions_go_to_trees_of_its_own(db, clock):
+    # Two threads' new sessions: each thread's go to its placement's
+    # trees, which the other never writes (over ZEO they stay in its
+    # cache, and nobody else's commit invalidates them), and are spread
+    # over them by their digests.
+    from zodbsession.filing import GROWTH
     new_container(db)
-    manager, container = open_container(db)
-    ids = [issuer.generateUniqueId() for _ in range(GROUPS * 4)]
-    for client_id in ids:
-        container.store_new(client_id, SessionData())
-    manager.commit()
-    (table,) = only_slice(container).tables
-    sizes = [len(tree) for group in table for tree in group.trees]
-    assert len(sizes) == GROUPS and sum(sizes) == len(ids)
-    assert max(sizes) <= 16 and sizes.count(0) <= GROUPS // 8, sizes
-    assert all(container.get(client_id) is not None for client_id in ids)
+    (warm_up,) = ids_of_a_new_thread(1)
+    stored(db, warm_up, k='v')              # the slice exists
+    written = []
+    for ids in (ids_of_a_new_thread(40), ids_of_a_new_thread(40)):
+        manager, container = open_container(db)
+        for client_id in ids:
+            container.store_new(client_id, SessionData())
+            manager.commit()
+            written.append({oid for oid, name in last_transaction_records(db)
+                            if name == 'BTrees.OOBTree.OOBTree'})
+        trees = placement_trees(container, ids[0])
+        # 40 sessions: the first tree filled, and a generation of GROWTH
+        # trees followed.
+        assert [len(g) for g in trees.generations] == [1, GROWTH]
+        assert sum(len(tree) for tree in trees.trees()) == len(ids)
+        assert all(container.get(client_id) is not None for client_id in ids)
+    # (One tree a session, GROWTH + 1 for the one that grew the trees.)
+    assert sorted(map(len, written)) == [1] * 78 + [GROWTH + 1] * 2
+    first, second = written[:40], written[40:]
+    assert set().union(*first).isdisjoint(set().union(*second))
 
 
-def test_a_slice_adds_a_wider_table_when_a_tree_fills(db, clock):
-    from zodbsession.container import GROWTH
-    from zodbsession.container import TREE_GROWS_AT
+def test_a_placement_adds_a_wider_generation_when_a_tree_fills(db, clock):
+    from zodbsession.filing import GROWTH
+    from zodbsession.filing import TREE_GROWS_AT
     new_container(db)
     ids = ids_filed_in_one_tree(TREE_GROWS_AT + 3)
     manager, container = open_container(db)
     for number, client_id in enumerate(ids[:TREE_GROWS_AT + 1]):
         add_session(container, client_id, k=number)
     manager.commit()
-    slice_ = only_slice(container)
+    trees = placement_trees(container, ids[0])
     # The session that made its tree hold more than TREE_GROWS_AT added a
-    # table GROWTH times wider; it is itself in the first.
-    assert [len(table[0].trees) for table in slice_.tables] == [1, GROWTH]
-    newest = slice_.tables[-1]
-    assert sum(len(tree) for group in newest for tree in group.trees) == 0
+    # generation GROWTH times wider; it is itself in the first.
+    assert [len(g) for g in trees.generations] == [1, GROWTH]
+    newest = trees.generations[-1]
+    assert sum(len(tree) for tree in newest) == 0
     for client_id in ids[TREE_GROWS_AT + 1:]:
         add_session(container, client_id, k='later')
     manager.commit()
-    assert sum(len(tree) for group in newest for tree in group.trees) == 2
-    # Sessions of both tables are found, changed and deleted.
+    assert sum(len(tree) for tree in newest) == 2
+    # Sessions of both generations are found, changed and deleted.
     _, fresh = open_container(db)
     assert [fresh[i]['pkg']['k'] for i in ids] == (
         list(range(TREE_GROWS_AT + 1)) + ['later', 'later'])
@@ -401,72 +453,100 @@ def test_a_slice_adds_a_wider_table_when_a_tree_fills(db, clock):
     assert fresh.count() == len(ids) - 2
 
 
-def test_a_table_grows_no_wider_than_max_width():
-    from zodbsession.container import MAX_WIDTH
-    from zodbsession.container import TREE_GROWS_AT
-    from zodbsession.container import Slice
+def test_a_placement_grows_no_wider_than_max_width():
     from zodbsession.container import client_key
-    slice_ = Slice(MAX_WIDTH)
-    for client_id in ids_filed_in_one_tree(TREE_GROWS_AT + 2, MAX_WIDTH):
+    from zodbsession.filing import MAX_WIDTH
+    from zodbsession.filing import TREE_GROWS_AT
+    from zodbsession.filing import PlacedSlice
+    from zodbsession.filing import PLACEMENTS
+    slice_ = PlacedSlice((MAX_WIDTH,) * PLACEMENTS)
+    ids = ids_filed_in_one_tree(TREE_GROWS_AT + 2, MAX_WIDTH)
+    for client_id in ids:
         slice_[client_key(client_id)] = SessionData()
-    assert len(slice_.tables) == 1
+    key = client_key(ids[0])
+    assert len(slice_.placements[key[0] % PLACEMENTS].generations) == 1
+    assert len(slice_) == len(ids)
 
 
-def test_the_next_slice_is_as_wide_as_the_last_one_needed(db, clock):
-    from zodbsession import CookieClientIdManager
-    from zodbsession.container import GROUPS
-    from zodbsession.container import SESSIONS_PER_TREE
-    issuer = CookieClientIdManager(secret='layout-test-secret-012345')
+def test_the_next_slice_gives_each_placement_the_trees_it_needed(
+        db, clock):
+    from zodbsession.container import client_key
+    from zodbsession.filing import GROWTH
+    from zodbsession.filing import PLACEMENTS
     new_container(db)
     manager, container = open_container(db)
-    # More sessions than tables two trees wide per group are for, fewer
-    # than four trees are (the next slice's width is estimated from some
-    # of the trees: the ids are fixed, so the figures are too).
-    for number in range(GROUPS * 3 * SESSIONS_PER_TREE):
+    # Ids of one placement (they all start with 'c'): more sessions than
+    # GROWTH trees are for, fewer than GROWTH ** 2 (the next slice's width
+    # is estimated from some of the trees: the ids are fixed, so the
+    # figures are too).
+    busy = client_key('c')[0] % PLACEMENTS
+    for number in range(200):
         container.store_new(f'client-{number}', SessionData())
     manager.commit()
 
     def newest_widths():
         newest = container._slices[container._slices.maxKey()]
-        return [len(table[0].trees) for table in newest.tables]
-    assert newest_widths() == [1, 8]      # it grew on the way
+        return [[len(g) for g in trees.generations]
+                for trees in newest.placements]
+    widths = newest_widths()
+    assert widths[busy] == [1, GROWTH, GROWTH ** 2]     # it grew twice
+    assert widths[:busy] + widths[busy + 1:] == [[1]] * (PLACEMENTS - 1)
     clock.advance(600)
-    container.store_new(issuer.generateUniqueId(), SessionData())
+    container.store_new('quiet-1', SessionData())
     manager.commit()
-    assert newest_widths() == [4]
+    widths = newest_widths()
+    assert widths[busy] == [GROWTH ** 2]
+    assert widths[:busy] + widths[busy + 1:] == [[1]] * (PLACEMENTS - 1)
     # A quiet slice is followed by a narrow one again.
     clock.advance(600)
-    container.store_new(issuer.generateUniqueId(), SessionData())
+    container.store_new('quiet-2', SessionData())
     manager.commit()
-    assert newest_widths() == [1]
+    assert newest_widths() == [[1]] * PLACEMENTS
 
 
 def _grow(container, client_ids):
-    """File sessions (just-issued ids) until the slice has a second
-    table."""
+    """File sessions (just-issued ids) until their placement has a second
+    generation."""
     for client_id in client_ids:
         container.store_new(client_id, SessionData())
-        if len(only_slice(container).tables) > 1:
+        if len(placement_trees(container, client_id).generations) > 1:
             return
-    raise AssertionError('the slice did not grow')
+    raise AssertionError('the placement did not grow')
 
 
 @pytest.mark.parametrize('first', ['narrow', 'wide'])
-def test_one_key_filed_in_two_tables_at_once_conflicts(db, clock, first):
+def test_one_key_filed_in_two_generations_at_once_conflicts(
+        db, clock, first):
     # Two requests of one client store its first session at once, one
-    # seeing the slice's first table only, the other the wider one it
-    # has just added: whichever commits second fails (to be retried), or
-    # the client would have two sessions, one hiding the other.
+    # seeing its placement's first generation only, the other the wider
+    # one it has just added: whichever commits second fails (to be
+    # retried), or the client would have two sessions, one hiding the
+    # other.
     from zodbsession.container import client_key
+    from zodbsession.expiry import slice_end
+    from zodbsession.expiry import slice_length
+    from zodbsession.filing import GROWTH
+    from zodbsession.filing import PLACEMENTS
+    from zodbsession.filing import PlacedSlice
+    from zodbsession.filing import tree_index
     new_container(db)
-    stored(db, 'warm-up', k='v')          # the slice exists
-    client = 'client-with-a-cookie'
+    manager, container = open_container(db)
+    # The slice starts its placements GROWTH trees wide; the client's
+    # tree is not the one the other sessions fill.
+    container._slices[slice_end(START, slice_length(3600, 600))] = (
+        PlacedSlice((GROWTH,) * PLACEMENTS))
+    manager.commit()
+    filling = ids_filed_in_one_tree(40, width=GROWTH)
+    client = next(f'same-tree-client-{number}' for number in range(99)
+                  if tree_index(client_key(f'same-tree-client-{number}'))
+                  % GROWTH != 0)
     manager_narrow, narrow = open_container(db)
     manager_wide, wide = open_container(db)
     add_session(narrow, client, k='narrow')
-    _grow(wide, ids_filed_in_one_tree(40))
+    _grow(wide, filling)
     add_session(wide, client, k='wide')
-    assert len(only_slice(narrow).tables) == 1
+    assert len(placement_trees(narrow, client).generations) == 1
+    assert len(placement_trees(wide, client).generations) == 2
     managers = {'narrow': manager_narrow, 'wide': manager_wide}
     second = 'wide' if first == 'narrow' else 'narrow'
     managers[first].commit()
@@ -495,25 +575,38 @@ def test_two_new_sessions_in_one_tree_both_commit(db, clock):
     assert one in fresh and two in fresh
 
 
-def test_slices_of_the_earlier_layout_keep_working(db, clock):
-    # A slice an earlier version made: one SessionTree per placement
-    # character, chosen by the key's first byte. Its sessions are found
-    # and moved on to a new slice; new ones join it; they are deleted.
+def earlier_slice(container, layout):
+    """Put a slice of an earlier version's ``layout`` in ``container``,
+    as the slice of START; returns it."""
     from zodbsession.container import SHARDS
     from zodbsession.container import SessionTree
     from zodbsession.container import Slice
-    from zodbsession.container import client_key
     from zodbsession.expiry import slice_end
     from zodbsession.expiry import slice_length
+    if layout == 'trees':
+        earlier = Slice.__new__(Slice)
+        earlier.trees = tuple(SessionTree() for _shard in range(SHARDS))
+    else:
+        earlier = Slice(2)
+    container._slices[slice_end(START, slice_length(3600, 600))] = earlier
+    return earlier
+
+
+@pytest.mark.parametrize('layout', ['trees', 'tables'])
+def test_slices_of_earlier_layouts_keep_working(db, clock, layout):
+    # A slice an earlier version made: the first layout, one SessionTree
+    # per placement character, or the second, tables of trees chosen by
+    # the key's digest. Its sessions are found and moved on to a new
+    # slice; new ones join it; they are deleted.
+    from zodbsession.container import client_key
+    from zodbsession.filing import PlacedSlice
     new_container(db)
     manager, container = open_container(db)
-    earlier = Slice.__new__(Slice)
-    earlier.trees = tuple(SessionTree() for _shard in range(SHARDS))
-    container._slices[slice_end(START, slice_length(3600, 600))] = earlier
+    earlier = earlier_slice(container, layout)
     old = SessionData()
     old.setLastAccessTime(START)
     key = client_key('old-client')
-    earlier.trees[key[0] % SHARDS][key] = old
+    earlier[key] = old
     manager.commit()
 
     manager, reopened = open_container(db)
@@ -521,14 +614,15 @@ def test_slices_of_the_earlier_layout_keep_working(db, clock):
     add_session(reopened, 'new-client', k='joined')
     manager.commit()
     (slice_,) = reopened._slices.values()
-    assert slice_.trees is not None and not slice_.tables
+    assert type(slice_) is type(earlier) and (
+        (slice_.trees is not None) == (layout == 'trees'))
     assert len(slice_) == 2 and reopened['new-client']['pkg']['k'] == 'joined'
     clock.advance(700)                   # the next slice: a move
     reopened['old-client']
     manager.commit()
     moved_to = reopened._slices[reopened._slices.maxKey()]
-    assert moved_to is not slice_ and moved_to.get(key) is not None
-    assert len(slice_) == 1
+    assert isinstance(moved_to, PlacedSlice)
+    assert moved_to.get(key) is not None and len(slice_) == 1
     del reopened['new-client']
     manager.commit()
     assert 'new-client' not in reopened and len(slice_) == 0

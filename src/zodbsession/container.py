@@ -1,13 +1,11 @@
 """PersistentSessionDataContainer: sessions in ZODB BTrees.
 
 Layout (few, small records): the container holds a tree of time slices
-(slice end -> Slice); a slice spreads its sessions over tables of small
-trees, each tree mapping a 16-byte digest of the client id to that
-client's SessionData record. A tree is chosen by the digest, and a table
-holds enough trees that each holds a few sessions: such a tree is a single
-record (BTrees keep a tree of one bucket in the tree's own record), so a
-new session writes its own record plus that one, and no tree node is read
-to check it or split. Expiry drops whole slices.
+(slice end -> slice); a slice files its sessions by the placement of
+their client ids in small trees, each mapping a 16-byte digest of the
+client id to that client's SessionData record (see zodbsession.filing).
+A new session writes its own record and its tree's. Expiry drops whole
+slices.
 """
 import hashlib
 
@@ -22,6 +20,8 @@ from zodbsession import expiry
 from zodbsession import inplace
 from zodbsession import placement
 from zodbsession.data import SessionData
+from zodbsession.filing import PlacedSlice
+from zodbsession.filing import read_current
 from zodbsession.interfaces import IInspectableContainer
 from zodbsession.interfaces import IFreshSessions
 from zodbsession.remembered import Remembered
@@ -31,37 +31,31 @@ from zodbsession.remembered import Remembered
 IMPLICIT_SWEEP_LIMIT = 4
 
 
+# -- the slices of earlier versions ----------------------------------------
+#
+# Slices made now are zodbsession.filing's PlacedSlice. Those an earlier
+# version made (Slice, of either layout below) are read, changed and
+# expired as they were, until they expire within a timeout of the upgrade.
+
+
 class SessionTree(OOBTree):
     """Client digest -> SessionData, with small buckets: the trees of
-    slices made by earlier versions (see Slice)."""
+    the first layout's slices (see Slice)."""
     max_leaf_size = 8
     max_internal_size = 32
 
 
-# Trees of an earlier version's slice: one per placement character.
+# Trees of a first layout's slice: one per placement character.
 SHARDS = 64
 
-# A table's trees are held by this many groups (records of their own, so
-# that making a table writes no single huge record) ...
+# The second layout: a table's trees are held by this many groups ...
 GROUPS = 64
-# ... each of 1 to MAX_WIDTH trees (a table holds GROUPS * width trees).
-MAX_WIDTH = 64
-# A new session filed in a tree already holding this many makes the slice
-# add a table GROWTH times wider, where the sessions that follow go. (An
-# OOBTree keeps up to 30 in its one record; at 16 most trees of the
-# table are still single records.)
-TREE_GROWS_AT = 16
-GROWTH = 8
-# A new slice is as wide as the slice before it needed for this many
-# sessions per tree.
-SESSIONS_PER_TREE = 4
-# The trees of each of its tables a slice counts to tell the next one's
-# width (a few dozen loads, however wide the table).
-SAMPLED_TREES = 64
+# ... each of the same number of trees, chosen by the key's digest.
 
 
 class TreeGroup(persistent.Persistent):
-    """Some of the trees of a slice's table; never changed once made."""
+    """Some of the trees of a second layout's table; never changed once
+    made."""
 
     def __init__(self, width):
         self.trees = tuple(OOBTree() for _tree in range(width))
@@ -78,22 +72,18 @@ def _tree_in(table, key):
     return trees[key[2] % len(trees)]
 
 
-def _width_of(table):
-    return len(table[0].trees)
-
-
 class Slice(persistent.Persistent):
-    """The sessions of one time slice: a mapping of client keys.
+    """The sessions of one time slice, as earlier versions filed them: a
+    mapping of client keys.
 
-    A slice starts with one table of trees and adds a wider one when the
-    trees of its newest table fill up; new sessions go to the newest
-    table (a key is in one table only: see guard).
-    The tables are made whole (a few dozen small records, or a few
-    thousand for the widest) so that adding a session never changes the
-    Slice record itself, unless it adds a table.
+    The second layout: tables of trees chosen by the key's digest, each
+    wider than the one before; new sessions go to the newest table (a
+    key is in one table only: see guard). Such a slice adds no more
+    tables: its trees hold more sessions, for the one slice length it
+    can still be the newest after the upgrade.
 
-    A slice made by an earlier version has ``trees`` instead: one
-    SessionTree per placement character, chosen by the key's first byte.
+    The first layout has ``trees`` instead: one SessionTree per placement
+    character, chosen by the key's first byte.
     """
 
     tables = ()
@@ -126,12 +116,7 @@ class Slice(persistent.Persistent):
         if self.trees is not None:
             self._earlier_tree(key)[key] = data
             return
-        table = self.tables[-1]
-        tree = _tree_in(table, key)
-        tree[key] = data
-        width = _width_of(table)
-        if width < MAX_WIDTH and len(tree) > TREE_GROWS_AT:
-            self.tables += (_new_table(min(width * GROWTH, MAX_WIDTH)),)
+        _tree_in(self.tables[-1], key)[key] = data
 
     def __delitem__(self, key):
         if self.trees is not None:
@@ -159,9 +144,9 @@ class Slice(persistent.Persistent):
             # their own, out of reach; such slices expire within a
             # timeout of the upgrade.
             return
-        _read_current(self)
+        read_current(self)
         for table in self.tables:
-            _read_current(_tree_in(table, key))
+            read_current(_tree_in(table, key))
 
     def _trees(self):
         if self.trees is not None:
@@ -175,32 +160,6 @@ class Slice(persistent.Persistent):
     def items(self):
         for tree in self._trees():
             yield from tree.items()
-
-    def next_width(self):
-        """How wide a table the next slice starts with: enough for the
-        sessions this slice holds (estimated from SAMPLED_TREES trees of
-        each table, not counted: counting reads every tree)."""
-        if self.trees is not None:
-            return 1
-        estimate = 0
-        for table in self.tables:
-            groups = max(1, SAMPLED_TREES // _width_of(table))
-            estimate += sum(len(tree) for group in table[:groups]
-                            for tree in group.trees) * GROUPS // groups
-        width = 1
-        while (width < MAX_WIDTH
-               and estimate > GROUPS * width * SESSIONS_PER_TREE):
-            width *= 2
-        return width
-
-
-def _read_current(obj):
-    """Have ZODB check at commit that ``obj`` is still as this transaction
-    read it (a new object has nothing to check)."""
-    jar = obj._p_jar
-    if jar is not None and obj._p_oid is not None:
-        obj._p_activate()       # a ghost's serial is not yet known
-        jar.readCurrent(obj)
 
 
 # Client keys made lately, by client id: a returning client's id is
@@ -405,7 +364,7 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         place in each slice are read as current.
         """
         slices = self._slices
-        _read_current(slices)
+        read_current(slices)
         for slice_ in slices.values():
             slice_.guard(key)
 
@@ -428,19 +387,23 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         end = expiry.slice_end(now, length)
         tree = self._slices.get(end)
         if tree is None:
-            tree = self._slices[end] = Slice(self._new_slice_width())
+            tree = self._slices[end] = PlacedSlice(
+                self._new_slice_widths())
             if not self.disable_implicit_sweeps:
                 self._drop_expired_slices(now, IMPLICIT_SWEEP_LIMIT)
         return tree
 
-    def _new_slice_width(self):
-        # As wide as the newest slice needed: traffic changes little from
-        # one slice to the next, and a slice that needs more grows.
+    def _new_slice_widths(self):
+        # Each placement as wide as it was in the newest slice: traffic
+        # changes little from one slice to the next, and a placement that
+        # needs more grows. (None: one tree each.)
         try:
-            newest = self._slices.maxKey()
+            newest = self._slices[self._slices.maxKey()]
         except ValueError:
-            return 1
-        return self._slices[newest].next_width()
+            return None
+        if not isinstance(newest, PlacedSlice):
+            return None         # an earlier version's
+        return newest.next_widths()
 
     # -- expiry ---------------------------------------------------------
 

@@ -1,13 +1,11 @@
 """Placement: the character a thread's client ids start with.
 
-Slices of the container's earlier layout filed a session in one of 64
-trees chosen by that character, so that the sessions a thread creates
-share one tree, which other threads and processes rarely write. Slices
-made now choose among many more, smaller trees by the key's digest
-instead (see zodbsession.container): a tree that holds a few sessions
-is one record that no split rewrites, whoever writes it. The character
-stays in the ids, and in the keys made from them, so that the sessions
-of slices made before are found where they were filed.
+A time slice files the sessions of each placement in trees of their own
+(see zodbsession.filing), so the sessions a thread creates go to trees
+that other threads and processes rarely write: they stay in the
+thread's connection cache, and a new session reads nothing from the
+storage. The character stays in the ids, and in the keys made from
+them, so that any process finds a session where it was filed.
 
 The character comes from the process id and the thread's rank in its
 process, so that sibling worker processes (forked one after another,
