@@ -126,16 +126,16 @@ PEERS = {
     'floor': floor_peer,
 }
 
-# --max-widths: zodbsession with its slices' tables held to fewer trees,
-# to see what a tree holding more sessions (and so a bigger record, and
-# then splits) costs a new session.
+# --max-widths: zodbsession with each placement of its slices held to
+# fewer trees, to see what a tree holding more sessions (and so a bigger
+# record, and then splits) costs a new session.
 WIDTH_PEER_PREFIX = 'zodbsession-width'
 
 
 def max_width_peer(width):
     def peer(db):
-        import zodbsession.container
-        zodbsession.container.MAX_WIDTH = width     # this subprocess only
+        import zodbsession.filing
+        zodbsession.filing.MAX_WIDTH = width        # this subprocess only
         return zodbsession_peer(db)
     return peer
 
