@@ -15,7 +15,7 @@ from zodbsession.testing import add_session
 from zodbsession.container import IMPLICIT_SWEEP_LIMIT
 from zodbsession.testing import last_transaction_records
 
-START = 1_700_000_000    # a multiple of 600: slices start here
+START = 1_700_000_000
 
 
 @pytest.fixture
@@ -504,6 +504,22 @@ def test_the_next_slice_gives_each_placement_the_trees_it_needed(
     assert newest_widths() == [[1]] * PLACEMENTS
 
 
+def test_a_new_slice_is_made_with_at_most_max_opening_trees():
+    # However busy the placements were, the request that opens a slice
+    # makes MAX_OPENING_TREES trees at most, the widest placements held
+    # narrower (they grow again within the slice).
+    from zodbsession.filing import GROWTH
+    from zodbsession.filing import MAX_OPENING_TREES
+    from zodbsession.filing import MAX_WIDTH
+    from zodbsession.filing import PLACEMENTS
+    from zodbsession.filing import opening_widths
+    busy = opening_widths([MAX_WIDTH] * PLACEMENTS)
+    assert sum(busy) <= MAX_OPENING_TREES
+    assert set(busy) <= {MAX_WIDTH, MAX_WIDTH // GROWTH}
+    few = [MAX_WIDTH] * 2 + [1] * (PLACEMENTS - 2)
+    assert opening_widths(few) == tuple(few)
+
+
 def _grow(container, client_ids):
     """File sessions (just-issued ids) until their placement has a second
     generation."""
@@ -626,6 +642,41 @@ def test_slices_of_earlier_layouts_keep_working(db, clock, layout):
     del reopened['new-client']
     manager.commit()
     assert 'new-client' not in reopened and len(slice_) == 0
+
+
+def test_two_first_stores_that_each_open_a_slice_conflict(db, clock):
+    # Two requests of one client (it has an id, no session yet) store its
+    # first session at once across a slice boundary, where neither slice
+    # exists yet: each opens its slice, so each writes the index of
+    # slices, where ZODB checks no read as current and BTrees would merge
+    # the two. The second to commit fails (to be retried), or one session
+    # would hide the other.
+    from zodbsession.container import client_key
+    from zodbsession.expiry import slice_end
+    from zodbsession.expiry import slice_length
+    new_container(db)
+    stored(db, 'warm-up', k='v')                # the slice of START only
+    length = slice_length(3600, 600)
+    boundary = slice_end(START, length) + length
+    end_a, end_b = (slice_end(boundary - 1, length),
+                    slice_end(boundary, length))
+    client = 'client-with-a-cookie'
+    manager_a, a = open_container(db)
+    manager_b, b = open_container(db)
+    assert sorted(a._slices) == [slice_end(START, length)] < [end_a] < [end_b]
+    clock.value = boundary - 1
+    add_session(a, client, k='a')
+    clock.value = boundary
+    add_session(b, client, k='b')
+    manager_a.commit()
+    with pytest.raises(ConflictError):
+        manager_b.commit()
+    manager_b.abort()
+    _, fresh = open_container(db)
+    key = client_key(client)
+    assert [end for end, slice_ in fresh._slices.items()
+            if slice_.get(key) is not None] == [end_a]
+    assert fresh[client]['pkg']['k'] == 'a'
 
 
 def test_one_key_filed_in_two_slices_at_once_conflicts(db, clock):

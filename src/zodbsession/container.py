@@ -205,6 +205,8 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
 
     # zope.session's switch: True leaves all sweeping to sweep().
     disable_implicit_sweeps = False
+    # The end of the slice opened last (see _tree_for).
+    _last_opened = None
 
     def __init__(self, timeout=3600, resolution=600, lifetime=0):
         self.timeout = timeout
@@ -357,11 +359,19 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         delete it from the same tree, and conflict there.)
 
         Two such requests may file the key in different places: in two
-        tables of one slice, when one sees a table the other does not;
-        in two slices, when one's clock is past the slice end and the
-        other's is not, or when one snapshot is older than a session the
-        other found and moved. So the index of slices and the key's
-        place in each slice are read as current.
+        generations of its placement's trees, when one sees a generation
+        the other does not; in two slices, when one's clock is past the
+        slice end and the other's is not, or when one snapshot is older
+        than a session the other found and moved. So the index of slices
+        and the key's place in each slice are read as current. (ZODB
+        checks nothing on a record the transaction itself writes: two
+        requests that each open a slice write the index, and conflict on
+        the container's record instead, see ``_tree_for``.)
+
+        A move is not guarded against a store that committed first into a
+        newer slice, at the moment the session expires: one request still
+        finds the session and moves it, the other, a second later, stores
+        a new one.
         """
         slices = self._slices
         read_current(slices)
@@ -389,6 +399,11 @@ class PersistentSessionDataContainer(expiry.ExpirySettings,
         if tree is None:
             tree = self._slices[end] = PlacedSlice(
                 self._new_slice_widths())
+            # The container's own record (no conflict resolution) is
+            # written too, so that two requests opening slices at once
+            # conflict: BTrees would merge their changes to the index, and
+            # neither would see the other's session (see _guard).
+            self._last_opened = end
             if not self.disable_implicit_sweeps:
                 self._drop_expired_slices(now, IMPLICIT_SWEEP_LIMIT)
         return tree

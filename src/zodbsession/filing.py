@@ -3,11 +3,13 @@
 A slice (``PlacedSlice``) holds one ``PlacementTrees`` record for each of
 the 64 placements a client id starts with (see zodbsession.placement). A
 thread issues ids of its own placement, so the sessions it creates go to
-trees that no other thread or process writes: the trees stay in its
-connection's cache, no other process's commit invalidates them, and a
-new session reads nothing from the storage. (Over ZEO a read is a round
-trip to the server.) Any process finds a returning client's session
-through the placement of its id.
+trees that other threads and processes rarely write (they do when they
+move, replace or delete a session of one of its clients, or when their
+placement is the same: 64 characters go round): the trees stay in its
+connection's cache, other processes' commits seldom invalidate them, and
+a new session seldom reads anything from the storage. (Over ZEO a read
+is a round trip to the server.) Any process finds a returning client's
+session through the placement of its id.
 
 Within a placement the key's digest chooses the tree, and there are
 enough trees that each holds a few sessions: such a tree is a single
@@ -16,8 +18,10 @@ new session writes its own record and its tree's, and no tree node is
 read to check it or split. A placement's trees grow with its traffic:
 when one fills past TREE_GROWS_AT, the placement adds a generation of
 trees GROWTH times as many, where the sessions that follow go. A new
-slice gives each placement as many trees as the slice before it needed,
-so a placement grows once, not in every slice.
+slice gives each placement as many trees as the slice before it needed
+(MAX_OPENING_TREES in all at most), so a placement grows once, not in
+every slice. The request that opens a slice makes every placement's
+record: other processes load each once.
 """
 import persistent
 from BTrees.OOBTree import OOBTree
@@ -30,9 +34,15 @@ PLACEMENTS = 64
 # trees of a generation are still single records.)
 TREE_GROWS_AT = 16
 GROWTH = 8
-# The most trees a placement's generation has (16 or so sessions each:
-# 65,536 sessions of one placement before its trees start to split).
-MAX_WIDTH = GROWTH ** 4
+# The most trees a placement's generation has: past 16 sessions each
+# (8,192 sessions of one placement in one slice) its trees hold more, and
+# past 30 they split.
+MAX_WIDTH = GROWTH ** 3
+# The most trees a new slice is made with, all placements together (the
+# request that opens the slice makes them: 4,096 take about 50 ms); a
+# placement held narrower grows again within the slice, a generation at
+# a time.
+MAX_OPENING_TREES = 4096
 # A placement of a new slice has as many trees as the same placement of
 # the slice before needed for this many sessions per tree ...
 SESSIONS_PER_TREE = 4
@@ -42,8 +52,9 @@ SAMPLED_TREES = 4
 
 
 def tree_index(key):
-    """Which tree of a generation files ``key``: its digest bytes after
-    the placement, modulo the generation's width."""
+    """The number that chooses the tree of a generation that files
+    ``key`` (modulo the generation's width): its digest bytes after the
+    placement."""
     return key[1] | key[2] << 8
 
 
@@ -63,7 +74,7 @@ def _trees(width):
 class PlacementTrees(persistent.Persistent):
     """The trees of one placement in one slice, in generations each
     GROWTH times wider than the one before; new sessions go to the
-    newest. A key is in one generation only (see ``guard``).
+    newest. A key is filed in one generation only (see ``guard``).
 
     ``index`` is the key's ``tree_index``: the slice works it out once
     for a key.
@@ -108,6 +119,12 @@ class PlacementTrees(persistent.Persistent):
         one who sees more generations files ``key`` in a newer one) and
         the key's tree in every generation (where one who sees as many,
         or fewer, files it).
+
+        ZODB checks nothing on a record the transaction itself writes:
+        a transaction that filed other keys in one of these trees and
+        grew the placement, then files ``key`` (batch code: a request
+        files one session per container), is checked by BTrees' conflict
+        resolution only, which merges different keys.
         """
         read_current(self)
         for trees in self.generations:
@@ -122,7 +139,7 @@ class PlacementTrees(persistent.Persistent):
         SAMPLED_TREES trees of each generation."""
         generations = self.generations
         if len(generations) == 1 and len(generations[0]) == 1:
-            # One tree that never filled: one is enough (and nothing is
+            # One tree that never filled: one is enough (and no tree is
             # read for the many placements no thread uses).
             return 1
         estimate = 0
@@ -175,5 +192,16 @@ class PlacedSlice(persistent.Persistent):
 
     def next_widths(self):
         """The trees of each placement of the next slice (see
-        PlacementTrees.next_width)."""
-        return tuple(trees.next_width() for trees in self.placements)
+        PlacementTrees.next_width), MAX_OPENING_TREES at most in all."""
+        return opening_widths(
+            [trees.next_width() for trees in self.placements])
+
+
+def opening_widths(widths):
+    """``widths`` (powers of GROWTH), the widest narrowed until they add
+    up to MAX_OPENING_TREES at most."""
+    widths = list(widths)
+    while sum(widths) > MAX_OPENING_TREES:
+        widest = max(range(len(widths)), key=widths.__getitem__)
+        widths[widest] //= GROWTH
+    return tuple(widths)
