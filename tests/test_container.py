@@ -515,9 +515,12 @@ def test_a_new_slice_is_made_with_at_most_max_opening_trees():
     from zodbsession.filing import opening_widths
     busy = opening_widths([MAX_WIDTH] * PLACEMENTS)
     assert sum(busy) <= MAX_OPENING_TREES
-    assert set(busy) <= {MAX_WIDTH, MAX_WIDTH // GROWTH}
-    few = [MAX_WIDTH] * 2 + [1] * (PLACEMENTS - 2)
-    assert opening_widths(few) == tuple(few)
+    assert set(busy) == {MAX_WIDTH // GROWTH ** 2}
+    one = [MAX_WIDTH] + [1] * (PLACEMENTS - 1)
+    assert opening_widths(one) == tuple(one)
+    two = [MAX_WIDTH] * 2 + [1] * (PLACEMENTS - 2)
+    assert opening_widths(two) == tuple(
+        [MAX_WIDTH // GROWTH] * 2 + [1] * (PLACEMENTS - 2))
 
 
 def _grow(container, client_ids):

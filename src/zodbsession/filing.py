@@ -35,14 +35,16 @@ PLACEMENTS = 64
 TREE_GROWS_AT = 16
 GROWTH = 8
 # The most trees a placement's generation has: past 16 sessions each
-# (8,192 sessions of one placement in one slice) its trees hold more, and
-# past 30 they split.
-MAX_WIDTH = GROWTH ** 3
-# The most trees a new slice is made with, all placements together (the
-# request that opens the slice makes them: 4,096 take about 50 ms); a
-# placement held narrower grows again within the slice, a generation at
-# a time.
-MAX_OPENING_TREES = 4096
+# (65,536 sessions of one placement in one slice) its trees hold more,
+# and past 30 they split. (A placement grows only as its own traffic
+# needs: a generation this wide is made by the request of the 8,000th
+# or so session of one placement in one slice, in about 50 ms.)
+MAX_WIDTH = GROWTH ** 4
+# The most trees a new slice is made with, all placements together: one
+# placement at its widest and a tree for each other one. (The request
+# that opens the slice makes them; a placement held narrower grows again
+# within the slice, a generation at a time.)
+MAX_OPENING_TREES = MAX_WIDTH + PLACEMENTS - 1
 # A placement of a new slice has as many trees as the same placement of
 # the slice before needed for this many sessions per tree ...
 SESSIONS_PER_TREE = 4
