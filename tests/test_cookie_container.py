@@ -1420,3 +1420,33 @@ def test_an_active_client_keeps_its_session_whatever_the_resolution(
         assert visit(browser).json[PREFS] == {'n': 1}
     clock.advance(61)       # unread for more than the timeout: expired
     assert visit(browser, status=200).json[PREFS] is None
+
+
+def test_a_snapshots_frozen_container_still_follows_each_requests_path_and_site_changes(  # noqa: E501
+        site, db):
+    # The site's snapshot freezes its copies: a request keeps on them
+    # what it derives from their settings (the cookie's attributes among
+    # them). What differs from request to request (the application's
+    # path) still counts, and a change to the site applies at once.
+    from zodbsession.hosting.snapshot import snapshots
+    from zodbsession.site import site_of
+
+    browser = site.browser()
+    for index, script_name in enumerate(('/shop', '/blog', '/shop')):
+        response = browser.get('/', extra_environ={
+            'test.action': setter(PREFS, n=index),
+            'SCRIPT_NAME': script_name})
+        assert f'path={script_name}' in set_cookies(response)[DATA][1]
+    frozen = snapshots.get(db).getUtility(ISessionDataContainer, PREFS)
+    assert frozen._v_frozen
+    connection = db.open()
+    try:
+        stored = site_of(connection).containers()[PREFS]
+        assert not stored._v_frozen     # the database's own: not frozen
+    finally:
+        connection.close()
+
+    _reconfigure(db, cookie_attributes={'path': '/fixed'})
+    response = browser.get('/', extra_environ={
+        'test.action': setter(PREFS, n='fixed'), 'SCRIPT_NAME': '/shop'})
+    assert 'path=/fixed' in set_cookies(response)[DATA][1]

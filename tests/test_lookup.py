@@ -33,6 +33,28 @@ def test_a_package_gets_its_named_container_else_the_unnamed_one():
     assert lookup.container_in(registry, 'other') is unnamed
 
 
+def test_the_binding_of_each_package_is_remembered_with_its_container():
+    # Whether a package's container is bound to each request (a cookie
+    # or RAM container is; a database one is not) is asked once per
+    # package.
+    from zodbsession import CookieSessionDataContainer
+    from zodbsession import PersistentSessionDataContainer
+    prefs = CookieSessionDataContainer(secret=TEST_SECRET)
+    stored = PersistentSessionDataContainer()
+    registry, unnamed = frozen(prefs=prefs, cart=stored)
+    for _ in range(2):
+        assert lookup.container_binding_in(registry, 'prefs') == (
+            prefs, True)
+        assert lookup.container_binding_in(registry, 'cart') == (
+            stored, False)
+        assert lookup.container_binding_in(registry, 'other') == (
+            unnamed, True)
+    # Any other registry answers the same, asked each time.
+    plain = zope.component.globalregistry.BaseGlobalComponents('plain')
+    plain.registerUtility(prefs, ISessionDataContainer)
+    assert lookup.container_binding_in(plain, 'other') == (prefs, True)
+
+
 def test_utility_and_a_missing_utility():
     registry, _unnamed = frozen()
     with pytest.raises(ComponentLookupError):

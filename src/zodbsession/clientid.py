@@ -147,6 +147,15 @@ class CookieClientIdManager(persistent.Persistent):
 
     secret = SecretsSetting(forget='_v_signer')
 
+    # A site snapshot's copy never changes (see ``freeze``).
+    _v_frozen = False
+
+    def freeze(self):
+        """Say that this manager's settings never change again (it is a
+        site snapshot's copy): the containers whose cookies take their
+        attributes from it keep what they made of them."""
+        self._v_frozen = True
+
     @property
     def _signer(self):
         signer = getattr(self, '_v_signer', None)
@@ -172,7 +181,8 @@ class CookieClientIdManager(persistent.Persistent):
 
     def renewRequestId(self, request, client_id):
         """Sliding expiry of the cookie itself, when it has a lifetime."""
-        if not self.thirdparty and self.cookieLifetime:
+        _namespace, thirdparty, _signer, lifetime = self._request_settings()
+        if not thirdparty and lifetime:
             self.setRequestId(request, client_id)
 
     # -- the cookie ---------------------------------------------------------
@@ -203,14 +213,28 @@ class CookieClientIdManager(persistent.Persistent):
         """Whether ``client_id`` was signed with one of our secrets."""
         return self._signer.unsign(client_id) is not None
 
+    _v_request_settings = None
+
+    def _request_settings(self):
+        # (namespace, thirdparty, signer, cookieLifetime): what reading
+        # and renewing a request's id take, kept when frozen.
+        settings = self._v_request_settings
+        if settings is None:
+            settings = (self.namespace, self.thirdparty, self._signer,
+                        self.cookieLifetime)
+            if self._v_frozen:
+                self._v_request_settings = settings
+        return settings
+
     def getRequestId(self, request):
         """The request's valid client id, or None. Never raises."""
-        value = cookies_of(request).get_cookie(self.namespace)
+        namespace, thirdparty, signer, _lifetime = self._request_settings()
+        value = cookies_of(request).get_cookie(namespace)
         if value is None:
             return None
-        if self.thirdparty:
+        if thirdparty:
             return value
-        return value if self._signer.unsign(value) is not None else None
+        return value if signer.unsign(value) is not None else None
 
     def getIncomingId(self, request):
         """The valid client id the client sent, ignoring any set on the

@@ -40,6 +40,7 @@ from zodbsession.interfaces import IClientIdManager
 from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import IRequestCookies
 from zodbsession.interfaces import ISessionDataContainer
+from zodbsession.lookup import container_binding_in
 from zodbsession.lookup import container_in
 from zodbsession.lookup import query_in
 from zodbsession.lookup import utility_in
@@ -149,8 +150,11 @@ class RequestContext:
             containers = self._containers = {}
         container = containers.get(pkg_id)
         if container is None:
-            container = containers[pkg_id] = self.bound(
-                container_in(self._registry or self.registry, pkg_id))
+            container, binds = container_binding_in(
+                self._registry or self.registry, pkg_id)
+            if binds:
+                container = container.bind(self.request)
+            containers[pkg_id] = container
         return container
 
     def all_containers(self):

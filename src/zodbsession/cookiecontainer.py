@@ -138,6 +138,30 @@ class CookieSessionDataContainer(expiry.ExpirySettings,
         self._encryption_keys = normalize_encryption_keys(value)
         self._v_shared = None
 
+    # A site snapshot's copy (zodbsession.hosting.snapshot) never
+    # changes: what requests derive from its settings is kept on it then,
+    # not derived again on every request.
+    _v_frozen = False
+    _v_view_settings = None
+    _v_attributes_for = None    # (manager, application path, attributes)
+
+    def freeze(self):
+        """Say that this object's settings never change again (it is a
+        site snapshot's copy): what requests derive from them is kept."""
+        self._v_frozen = True
+
+    def view_settings(self):
+        """What a request's view works with, read once: (cookie name,
+        max size, timeout, lifetime, (codec, remembered reads), seconds
+        before an unchanged cookie is sent again)."""
+        settings = self._v_view_settings
+        if settings is None:
+            settings = (self.cookie_name, self.max_size, self.timeout,
+                        self.lifetime, self._shared(), _refresh_after(self))
+            if self._v_frozen:
+                self._v_view_settings = settings
+        return settings
+
     def _shared(self):
         # (codec, remembered reads) of these settings, the process's. (The
         # keys' setters forget it; the cookie's name and size are plain
@@ -217,12 +241,9 @@ class CookieSessionView:
         # persistent object's attribute costs more than a plain one's): a
         # request sees one configuration, as it sees one snapshot of the
         # site; a change made meanwhile applies from the next request.
-        self._cookie_name = container.cookie_name
-        self._max_size = container.max_size
-        self._timeout = container.timeout
-        self._lifetime = container.lifetime
-        self._codec, self._reads = container._shared()
-        self._refresh_after = _refresh_after(container)
+        (self._cookie_name, self._max_size, self._timeout, self._lifetime,
+         (self._codec, self._reads),
+         self._refresh_after) = container.view_settings()
 
     @property
     def timeout(self):
@@ -519,6 +540,23 @@ class CookieSessionView:
 
     def _cookie_attributes(self, cookies):
         manager = self.context.query_client_id_manager()
+        container = self.container
+        frozen = container._v_frozen
+        if frozen:
+            # A snapshot's container, and most likely its manager: both
+            # unchanging, the attributes are those made last time for the
+            # same manager and path.
+            kept = container._v_attributes_for
+            if (kept is not None and kept[0] is manager
+                    and kept[1] == cookies.application_path):
+                return kept[2]
+        attributes = self._changing_cookie_attributes(cookies, manager)
+        if frozen and getattr(manager, '_v_frozen', manager is None):
+            container._v_attributes_for = (
+                manager, cookies.application_path, attributes)
+        return attributes
+
+    def _changing_cookie_attributes(self, cookies, manager):
         inherited = None
         if ICookieClientIdManager.providedBy(manager):
             inherited = _manager_attributes(manager)

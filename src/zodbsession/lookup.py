@@ -7,6 +7,7 @@ the request (``zodbsession.context`` says which registry that is).
 from zope.interface.interfaces import ComponentLookupError
 from zope.interface.registry import Components
 
+from zodbsession.interfaces import IRequestBoundContainer
 from zodbsession.interfaces import ISessionDataContainer
 
 _UNKNOWN = object()
@@ -41,6 +42,17 @@ class FrozenRegistry(Components):
             if found is None:
                 found = self.getUtility(ISessionDataContainer)
             self._remember(pkg_id, found)
+        return found
+
+    def binding(self, pkg_id):
+        """(the container of ``pkg_id``, whether it is bound to each
+        request that uses it), remembered."""
+        key = (IRequestBoundContainer, pkg_id)
+        found = self._found.get(key)
+        if found is None:
+            container = self.container(pkg_id)
+            found = self._remember(key, (
+                container, IRequestBoundContainer.providedBy(container)))
         return found
 
     def _remember(self, key, found):
@@ -83,3 +95,14 @@ def container_in(registry, pkg_id):
     if container is None:
         container = utility_in(registry, ISessionDataContainer)
     return container
+
+
+def container_binding_in(registry, pkg_id):
+    """(``container_in(registry, pkg_id)``, whether that container is
+    bound to each request: IRequestBoundContainer), remembered by a
+    FrozenRegistry."""
+    if isinstance(registry, FrozenRegistry):
+        found = registry._found.get((IRequestBoundContainer, pkg_id))
+        return found if found is not None else registry.binding(pkg_id)
+    container = container_in(registry, pkg_id)
+    return container, IRequestBoundContainer.providedBy(container)

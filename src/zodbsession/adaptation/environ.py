@@ -17,6 +17,7 @@ from zodbsession.pending import PendingResponse  # noqa: F401 (old home)
 from zodbsession.pending import cookie_attributes
 from zodbsession.pending import set_cookie_header  # noqa: F401 (old home)
 from zodbsession.remembered import Remembered
+from zodbsession.session import Session
 from zodbsession.session import session_of
 
 _COOKIE_SEPARATORS = re.compile('[;,]')
@@ -263,6 +264,9 @@ class WSGIRequest(EnvironCookies):
     def __conform__(self, interface):
         # ``ISession(request)`` of a request its host prepared: what the
         # registered adapter answers, without the adapter lookup.
-        if interface is ISession and self._context is not None:
-            return session_of(self)
+        context = self._context
+        if interface is ISession and context is not None:
+            session = context.session
+            # (session_of's answer, with two calls less.)
+            return session if type(session) is Session else session_of(self)
         return None

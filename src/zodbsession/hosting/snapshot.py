@@ -7,6 +7,9 @@ run without a database connection; only containers whose data lives in
 the database are reached through the request's own connection. The
 snapshot is retaken every SNAPSHOT_TTL seconds, and at once after a
 change made through ``zodbsession.hosting.sitechanges`` in this process.
+Nothing changes a snapshot's copies of the site's components, so they
+are frozen (``freeze()``): requests keep on them what they derive from
+their settings, instead of deriving it again each time.
 """
 import logging
 import threading
@@ -84,10 +87,16 @@ def _reads_no_session(context):
 
 
 def _detached(component):
-    """A copy of a persistent component that no connection owns."""
+    """A copy of a persistent component that no connection owns; nothing
+    changes it (a change to the site makes a new snapshot), so it is
+    frozen, when it can be (its requests keep what they derive from its
+    settings)."""
     component._p_activate()
     copy = type(component).__new__(type(component))
     copy.__setstate__(component.__getstate__())
+    freeze = getattr(copy, 'freeze', None)
+    if freeze is not None:
+        freeze()
     return copy
 
 

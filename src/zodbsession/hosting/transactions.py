@@ -14,11 +14,14 @@ def end_transaction(manager, abort=False, before_abort=None,
     is one. Returns whether there was a transaction."""
     if not (under_way or has_transaction(manager)):
         return False
-    if abort or manager.isDoomed():
-        manager.abort()
+    # The transaction itself, asked once (each of the manager's own
+    # calls asks it for the transaction again).
+    txn = manager.get()
+    if abort or txn.isDoomed():
+        txn.abort()
         return True
     try:
-        manager.commit()
+        txn.commit()
     except BaseException as error:
         if before_abort is not None:
             before_abort(error)
