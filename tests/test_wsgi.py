@@ -979,3 +979,25 @@ def test_eight_server_threads_keep_their_connections_without_pool_warnings(
                 if record.name == 'ZODB.DB'] == []
     finally:
         wrapped.db.close()
+
+
+def test_the_no_cache_headers_replace_the_applications_and_its_cookies_stay(
+        db):
+    # A response that sets a session cookie must not be cached: our
+    # Cache-Control replaces the application's, whatever its case; the
+    # application's own cookies go out beside ours.
+    def app(environ, start_response):
+        ISession(environ[REQUEST_KEY])[PKG]['n'] = 1
+        start_response('200 OK', [('Content-Type', 'text/plain'),
+                                  ('cache-control', 'public, max-age=600'),
+                                  ('Set-Cookie', 'theme=dark; Path=/')])
+        return [b'ok']
+
+    for _ in range(2):      # the second: from what was remembered
+        response = webtest.TestApp(SessionMiddleware(app, db=db)).get('/')
+        assert response.headers.getall('Cache-Control') == [
+            'no-cache="Set-Cookie,Set-Cookie2"']
+        cookies = response.headers.getall('Set-Cookie')
+        assert 'theme=dark; Path=/' in cookies
+        assert any(cookie.startswith('zodbsession=') for cookie in cookies)
+        assert response.headers['Content-Type'] == 'text/plain'

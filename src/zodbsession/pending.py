@@ -195,7 +195,7 @@ def set_cookie_header(name, value, attributes):
     WebOb wrote for them (its expiry date moves once a second) is kept
     and used with every plain name and value.
     """
-    if not (name and value and is_plain_cookie_value(name)
+    if not (name and value and _is_plain_name(name)
             and is_plain_cookie_value(value)):
         return webob.cookies.make_cookie(name, value, **attributes)
     second = int(time.time())
@@ -212,6 +212,20 @@ def set_cookie_header(name, value, attributes):
     if text is None:
         text = texts[key] = _attributes_text(attributes)
     return name + '=' + value + text
+
+
+# Whether each cookie name seen is plain (names are settings: a few),
+# bounded.
+_plain_names = {}
+
+
+def _is_plain_name(name):
+    plain = _plain_names.get(name)
+    if plain is None:
+        plain = is_plain_cookie_value(name)
+        if len(_plain_names) < 256 and type(name) is str:
+            _plain_names[name] = plain
+    return plain
 
 
 def _attributes_text(attributes):

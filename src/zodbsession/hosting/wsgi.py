@@ -231,7 +231,7 @@ class SessionMiddleware:
             site.close()
         pending = context.pending_if_any
         if pending:
-            headers = _merge_headers(headers, pending.header_list())
+            headers = _merge_headers(headers, pending)
         # The response is complete: what the request made is freed now,
         # not by the garbage collector (see RequestContext.release), the
         # environ included: its keys of ours and our request refer back
@@ -368,19 +368,37 @@ def _no_write(data):
         ' callable of start_response is not supported')
 
 
-def _merge_headers(headers, ours):
-    # (Loops, not comprehensions: this runs on every response that sets
-    # a cookie, and a comprehension is a call of its own before 3.12.)
-    replaced = set()
-    for name, _value in ours:
-        if name != 'Set-Cookie':
-            replaced.add(name.lower())
+def _merge_headers(headers, pending):
+    """The application's ``headers`` with ``pending``'s (a
+    PendingResponse): its headers replace the application's of the same
+    name, its cookies are added."""
+    # (A loop, not a comprehension: this runs on every response that
+    # sets a cookie, and a comprehension is a call of its own before
+    # 3.12.)
+    replaced = _replaced_names(tuple(pending.headers))
     merged = []
     for header in headers:
         if header[0].lower() not in replaced:
             merged.append(header)
-    merged.extend(ours)
+    merged.extend(pending.header_list())
     return merged
+
+
+# Header names a response's pending headers replace, lower-cased, by the
+# names as given: a handful of sets (most responses: the no-cache
+# headers, or none), bounded.
+_replaced = {}
+
+
+def _replaced_names(names):
+    replaced = _replaced.get(names)
+    if replaced is None:
+        # (A Set-Cookie among them adds to the application's cookies.)
+        replaced = frozenset(name.lower() for name in names) - {
+            'set-cookie'}
+        if len(_replaced) < 64:
+            _replaced[names] = replaced
+    return replaced
 
 
 def make_filter(app, global_conf=None, **local_conf):
