@@ -12,6 +12,7 @@ import time
 import webob.cookies
 
 from zodbsession import following
+from zodbsession.remembered import Remembered
 
 # Values WebOb's grammar reads back unchanged (signed ids, base64 text):
 # they need neither its regular expression nor unquoting.
@@ -214,17 +215,16 @@ def set_cookie_header(name, value, attributes):
     return name + '=' + value + text
 
 
-# Whether each cookie name seen is plain (names are settings: a few),
-# bounded.
-_plain_names = {}
+# Whether each cookie name seen is plain (names are settings: a few).
+_plain_names = Remembered(256)
 
 
 def _is_plain_name(name):
     plain = _plain_names.get(name)
     if plain is None:
         plain = is_plain_cookie_value(name)
-        if len(_plain_names) < 256 and type(name) is str:
-            _plain_names[name] = plain
+        if type(name) is str:
+            _plain_names.remember(name, plain)
     return plain
 
 

@@ -53,6 +53,7 @@ from zodbsession.hosting.maintenance import start_maintenance
 from zodbsession.hosting.packing import DEFAULT_PACK_INTERVAL
 from zodbsession.hosting.packing import check_pack_interval
 from zodbsession.procstats import counters as process_counters
+from zodbsession.remembered import Remembered
 from zodbsession.adaptation.registration import register_adapters
 from zodbsession.session import Session
 
@@ -386,8 +387,8 @@ def _merge_headers(headers, pending):
 
 # Header names a response's pending headers replace, lower-cased, by the
 # names as given: a handful of sets (most responses: the no-cache
-# headers, or none), bounded.
-_replaced = {}
+# headers, or none).
+_replaced = Remembered(64)
 
 
 def _replaced_names(names):
@@ -396,8 +397,7 @@ def _replaced_names(names):
         # (A Set-Cookie among them adds to the application's cookies.)
         replaced = frozenset(name.lower() for name in names) - {
             'set-cookie'}
-        if len(_replaced) < 64:
-            _replaced[names] = replaced
+        _replaced.remember(names, replaced)
     return replaced
 
 
